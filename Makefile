@@ -1,0 +1,46 @@
+# make demo   - roll DICOM TLS out to a demo fleet on this machine and print the C-ECHO matrix
+# make test   - lint, unit, sanity, ansible-lint, integration (live dcmtk/Orthanc/openssl), molecule
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
+export ANSIBLE_NOCOLOR := 1
+export ANSIBLE_FORCE_COLOR := 0
+NETNS := scripts/netns.sh
+PYTEST_ARGS ?=
+
+.PHONY: demo test bootstrap lint unit sanity ansible-lint integration molecule benchmarks clean
+
+demo: bootstrap
+	$(NETNS) scripts/demo.sh
+
+test: bootstrap lint unit sanity ansible-lint integration molecule
+
+bootstrap:
+	scripts/bootstrap.sh
+
+lint: bootstrap
+	ruff check .
+	ruff format --check .
+
+unit: bootstrap
+	python -m pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+sanity: bootstrap
+	scripts/sanity.sh
+
+ansible-lint: bootstrap
+	ansible-lint --profile production
+
+integration: bootstrap
+	$(NETNS) python -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+molecule: bootstrap
+	scripts/molecule.sh
+
+benchmarks: bootstrap
+	$(NETNS) scripts/benchmarks.sh
+
+clean:
+	rm -rf .build tests/output
