@@ -95,22 +95,22 @@ def _canon_value(tag: int, value: bytes) -> bytes:
 
 def canonical_name(name_der: bytes) -> bytes:
     """OpenSSL's canonical encoding of a Name (x509_name_canon): the input of the SHA-1 hash."""
-    tag, start, end, _ = read_tlv(name_der)
+    tag, start, end, _hdr = read_tlv(name_der)
     if tag != 0x30:
         raise DerError("a Name must be a SEQUENCE")
     out = bytearray()
-    for rdn_tag, rs, re_, _ in children(name_der, start, end):
+    for rdn_tag, rs, re_, _hdr in children(name_der, start, end):
         if rdn_tag != 0x31:
             raise DerError("an RDN must be a SET")
         entries = []
-        for atv_tag, as_, ae, _ in children(name_der, rs, re_):
+        for atv_tag, as_, ae, _hdr in children(name_der, rs, re_):
             if atv_tag != 0x30:
                 raise DerError("an attribute must be a SEQUENCE")
             parts = children(name_der, as_, ae)
             if len(parts) != 2 or parts[0][0] != 0x06:
                 raise DerError("an attribute must be OID and value")
             oid = name_der[parts[0][3] : parts[0][2]]
-            vtag, vs, ve, _ = parts[1]
+            vtag, vs, ve, _hdr = parts[1]
             entries.append(encode_tlv(0x30, oid + _canon_value(vtag, name_der[vs:ve])))
         # DER SET OF: sort by encoded bytes (shorter first on a common prefix, as bytes compare).
         entries.sort()
@@ -132,7 +132,7 @@ def name_hash_old(name_der: bytes) -> str:
 
 
 def _tbs_fields(der: bytes) -> list[tuple[int, int, int, int]]:
-    tag, start, end, _ = read_tlv(der)
+    tag, start, end, _hdr = read_tlv(der)
     if tag != 0x30:
         raise DerError("not a DER SEQUENCE")
     tbs = children(der, start, end)

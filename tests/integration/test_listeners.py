@@ -15,6 +15,7 @@ def echoscu(port, key, cert, ca, aec="STORESCP"):
         capture_output=True,
         text=True,
         timeout=30,
+        check=False,
     )
 
 

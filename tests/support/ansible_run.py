@@ -70,7 +70,7 @@ def run_playbook(
     if diff:
         cmd.append("--diff")
     cmd += list(args)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(**(env or {})), cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(**(env or {})), cwd=ROOT, check=False)
     return PlayResult(proc)
 
 

@@ -102,7 +102,7 @@ class TestPKI:
             )
             alt = []
             for san in sans if sans is not None else ["DNS:localhost", "IP:127.0.0.1"]:
-                kind, _, value = san.partition(":")
+                kind, _sep, value = san.partition(":")
                 alt.append(x509.DNSName(value) if kind == "DNS" else x509.IPAddress(ipaddress.ip_address(value)))
             if alt:
                 builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
