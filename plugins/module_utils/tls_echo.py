@@ -34,7 +34,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import Dic
 
 try:
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
 
     HAS_CRYPTOGRAPHY = True
 except ImportError:  # pragma: no cover - reported by the module
@@ -442,7 +442,7 @@ def describe_certificate(der: bytes | None, now: datetime.datetime | None = None
     if not der:
         return None
     cert = x509.load_der_x509_certificate(der)
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     not_after = cert.not_valid_after_utc
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

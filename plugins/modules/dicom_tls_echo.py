@@ -303,7 +303,9 @@ EXAMPLES = r"""
 
 - name: Show it
   ansible.builtin.debug:
-    msg: "{{ echo.status }}: {{ echo.tls_version }} {{ echo.cipher }}, server cert expires in {{ echo.peer_certificate.days_remaining }} days"
+    msg: >-
+      {{ echo.status }}: {{ echo.tls_version }} {{ echo.cipher }},
+      server certificate expires in {{ echo.peer_certificate.days_remaining }} days
 """
 
 RETURN = r"""
@@ -336,7 +338,9 @@ results:
     reason:
       description: One sentence that says what happened, naming the certificate, the check or the AE title.
       type: str
-      sample: "127.0.0.1:11112 refused client certificate /etc/dicom-tls/node.pem: the server does not trust the CA that issued the client certificate"
+      sample: >-
+        127.0.0.1:11112 refused client certificate /etc/dicom-tls/node.pem:
+        the server does not trust the CA that issued the client certificate
     as_expected:
       description: Whether the outcome matches O(expect).
       type: bool
@@ -378,7 +382,9 @@ results:
           description: Whole days until O(results[].peer_certificate.not_after) (negative when expired).
           type: int
         fingerprint_sha256:
-          description: SHA-256 fingerprint of the DER certificate, colon-separated upper-case hex (as C(openssl x509 -fingerprint -sha256)).
+          description:
+            - SHA-256 fingerprint of the DER certificate, colon-separated upper-case hex
+              (as C(openssl x509 -fingerprint -sha256)).
           type: str
         subject_alt_names:
           description: subjectAltName entries as C(DNS:name), C(IP:address), ...
@@ -445,10 +451,9 @@ summary:
   sample: {success: 3, client_certificate_rejected: 1}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (  # noqa: E402
     HAS_CRYPTOGRAPHY,
     HAS_PYNETDICOM,
     PROFILES,
