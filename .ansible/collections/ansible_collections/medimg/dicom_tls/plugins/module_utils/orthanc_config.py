@@ -1,0 +1,326 @@
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Orthanc's configuration folder: every top-level option defined exactly once.
+
+Orthanc reads every ``*.json`` file of its configuration folder (``//`` and ``/* */`` comments
+allowed) and refuses to start when one option is defined in two files. Debian's stock
+``/etc/orthanc/orthanc.json`` already defines ``DicomTlsEnabled`` and
+``DicomTlsRemoteCertificateRequired``. So an option is set where it is already defined (the value
+is replaced in place, comments and layout of the rest of the file kept), and only options no file
+defines go to a drop-in file this library owns.
+
+Plan, then apply: ``plan(config_dir, settings, dropin)`` reads the folder and returns the new text
+of each file that must change; ``apply(plan)`` writes them atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atomic_write, read_bytes
+
+_WS = " \t\r\n"
+
+
+class _Scanner:
+    """Walks JSON text that may hold ``//`` and ``/* */`` comments."""
+
+    def __init__(self, text: str, path: str):
+        self.text = text
+        self.path = path
+
+    def fail(self, pos: int, what: str):
+        line = self.text.count("\n", 0, pos) + 1
+        raise DicomTlsError("not valid JSON (line %d): %s" % (line, what), self.path)
+
+    def skip(self, pos: int) -> int:
+        """Skip whitespace and comments."""
+        text = self.text
+        while pos < len(text):
+            c = text[pos]
+            if c in _WS:
+                pos += 1
+            elif text.startswith("//", pos):
+                end = text.find("\n", pos)
+                pos = len(text) if end < 0 else end + 1
+            elif text.startswith("/*", pos):
+                end = text.find("*/", pos + 2)
+                if end < 0:
+                    self.fail(pos, "unterminated /* comment")
+                pos = end + 2
+            else:
+                break
+        return pos
+
+    def string_end(self, pos: int) -> int:
+        """``pos`` at an opening quote; returns the index after the closing quote."""
+        text = self.text
+        i = pos + 1
+        while i < len(text):
+            c = text[i]
+            if c == "\\":
+                i += 2
+                continue
+            if c == '"':
+                return i + 1
+            if c == "\n":
+                break
+            i += 1
+        self.fail(pos, "unterminated string")
+
+    def value_end(self, pos: int) -> int:
+        text = self.text
+        if pos >= len(text):
+            self.fail(pos, "value expected")
+        c = text[pos]
+        if c == '"':
+            return self.string_end(pos)
+        if c in "{[":
+            depth = 0
+            i = pos
+            while i < len(text):
+                i = self.skip(i)
+                if i >= len(text):
+                    break
+                c = text[i]
+                if c == '"':
+                    i = self.string_end(i)
+                    continue
+                if c in "{[":
+                    depth += 1
+                elif c in "}]":
+                    depth -= 1
+                    if depth == 0:
+                        return i + 1
+                i += 1
+            self.fail(pos, "unbalanced brackets")
+        i = pos
+        while i < len(text) and text[i] not in ",}]" + _WS and not text.startswith(("//", "/*"), i):
+            i += 1
+        if i == pos:
+            self.fail(pos, "value expected")
+        return i
+
+    def strip_comments(self, start: int, end: int) -> str:
+        out = []
+        i = start
+        while i < end:
+            j = self.skip(i)
+            if j > i:
+                out.append(" ")
+                i = j
+                continue
+            if self.text[i] == '"':
+                j = self.string_end(i)
+                out.append(self.text[i:j])
+                i = j
+                continue
+            out.append(self.text[i])
+            i += 1
+        return "".join(out)
+
+
+@dataclass
+class Member:
+    key: str
+    value: object
+    start: int  # value span in the file text
+    end: int
+
+
+@dataclass
+class ConfigFile:
+    path: str
+    text: str
+    members: dict[str, Member]
+    close: int  # index of the closing brace of the top-level object
+
+
+def parse(text: str, path: str) -> ConfigFile:
+    """Top-level members of one configuration file, with the span of each value in the text."""
+    sc = _Scanner(text, path)
+    pos = sc.skip(0)
+    if pos >= len(text) or text[pos] != "{":
+        sc.fail(pos, "the file must hold one JSON object")
+    pos = sc.skip(pos + 1)
+    members: dict[str, Member] = {}
+    while True:
+        if pos >= len(text):
+            sc.fail(pos, "unterminated object")
+        if text[pos] == "}":
+            close = pos
+            break
+        if text[pos] != '"':
+            sc.fail(pos, "option name expected")
+        kend = sc.string_end(pos)
+        key = json.loads(text[pos:kend])
+        pos = sc.skip(kend)
+        if pos >= len(text) or text[pos] != ":":
+            sc.fail(pos, "':' expected after %r" % key)
+        vstart = sc.skip(pos + 1)
+        vend = sc.value_end(vstart)
+        try:
+            value = json.loads(sc.strip_comments(vstart, vend))
+        except ValueError as exc:
+            sc.fail(vstart, "bad value of %r: %s" % (key, exc))
+        if key in members:
+            raise DicomTlsError("option %r is defined twice in this file" % key, path)
+        members[key] = Member(key, value, vstart, vend)
+        pos = sc.skip(vend)
+        if pos < len(text) and text[pos] == ",":
+            pos = sc.skip(pos + 1)
+        elif pos < len(text) and text[pos] != "}":
+            sc.fail(pos, "',' or '}' expected after %r" % key)
+    if sc.skip(close + 1) != len(text):
+        sc.fail(close + 1, "text after the closing brace")
+    return ConfigFile(path, text, members, close)
+
+
+def read_folder(config_dir: str) -> dict[str, ConfigFile]:
+    """Every ``*.json`` file Orthanc reads from the folder, by file name."""
+    if not os.path.isdir(config_dir):
+        raise DicomTlsError("Orthanc configuration folder does not exist", config_dir)
+    out = {}
+    for name in sorted(os.listdir(config_dir)):
+        full = os.path.join(config_dir, name)
+        if name.endswith(".json") and os.path.isfile(full):
+            raw = read_bytes(full, "Orthanc configuration file")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DicomTlsError("not UTF-8 text", full) from None
+            out[name] = parse(text, full)
+    return out
+
+
+def _render(value, indent: str) -> str:
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return text.replace("\n", "\n" + indent)
+
+
+def _line_indent(text: str, pos: int) -> str:
+    start = text.rfind("\n", 0, pos) + 1
+    line = text[start:pos]
+    return line[: len(line) - len(line.lstrip())]
+
+
+@dataclass
+class Plan:
+    config_dir: str
+    dropin: str
+    changes: list[dict] = field(default_factory=list)  # {key, file, action, before, after}
+    files: dict[str, str] = field(default_factory=dict)  # file name -> new text
+    defined_in: dict[str, str] = field(default_factory=dict)  # key -> file name
+
+
+def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json") -> Plan:
+    """What to write so that each option of ``settings`` has its value, defined exactly once."""
+    if not dropin.endswith(".json") or os.sep in dropin:
+        raise DicomTlsError("the drop-in must be a file name ending in .json, got %r" % dropin, config_dir)
+    files = read_folder(config_dir)
+    owners: dict[str, list[str]] = {}
+    for name, cfg in files.items():
+        for key in cfg.members:
+            owners.setdefault(key, []).append(name)
+    for key, names in sorted(owners.items()):
+        others = [n for n in names if n != dropin]
+        if len(others) > 1:
+            raise DicomTlsError(
+                "option %r is defined in %s: Orthanc refuses to start; keep it in one file"
+                % (key, " and ".join(os.path.join(config_dir, n) for n in others)),
+                config_dir,
+            )
+    result = Plan(config_dir, dropin)
+    edits: dict[str, list[tuple[int, int, str]]] = {}
+    dropin_cfg = files.get(dropin)
+    dropin_values = {k: m.value for k, m in dropin_cfg.members.items()} if dropin_cfg else {}
+    new_dropin = dict(dropin_values)
+    # Options another file defines do not belong in the drop-in (Orthanc would refuse to start).
+    for key in list(new_dropin):
+        others = [n for n in owners.get(key, []) if n != dropin]
+        if others:
+            if key not in settings:
+                result.changes.append(
+                    {
+                        "key": key,
+                        "file": dropin,
+                        "action": "removed duplicate",
+                        "before": new_dropin[key],
+                        "after": None,
+                    }
+                )
+            del new_dropin[key]
+    for key in sorted(settings):
+        value = settings[key]
+        others = [n for n in owners.get(key, []) if n != dropin]
+        if others:
+            name = others[0]
+            cfg = files[name]
+            member = cfg.members[key]
+            result.defined_in[key] = name
+            if member.value != value or type(member.value) is not type(value):
+                indent = _line_indent(cfg.text, member.start)
+                edits.setdefault(name, []).append((member.start, member.end, _render(value, indent)))
+                result.changes.append(
+                    {"key": key, "file": name, "action": "set", "before": member.value, "after": value}
+                )
+            if key in dropin_values:
+                result.changes.append(
+                    {
+                        "key": key,
+                        "file": dropin,
+                        "action": "removed duplicate",
+                        "before": dropin_values[key],
+                        "after": None,
+                    }
+                )
+        else:
+            result.defined_in[key] = dropin
+            before = dropin_values.get(key)
+            new_dropin[key] = value
+            if key not in dropin_values or before != value or type(before) is not type(value):
+                result.changes.append(
+                    {
+                        "key": key,
+                        "file": dropin,
+                        "action": "set" if key in dropin_values else "added",
+                        "before": before,
+                        "after": value,
+                    }
+                )
+    for name, spans in edits.items():
+        text = files[name].text
+        for start, end, new in sorted(spans, reverse=True):
+            text = text[:start] + new + text[end:]
+        result.files[name] = text
+    if any(c["file"] == dropin for c in result.changes):
+        result.files[dropin] = json.dumps(new_dropin, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    return result
+
+
+def apply(p: Plan, mode: int = 0o644) -> None:
+    for name, text in sorted(p.files.items()):
+        path = os.path.join(p.config_dir, name)
+        file_mode = mode
+        if os.path.exists(path):
+            file_mode = os.stat(path).st_mode & 0o7777
+        atomic_write(path, text.encode("utf-8"), file_mode)
+
+
+def check_private_key_usable(path: str) -> None:
+    """Orthanc cannot read a passphrase-protected key: say so before it fails to start."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise DicomTlsError("cannot read the private key: %s" % exc.strerror, path) from None
+    if b"ENCRYPTED" in data or b"Proc-Type: 4,ENCRYPTED" in data:
+        raise DicomTlsError(
+            "the private key is passphrase-protected; Orthanc (DicomTlsPrivateKey) cannot read it",
+            path,
+        )

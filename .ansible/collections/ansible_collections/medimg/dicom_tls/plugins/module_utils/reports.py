@@ -1,0 +1,74 @@
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plain-text tables a person reads: the fleet's C-ECHO matrix and certificate expiry report."""
+
+from __future__ import annotations
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    line = "+".join("-" * (w + 2) for w in widths)
+    out = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=False)).rstrip(), line.replace("+", "-")]
+    for row in rows:
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+    return "\n".join(out)
+
+
+def echo_matrix(results: list[dict]) -> str:
+    """Rows are calling nodes (SCU), columns the called nodes (SCP); a cell is ``ok`` or the status.
+
+    Each result needs ``client``, ``server`` and ``status``; ``reason`` is listed under the table for
+    every pair that did not match its expectation (``expect``: success unless said otherwise).
+    """
+    if not isinstance(results, list):
+        raise TypeError("expected a list of results, got %s" % type(results).__name__)
+    clients: list[str] = []
+    servers: list[str] = []
+    cells: dict[tuple[str, str], str] = {}
+    problems: list[str] = []
+    for res in results:
+        if not isinstance(res, dict):
+            raise TypeError("every result must be a dict, got %s" % type(res).__name__)
+        client, server, status = str(res["client"]), str(res["server"]), str(res["status"])
+        expect = res.get("expect", "success")
+        if client not in clients:
+            clients.append(client)
+        if server not in servers:
+            servers.append(server)
+        as_expected = (status == "success") == (expect == "success")
+        if status == "success":
+            cell = "ok"
+        else:
+            cell = "refused" if expect == "failure" and as_expected else status
+        if not as_expected:
+            cell = "FAIL " + cell
+            problems.append("%s -> %s: %s (expected %s)" % (client, server, res.get("reason") or status, expect))
+        cells[(client, server)] = cell
+    header = ["SCU \\ SCP"] + servers
+    rows = [[c] + [cells.get((c, s), "-") for s in servers] for c in clients]
+    text = _table(header, rows)
+    total = len(results)
+    text += "\n%d of %d pairs as expected" % (total - len(problems), total)
+    if problems:
+        text += "\n" + "\n".join(problems)
+    return text
+
+
+def expiry_table(certificates: list[dict], warn_days: int = 30) -> str:
+    """One line per certificate, soonest expiry first, with a state: ok, renew soon, EXPIRED."""
+    if not isinstance(certificates, list):
+        raise TypeError("expected a list of certificate facts, got %s" % type(certificates).__name__)
+    rows = []
+    for cert in sorted(certificates, key=lambda c: int(c["days_remaining"])):
+        days = int(cert["days_remaining"])
+        state = "EXPIRED" if days < 0 else ("renew soon" if days <= warn_days else "ok")
+        rows.append(
+            [
+                str(cert.get("node", "")),
+                str(cert.get("subject", "")),
+                str(cert.get("not_after", "")),
+                str(days),
+                state,
+            ]
+        )
+    return _table(["node", "subject", "not_after", "days", "state"], rows)

@@ -1,0 +1,768 @@
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A live DICOM C-ECHO over TLS that says why it failed.
+
+One check = TCP connect, TLS handshake, A-ASSOCIATE, C-ECHO, A-RELEASE, all on one connection
+driven by pynetdicom with a Python ``ssl`` context. The TLS socket records what happened on the
+wire (which phase failed, the OpenSSL error or alert, whether the server asked for a client
+certificate, the negotiated version and cipher, the peer certificate) so that a failure is
+classified precisely instead of ending as a bare "association aborted".
+
+    result = check(normalize_target({"host": "127.0.0.1", "port": 11112, "ca_file": "ca.pem"}))
+    results = check_many([target_a, target_b], max_workers=8)
+
+Nothing here changes anything on any host; every association and pynetdicom thread is released
+or aborted and joined before a check returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import ipaddress
+import logging
+import os
+import socket
+import ssl
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    HAS_CRYPTOGRAPHY = True
+except ImportError:  # pragma: no cover - reported by the module
+    HAS_CRYPTOGRAPHY = False
+
+try:
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import Verification
+
+    HAS_PYNETDICOM = True
+except ImportError:  # pragma: no cover - reported by the module
+    HAS_PYNETDICOM = False
+
+STATUSES = (
+    "success",
+    "connection_refused",
+    "timeout",
+    "tls_handshake_failed",
+    "server_certificate_rejected",
+    "client_certificate_rejected",
+    "association_rejected",
+    "association_aborted",
+    "echo_failed",
+)
+# Outcomes worth another attempt: the listener may still be starting.
+RETRYABLE = ("connection_refused", "timeout")
+
+_GCM_ECDHE_RSA = ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384"]
+_GCM_ECDHE_ECDSA = ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384"]
+_GCM_DHE_RSA = ["DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384"]
+
+# dcmtk's security profiles seen from the client side: (minimum, maximum, TLS <= 1.2 suites,
+# dcmtk option). Profiles that allow TLS < 1.2, SHA-1 or NULL suites need OpenSSL security
+# level 0, as dcmtk's own servers run with.
+PROFILES = {
+    "rfc8996": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3, _GCM_ECDHE_RSA + _GCM_ECDHE_ECDSA, "+pg", False),
+    "bcp195-nd": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3, _GCM_ECDHE_RSA + _GCM_DHE_RSA, "+py", False),
+    "bcp195": (
+        ssl.TLSVersion.TLSv1,
+        ssl.TLSVersion.TLSv1_3,
+        _GCM_ECDHE_RSA + _GCM_DHE_RSA + ["AES128-SHA"],
+        "+px",
+        True,
+    ),
+    "bcp195-ex": (
+        ssl.TLSVersion.TLSv1_2,
+        ssl.TLSVersion.TLSv1_2,
+        _GCM_ECDHE_RSA + _GCM_DHE_RSA + _GCM_ECDHE_ECDSA,
+        "+pz",
+        False,
+    ),
+    "aes": (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_2, ["AES128-SHA"], "+pa", True),
+    "null": (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_2, ["NULL-SHA"], "+pn", True),
+}
+
+DEFAULTS = {
+    "host": None,
+    "port": None,
+    "called_ae_title": "ANY-SCP",
+    "calling_ae_title": "ECHOSCU",
+    "client_cert": None,
+    "client_key": None,
+    "client_key_passphrase": None,
+    "ca_file": None,
+    "ca_path": None,
+    "crl_check": "none",
+    "crl_files": None,
+    "peer_verification": "require",
+    "server_name": None,
+    "check_hostname": False,
+    "profile": "rfc8996",
+    "timeout": 10.0,
+    "retries": 0,
+    "retry_delay": 1.0,
+    "expect": "success",
+}
+TARGET_KEYS = tuple(DEFAULTS)
+
+# OpenSSL alert reasons a client sees when the server refused the client's certificate
+# (or the absence of one).
+_CLIENT_CERT_ALERTS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the server requires a client certificate",
+    "TLSV1_ALERT_UNKNOWN_CA": "the server does not trust the CA that issued the client certificate",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the server rejected the client certificate as bad",
+    "SSLV3_ALERT_CERTIFICATE_REVOKED": "the server reports the client certificate as revoked",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the server reports the client certificate as expired or not yet valid",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the server could not verify the client certificate",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": "the server does not accept this type of client certificate",
+    "TLSV1_ALERT_ACCESS_DENIED": "the server denied access to this client certificate",
+}
+_TLS_REASONS = {
+    "WRONG_VERSION_NUMBER": "the peer did not answer with TLS (is it a plain, non-TLS DICOM port?)",
+    "UNSUPPORTED_PROTOCOL": "no TLS version in common",
+    "TLSV1_ALERT_PROTOCOL_VERSION": "the server refused the TLS versions offered",
+    "NO_PROTOCOLS_AVAILABLE": "no TLS version in common",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "the server ended the handshake (no cipher suite or version in common)",
+    "NO_CIPHERS_AVAILABLE": "no cipher suite in common",
+    "NO_SHARED_CIPHER": "no cipher suite in common",
+    "UNEXPECTED_EOF_WHILE_READING": "the server closed the connection during the TLS handshake",
+    "TLSV1_ALERT_INSUFFICIENT_SECURITY": "the server finds the offered cipher suites too weak",
+}
+_TLS_VERSION_NAMES = {0x0301: "TLSv1", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}
+_CERTIFICATE_REQUEST = 13  # TLS handshake message type
+_VERIFICATION_SUCCESS = 0x0000
+
+LOG = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------
+# Input
+
+
+def normalize_target(target: dict, defaults: dict | None = None) -> dict:
+    """A target with every key set (explicit value > ``defaults`` > built-in default), checked."""
+    out = dict(DEFAULTS)
+    for source in (defaults or {}), target:
+        for key, value in source.items():
+            if key not in DEFAULTS:
+                raise DicomTlsError("unknown target option %r (valid: %s)" % (key, ", ".join(TARGET_KEYS)))
+            if value is not None:
+                out[key] = value
+    if not out["host"]:
+        raise DicomTlsError("host is required")
+    try:
+        out["port"] = int(out["port"])
+    except (TypeError, ValueError):
+        raise DicomTlsError("port is required and must be a number (got %r)" % (out["port"],)) from None
+    if not 0 < out["port"] < 65536:
+        raise DicomTlsError("port %d is out of range 1-65535" % out["port"])
+    for key in ("called_ae_title", "calling_ae_title"):
+        out[key] = _ae_title(key, out[key])
+    if out["profile"] not in PROFILES:
+        raise DicomTlsError("profile %r is not one of %s" % (out["profile"], ", ".join(PROFILES)))
+    if out["crl_check"] not in ("none", "leaf", "chain"):
+        raise DicomTlsError("crl_check must be none, leaf or chain (got %r)" % out["crl_check"])
+    if out["peer_verification"] not in ("require", "ignore"):
+        raise DicomTlsError("peer_verification must be require or ignore (got %r)" % out["peer_verification"])
+    if out["expect"] not in ("success", "failure"):
+        raise DicomTlsError("expect must be success or failure (got %r)" % out["expect"])
+    if bool(out["client_cert"]) != bool(out["client_key"]):
+        raise DicomTlsError("client_cert and client_key go together: give both, or neither for anonymous TLS")
+    if out["check_hostname"] and out["peer_verification"] == "ignore":
+        raise DicomTlsError("check_hostname needs peer_verification: require")
+    if out["crl_files"] and isinstance(out["crl_files"], str):
+        out["crl_files"] = [out["crl_files"]]
+    out["crl_files"] = list(out["crl_files"] or [])
+    out["timeout"] = float(out["timeout"])
+    out["retries"] = int(out["retries"])
+    out["retry_delay"] = float(out["retry_delay"])
+    if out["timeout"] <= 0:
+        raise DicomTlsError("timeout must be positive")
+    if out["retries"] < 0 or out["retry_delay"] < 0:
+        raise DicomTlsError("retries and retry_delay must not be negative")
+    return out
+
+
+def _ae_title(key: str, value) -> str:
+    value = str(value)
+    stripped = value.strip()
+    if not stripped or len(value) > 16 or "\\" in value or not all(32 <= ord(c) < 127 for c in value):
+        raise DicomTlsError(
+            "%s %r is not a valid AE title (1-16 printable ASCII characters, no backslash, not all spaces)"
+            % (key, value)
+        )
+    return stripped
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _load_pem_certificates(path: str, what: str) -> list:
+    data = _read(path, what)
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        certs = []
+    if not certs:
+        try:
+            certs = [x509.load_der_x509_certificate(data)]
+        except ValueError:
+            raise DicomTlsError("%s holds no PEM certificate" % what, path) from None
+    return certs
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise DicomTlsError("%s does not exist" % what, path) from None
+    except IsADirectoryError:
+        raise DicomTlsError("%s is a directory, not a file" % what, path) from None
+    except OSError as exc:
+        raise DicomTlsError("cannot read %s: %s" % (what, exc.strerror), path) from None
+
+
+def _check_client_identity(target: dict) -> x509.Certificate:
+    """The client certificate and key exist, parse, and belong together."""
+    certs = _load_pem_certificates(target["client_cert"], "client_cert")
+    data = _read(target["client_key"], "client_key")
+    passphrase = target["client_key_passphrase"]
+    password = passphrase.encode() if isinstance(passphrase, str) else passphrase
+    try:
+        key = serialization.load_pem_private_key(data, password=password or None)
+    except TypeError as exc:
+        if "encrypted" in str(exc) and not password:
+            reason = "client_key is encrypted: give client_key_passphrase"
+        else:
+            reason = "client_key is not encrypted: drop client_key_passphrase"
+        raise DicomTlsError(reason, target["client_key"]) from None
+    except ValueError:
+        if password:
+            reason = "cannot decrypt client_key (wrong client_key_passphrase?) or it is not a PEM private key"
+        else:
+            reason = "client_key is not a PEM private key"
+        raise DicomTlsError(reason, target["client_key"]) from None
+    leaf = certs[0]
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    if key.public_key().public_bytes(der, spki) != leaf.public_key().public_bytes(der, spki):
+        raise DicomTlsError(
+            "client_key does not match the certificate in client_cert (%s)" % leaf.subject.rfc4514_string(),
+            target["client_key"],
+        )
+    return leaf
+
+
+def _crl_pem(path: str) -> bytes:
+    data = _read(path, "CRL file")
+    try:
+        crls = [x509.load_pem_x509_crl(data)] if b"-----BEGIN X509 CRL-----" in data else []
+    except ValueError:
+        crls = []
+    if b"-----BEGIN X509 CRL-----" in data and crls:
+        # A PEM file may hold several CRLs: keep the PEM blocks as they are.
+        return data
+    try:
+        crl = x509.load_der_x509_crl(data)
+    except ValueError:
+        raise DicomTlsError("not a CRL (neither PEM nor DER)", path) from None
+    return crl.public_bytes(serialization.Encoding.PEM)
+
+
+def build_context(target: dict) -> ssl.SSLContext:
+    """The client ``ssl.SSLContext`` for a normalized target; bad input raises DicomTlsError."""
+    if not HAS_CRYPTOGRAPHY:
+        raise DicomTlsError("the Python library cryptography is required")
+    min_version, max_version, suites, _option, legacy = PROFILES[target["profile"]]
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        ctx.minimum_version = min_version
+        ctx.maximum_version = max_version
+        ctx.set_ciphers(":".join(suites) + (":@SECLEVEL=0" if legacy else ""))
+    except (ssl.SSLError, ValueError) as exc:
+        raise DicomTlsError("this Python's OpenSSL cannot do profile %s (%s)" % (target["profile"], exc)) from None
+    if target["peer_verification"] == "ignore":
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx.check_hostname = bool(target["check_hostname"])
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        if target["ca_file"]:
+            _load_pem_certificates(target["ca_file"], "ca_file")
+            try:
+                ctx.load_verify_locations(cafile=target["ca_file"])
+            except ssl.SSLError as exc:
+                raise DicomTlsError("cannot load ca_file: %s" % exc, target["ca_file"]) from None
+        if target["ca_path"]:
+            if not os.path.isdir(target["ca_path"]):
+                raise DicomTlsError("ca_path is not a directory", target["ca_path"])
+            ctx.load_verify_locations(capath=target["ca_path"])
+        if not target["ca_file"] and not target["ca_path"]:
+            ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        if target["crl_files"]:
+            pem = b"".join(_crl_pem(path) for path in target["crl_files"])
+            with tempfile.NamedTemporaryFile(prefix="dicom-tls-crls-", suffix=".pem") as fh:
+                fh.write(pem)
+                fh.flush()
+                try:
+                    ctx.load_verify_locations(cafile=fh.name)
+                except ssl.SSLError as exc:
+                    raise DicomTlsError("cannot load CRLs: %s" % exc, ", ".join(target["crl_files"])) from None
+        if target["crl_check"] == "leaf":
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+        elif target["crl_check"] == "chain":
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
+    if target["client_cert"]:
+        _check_client_identity(target)
+        try:
+            ctx.load_cert_chain(target["client_cert"], target["client_key"], target["client_key_passphrase"])
+        except ssl.SSLError as exc:
+            raise DicomTlsError("cannot use client_cert with client_key: %s" % exc, target["client_cert"]) from None
+    return ctx
+
+
+def server_hostname(target: dict) -> str | None:
+    """The name given to OpenSSL: sent as SNI (when it is a DNS name) and, with check_hostname,
+    matched against the server certificate."""
+    if target["server_name"]:
+        return target["server_name"]
+    if target["check_hostname"]:
+        return target["host"]
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# What happened on the wire
+
+
+class WireRecord:
+    """Filled in by the TLS socket as the check goes: phase, first error, TLS parameters."""
+
+    def __init__(self):
+        self.phase = "tcp"  # tcp -> tls -> dicom
+        self.error: BaseException | None = None
+        self.error_phase: str | None = None
+        self.tls_version: str | None = None
+        self.cipher: str | None = None
+        self.peer_der: bytes | None = None
+        self.certificate_requested = False
+        self.alert_received: str | None = None
+        self.lock = threading.Lock()
+
+    def fail(self, exc: BaseException) -> None:
+        with self.lock:
+            if self.error is None:
+                self.error = exc
+                self.error_phase = self.phase
+
+    def handshake_done(self, sock: ssl.SSLSocket) -> None:
+        self.tls_version = sock.version()
+        cipher = sock.cipher()
+        self.cipher = cipher[0] if cipher else None
+        self.peer_der = sock.getpeercert(binary_form=True)
+        self.phase = "dicom"
+
+    def message(self, conn, direction, version, content_type, msg_type, data) -> None:
+        """ssl message callback: notes a CertificateRequest and alerts from the server."""
+        if direction != "read":
+            return
+        if content_type == ssl._TLSContentType.HANDSHAKE and msg_type == _CERTIFICATE_REQUEST:
+            self.certificate_requested = True
+        elif content_type == ssl._TLSContentType.ALERT and len(data) >= 2:
+            try:
+                self.alert_received = ssl._TLSAlertType(data[1]).name.lower()
+            except ValueError:
+                self.alert_received = "alert %d" % data[1]
+
+
+class _RecordingSocket(ssl.SSLSocket):
+    """An SSLSocket that notes each phase and the first error into ``record``."""
+
+    record: WireRecord
+
+    def connect(self, address):
+        try:
+            return super().connect(address)
+        except BaseException as exc:
+            self.record.fail(exc)
+            raise
+
+    def do_handshake(self, block=False):
+        self.record.phase = "tls"
+        try:
+            super().do_handshake(block)
+        except BaseException as exc:
+            self.record.fail(exc)
+            raise
+        self.record.handshake_done(self)
+
+    def recv(self, buflen=1024, flags=0):
+        try:
+            return super().recv(buflen, flags)
+        except BaseException as exc:
+            if self.record.phase == "dicom":  # ssl probes recv() on a socket not yet connected
+                self.record.fail(exc)
+            raise
+
+    def send(self, data, flags=0):
+        try:
+            return super().send(data, flags)
+        except BaseException as exc:
+            if self.record.phase == "dicom":
+                self.record.fail(exc)
+            raise
+
+
+def _instrument(ctx: ssl.SSLContext, record: WireRecord) -> None:
+    ctx.sslsocket_class = type("RecordingSocket", (_RecordingSocket,), {"record": record})
+    with contextlib.suppress(AttributeError, NotImplementedError):
+        ctx._msg_callback = record.message
+
+
+# --------------------------------------------------------------------------------------------
+# Certificates
+
+
+def describe_certificate(der: bytes | None, now: datetime.datetime | None = None) -> dict | None:
+    """subject, issuer, serial, not_after, days_remaining, fingerprint_sha256, subject_alt_names."""
+    if not der:
+        return None
+    cert = x509.load_der_x509_certificate(der)
+    now = now or datetime.datetime.now(datetime.UTC)
+    not_after = cert.not_valid_after_utc
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans = []
+        for name in san:
+            if isinstance(name, x509.DNSName):
+                sans.append("DNS:" + name.value)
+            elif isinstance(name, x509.IPAddress):
+                sans.append("IP:" + str(name.value))
+            elif isinstance(name, x509.UniformResourceIdentifier):
+                sans.append("URI:" + name.value)
+            elif isinstance(name, x509.RFC822Name):
+                sans.append("email:" + name.value)
+            else:
+                sans.append(str(name.value))
+    except x509.ExtensionNotFound:
+        sans = []
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serial": "%X" % cert.serial_number,
+        "not_before": cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "not_after": not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "days_remaining": (not_after - now).days,
+        "fingerprint_sha256": ":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
+        "subject_alt_names": sans,
+    }
+
+
+def _fetch_unverified_certificate(target: dict, timeout: float) -> bytes | None:
+    """The server's certificate read without verifying it (to say which certificate we refused)."""
+    try:
+        ctx = build_context(dict(target, peer_verification="ignore", check_hostname=False))
+        with socket.create_connection((target["host"], target["port"]), timeout=timeout) as raw:
+            with ctx.wrap_socket(raw, server_hostname=_sni_name(target)) as tls:
+                return tls.getpeercert(binary_form=True)
+    except (OSError, DicomTlsError, ValueError):
+        return None
+
+
+def _sni_name(target: dict) -> str | None:
+    name = server_hostname(target)
+    return name if name and not _is_ip(name) else None
+
+
+# --------------------------------------------------------------------------------------------
+# One check
+
+
+def check(target: dict) -> dict:
+    """Check one normalized target (with retries); the result dict described in the module."""
+    attempts = 0
+    started = time.monotonic()
+    while True:
+        attempts += 1
+        result = _attempt(target)
+        if result["status"] not in RETRYABLE or attempts > target["retries"]:
+            break
+        time.sleep(target["retry_delay"])
+    result["attempts"] = attempts
+    result["elapsed_ms"] = int((time.monotonic() - started) * 1000)
+    result["expect"] = target["expect"]
+    result["as_expected"] = (result["status"] == "success") == (target["expect"] == "success")
+    return result
+
+
+def _base_result(target: dict) -> dict:
+    return {
+        "host": target["host"],
+        "port": target["port"],
+        "called_ae_title": target["called_ae_title"],
+        "calling_ae_title": target["calling_ae_title"],
+        "profile": target["profile"],
+        "status": None,
+        "reason": None,
+        "tls_version": None,
+        "cipher": None,
+        "sni_sent": _sni_name(target),
+        "peer_certificate": None,
+        "echo_status": None,
+        "client_certificate_sent": bool(target["client_cert"]),
+    }
+
+
+def _attempt(target: dict) -> dict:
+    if not HAS_PYNETDICOM:
+        raise DicomTlsError("the Python library pynetdicom is required")
+    result = _base_result(target)
+    record = WireRecord()
+    ctx = build_context(target)
+    _instrument(ctx, record)
+    where = "%s:%d" % (target["host"], target["port"])
+    timeout = target["timeout"]
+
+    ae = AE(ae_title=target["calling_ae_title"])
+    ae.add_requested_context(Verification)
+    ae.connection_timeout = timeout
+    ae.acse_timeout = timeout
+    ae.dimse_timeout = timeout
+    ae.network_timeout = timeout
+    received = []
+    handlers = [(evt.EVT_ACSE_RECV, lambda event: received.append(event.primitive))]
+
+    assoc = None
+    echo_status = None
+    echo_error = None
+    try:
+        assoc = ae.associate(
+            target["host"],
+            target["port"],
+            ae_title=target["called_ae_title"],
+            tls_args=(ctx, server_hostname(target)),
+            evt_handlers=handlers,
+        )
+        if assoc.is_established:
+            try:
+                rsp = assoc.send_c_echo()
+            except Exception as exc:  # pynetdicom raises on a dead association
+                rsp = None
+                echo_error = str(exc)
+            if rsp is not None and "Status" in rsp:
+                echo_status = int(rsp.Status)
+            assoc.release()
+    finally:
+        if assoc is not None:
+            _finish(assoc)
+
+    result["tls_version"] = record.tls_version
+    result["cipher"] = record.cipher
+    result["echo_status"] = echo_status
+    peer_der = record.peer_der
+    status, reason = _classify(target, record, assoc, received, echo_status, echo_error, where)
+    if status == "server_certificate_rejected" and not peer_der:
+        peer_der = _fetch_unverified_certificate(target, timeout)
+        if peer_der:
+            info = describe_certificate(peer_der)
+            reason = "%s (server certificate %s, issued by %s)" % (reason, info["subject"], info["issuer"])
+    result["peer_certificate"] = describe_certificate(peer_der)
+    result["status"] = status
+    result["reason"] = reason
+    return result
+
+
+def _finish(assoc) -> None:
+    """Leave no association or pynetdicom thread behind."""
+    with contextlib.suppress(Exception):
+        if assoc.is_established and not assoc.is_released:
+            assoc.abort()
+    with contextlib.suppress(Exception):
+        if assoc.is_alive():
+            assoc.abort()
+            assoc.join(timeout=10)
+    dul = getattr(assoc, "dul", None)
+    if dul is not None:
+        with contextlib.suppress(Exception):
+            if dul.is_alive():
+                dul.kill_dul()
+                dul.join(timeout=10)
+    with contextlib.suppress(Exception):
+        sock = dul.socket if dul is not None else None
+        if sock is not None and sock.socket is not None:
+            sock.close()
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    return (getattr(exc, "reason", None) or "").upper()
+
+
+def _classify(target, record, assoc, received, echo_status, echo_error, where):
+    err = record.error
+    phase = record.error_phase
+    called = target["called_ae_title"]
+    sent_cert = bool(target["client_cert"])
+    client_desc = (
+        "client certificate %s" % target["client_cert"] if sent_cert else "no client certificate (anonymous TLS)"
+    )
+
+    if err is not None and phase == "tcp":
+        if isinstance(err, ConnectionRefusedError):
+            return "connection_refused", "%s refused the TCP connection (nothing listening on that port?)" % where
+        if isinstance(err, (TimeoutError, socket.timeout)):
+            return "timeout", "no TCP connection to %s within %gs" % (where, target["timeout"])
+        if isinstance(err, socket.gaierror):
+            return "connection_refused", "cannot resolve host name %s: %s" % (target["host"], err.strerror)
+        return "connection_refused", "cannot connect to %s: %s" % (where, getattr(err, "strerror", None) or err)
+
+    if err is not None and phase == "tls":
+        if isinstance(err, ssl.SSLCertVerificationError):
+            what = err.verify_message or str(err)
+            if err.verify_code == 62 or "Hostname mismatch" in what or "IP address mismatch" in what:
+                return "server_certificate_rejected", "the server certificate does not match %r: %s" % (
+                    server_hostname(target),
+                    what,
+                )
+            trust = target["ca_file"] or target["ca_path"] or "the system trust store"
+            return "server_certificate_rejected", "the server certificate failed verification against %s: %s" % (
+                trust,
+                what,
+            )
+        if isinstance(err, (TimeoutError, socket.timeout)):
+            return "timeout", "TLS handshake with %s did not finish within %gs" % (where, target["timeout"])
+        return _tls_failure(err, record, sent_cert, client_desc, where)
+
+    if err is not None and phase == "dicom" and isinstance(err, ssl.SSLError):
+        # TLS 1.3: the server checks our certificate after the client's side of the handshake
+        # finished; its refusal arrives as an alert on the first read.
+        status, reason = _tls_failure(err, record, sent_cert, client_desc, where)
+        if status == "client_certificate_rejected":
+            return status, reason
+
+    if assoc is None:
+        return "association_aborted", "the association with %s could not be started" % where
+
+    if assoc.is_rejected:
+        rj = _last(received, "result")
+        if rj is not None:
+            detail = "%s (%s, %s)" % (
+                rj.reason_str,
+                rj.result_str.lower(),
+                "by the " + rj.source_str.lower() if rj.source_str else "",
+            )
+            if getattr(rj, "diagnostic", None) == 0x07 or "Called AE title" in rj.reason_str:
+                detail = "called AE title %r not recognised by the server (%s)" % (called, rj.result_str.lower())
+            elif "Calling AE title" in rj.reason_str:
+                detail = "calling AE title %r not recognised by the server (%s)" % (
+                    target["calling_ae_title"],
+                    rj.result_str.lower(),
+                )
+            return "association_rejected", "%s rejected the association: %s" % (where, detail.rstrip(", ()"))
+        return "association_rejected", "%s rejected the association" % where
+
+    if assoc.is_aborted or not (assoc.is_established or assoc.is_released):
+        if err is not None and phase == "dicom":
+            if isinstance(err, ssl.SSLError):
+                status, reason = _tls_failure(err, record, sent_cert, client_desc, where)
+                return "association_aborted", "the TLS connection failed after the handshake: %s" % reason
+            if isinstance(err, (TimeoutError, socket.timeout)):
+                return "timeout", "%s did not answer the association request within %gs" % (where, target["timeout"])
+        if record.tls_version and not sent_cert and record.certificate_requested and record.alert_received:
+            return "client_certificate_rejected", (
+                "%s asked for a client certificate, none was sent, and it ended the connection (%s alert)"
+                % (where, record.alert_received.replace("_", " "))
+            )
+        abort = _last(received, "abort_source") or _last(received, "provider_reason")
+        if abort is not None and getattr(abort, "abort_source", None) is not None:
+            return "association_aborted", "%s aborted the association (A-ABORT, source %s)" % (
+                where,
+                {0: "service user", 2: "service provider"}.get(abort.abort_source, abort.abort_source),
+            )
+        if record.tls_version is None:
+            return "association_aborted", "%s: the connection ended before the TLS handshake finished" % where
+        return "association_aborted", (
+            "%s closed the connection after the TLS handshake, without answering the association request "
+            "(it may have refused %s)" % (where, client_desc)
+        )
+
+    if echo_status is None:
+        return "echo_failed", "%s accepted the association but sent no C-ECHO response%s" % (
+            where,
+            ": %s" % echo_error if echo_error else " within %gs" % target["timeout"],
+        )
+    if echo_status != _VERIFICATION_SUCCESS:
+        return "echo_failed", "%s answered the C-ECHO with status 0x%04X" % (where, echo_status)
+    return "success", "C-ECHO to %s at %s succeeded over %s (%s)%s" % (
+        called,
+        where,
+        record.tls_version,
+        record.cipher,
+        "" if sent_cert else " with anonymous TLS",
+    )
+
+
+def _last(primitives, attr):
+    for prim in reversed(primitives):
+        if hasattr(prim, attr) and getattr(prim, attr) is not None:
+            return prim
+    return None
+
+
+def _tls_failure(err, record, sent_cert, client_desc, where):
+    code = _ssl_reason(err)
+    if code in _CLIENT_CERT_ALERTS:
+        return "client_certificate_rejected", "%s refused %s: %s" % (where, client_desc, _CLIENT_CERT_ALERTS[code])
+    if code == "SSLV3_ALERT_HANDSHAKE_FAILURE" and record.certificate_requested and not sent_cert:
+        return "client_certificate_rejected", (
+            "%s asked for a client certificate and ended the handshake when none was sent" % where
+        )
+    if isinstance(err, ssl.SSLEOFError) or code == "UNEXPECTED_EOF_WHILE_READING":
+        if record.certificate_requested and not sent_cert:
+            return "client_certificate_rejected", (
+                "%s asked for a client certificate and closed the connection when none was sent" % where
+            )
+        return "tls_handshake_failed", "%s closed the connection during the TLS handshake" % where
+    if isinstance(err, ConnectionResetError):
+        return "tls_handshake_failed", "%s reset the connection during the TLS handshake" % where
+    text = _TLS_REASONS.get(code)
+    detail = getattr(err, "reason", None) or str(err)
+    if text:
+        return "tls_handshake_failed", "TLS handshake with %s failed: %s (%s)" % (where, text, detail)
+    return "tls_handshake_failed", "TLS handshake with %s failed: %s" % (where, detail)
+
+
+# --------------------------------------------------------------------------------------------
+# Many checks
+
+
+def check_many(targets: list[dict], max_workers: int = 8) -> list[dict]:
+    """Check normalized targets concurrently; results in the order of ``targets``.
+
+    All contexts are built first, so bad input fails before any connection is made."""
+    for target in targets:
+        build_context(target)
+    if len(targets) == 1:
+        return [check(targets[0])]
+    workers = max(1, min(int(max_workers), len(targets)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dicom-tls-echo") as pool:
+        return list(pool.map(check, targets))
+
+
+def silence_pynetdicom() -> None:
+    """pynetdicom logs every failure at ERROR with tracebacks; the result says it better."""
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL + 1)

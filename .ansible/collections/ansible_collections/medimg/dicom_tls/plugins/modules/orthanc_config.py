@@ -1,0 +1,157 @@
+#!/usr/bin/python
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: orthanc_config
+short_description: Set Orthanc options so each is defined exactly once in its configuration folder
+version_added: "0.1.0"
+author: medimg.dicom_tls maintainers
+description:
+  - Orthanc reads every C(*.json) file of its configuration folder (comments allowed) and refuses
+    to start when an option is defined in two files. Debian's stock C(/etc/orthanc/orthanc.json)
+    already defines C(DicomTlsEnabled), C(DicomTlsRemoteCertificateRequired), C(DicomPort),
+    C(DicomModalities) and many more.
+  - Each option of O(settings) is set in the file that already defines it (its value replaced in
+    place; the comments and layout of the rest of the file kept). Options no file defines go to the
+    drop-in file O(dropin), which this module owns and rewrites as plain JSON.
+  - An option that the drop-in holds but another file also defines is removed from the drop-in.
+    An option defined in two other files is an error (naming both): Orthanc would not start.
+  - When O(settings) names C(DicomTlsPrivateKey) and that file is a passphrase-protected key, the
+    module fails: Orthanc cannot read such a key.
+  - Orthanc reads its configuration at start; restart it (or C(POST /tools/reset)) when this
+    module reports a change.
+options:
+  config_dir:
+    description: Orthanc's configuration folder (Debian C(/etc/orthanc)).
+    type: path
+    required: true
+  settings:
+    description:
+      - Top-level options and their values, for example C(DicomTlsEnabled), C(DicomTlsCertificate),
+        C(DicomTlsPrivateKey), C(DicomTlsTrustedCertificates), C(DicomTlsRemoteCertificateRequired),
+        C(DicomModalities). A value replaces the whole option (a dict is not merged).
+    type: dict
+    required: true
+  dropin:
+    description: File name (in O(config_dir)) for options that no other file defines.
+    type: str
+    default: dicom-tls.json
+attributes:
+  check_mode:
+    support: full
+    description: Reports exactly what would change; writes nothing.
+  diff_mode:
+    support: full
+    description: Shows C(file: option = value) lines before and after, for the changed options only.
+  idempotent:
+    support: full
+    description: A second run with the same settings reports no change.
+seealso:
+  - module: medimg.dicom_tls.dicom_truststore
+  - name: Orthanc DICOM TLS
+    description: The Orthanc Book on DICOM TLS options.
+    link: https://orthanc.uclouvain.be/book/faq/dicom-tls.html
+"""
+
+EXAMPLES = r"""
+- name: DICOM TLS in Debian's stock configuration folder
+  medimg.dicom_tls.orthanc_config:
+    config_dir: /etc/orthanc
+    settings:
+      DicomTlsEnabled: true
+      DicomTlsCertificate: /etc/orthanc/tls/orthanc.chain.pem
+      DicomTlsPrivateKey: /etc/orthanc/tls/orthanc.key
+      DicomTlsTrustedCertificates: /etc/orthanc/tls/trusted.pem
+      DicomTlsRemoteCertificateRequired: true
+  register: orthanc_cfg
+"""
+
+RETURN = r"""
+changes:
+  description: One entry per option changed (or to be changed in check mode); empty when nothing changes.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    key:
+      description: The option.
+      type: str
+    file:
+      description: File name (in O(config_dir)) that holds or will hold the option.
+      type: str
+    action:
+      description: C(set) (value replaced where defined), C(added) (new in the drop-in), C(removed duplicate).
+      type: str
+  sample: [{"key": "DicomTlsEnabled", "file": "orthanc.json", "action": "set"}]
+defined_in:
+  description: For each option of O(settings), the file name that defines it after the run.
+  returned: always
+  type: dict
+  sample: {"DicomTlsEnabled": "orthanc.json", "DicomTlsCertificate": "dicom-tls.json"}
+files:
+  description: File names written (or to be written in check mode).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import json  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.orthanc_config import (  # noqa: E402
+    apply,
+    check_private_key_usable,
+    plan,
+)
+
+
+def _lines(changes, side):
+    out = []
+    for c in changes:
+        value = c[side]
+        if value is not None:
+            out.append("%s: %s = %s\n" % (c["file"], c["key"], json.dumps(value, sort_keys=True)))
+    return "".join(out)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            config_dir=dict(type="path", required=True),
+            settings=dict(type="dict", required=True),
+            dropin=dict(type="str", default="dicom-tls.json"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        key_path = p["settings"].get("DicomTlsPrivateKey")
+        if key_path:
+            check_private_key_usable(key_path if key_path.startswith("/") else "%s/%s" % (p["config_dir"], key_path))
+        todo = plan(p["config_dir"], p["settings"], p["dropin"])
+        if todo.files and not module.check_mode:
+            apply(todo)
+    except DicomTlsError as exc:
+        module.fail_json(msg=str(exc), path=exc.path)
+    result = dict(
+        changed=bool(todo.files),
+        changes=[{"key": c["key"], "file": c["file"], "action": c["action"]} for c in todo.changes],
+        defined_in=todo.defined_in,
+        files=sorted(todo.files),
+    )
+    if module._diff:
+        result["diff"] = dict(
+            before=_lines(todo.changes, "before"),
+            after=_lines(todo.changes, "after"),
+            before_header=p["config_dir"],
+            after_header=p["config_dir"],
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
