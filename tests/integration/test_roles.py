@@ -1,0 +1,215 @@
+"""The roles and playbooks on a live fleet of three dcmtk storescp listeners on loopback:
+revocation, CRL refresh, rollback after a failed proof, and no private key in any output.
+
+Each node is checked with dcmtk's own echoscu reading the option files the role wrote
+(``echoscu @DIR/echoscu.args``), so the tests exercise what an operator would run by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+import yaml
+from support.age_crl import age
+from support.ansible_run import ROOT, run_playbook
+from support.servers import dcmtk
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("DICOM_TLS_NETNS") != "1", reason="live listeners only inside scripts/netns.sh (make integration)"
+)
+
+NODES = {"dcmtk-a": 11412, "dcmtk-b": 11413, "dcmtk-c": 11414}
+PLAYBOOKS = os.path.join(ROOT, "playbooks")
+
+
+class Fleet:
+    def __init__(self, state):
+        self.state = str(state)
+        self.outputs: list[str] = []
+        self.inventory = os.path.join(self.state, "inventory.yml")
+        hosts = {n: {"dicom_tls_port": p, "dicom_tls_ae_title": n.upper().replace("-", "_")} for n, p in NODES.items()}
+        inv = {
+            "all": {
+                "vars": {
+                    "ansible_connection": "local",
+                    "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+                    "dicom_tls_state_dir": self.state,
+                    "dicom_tls_root": self.state + "/nodes",
+                    "dicom_tls_run_dir": self.state + "/run",
+                    "dicom_tls_log_dir": self.state + "/log",
+                    "dicom_tls_data_dir": self.state + "/data",
+                    "dicom_tls_pki_dir": self.state + "/pki",
+                    "dicom_tls_report_dir": self.state,
+                    "dicom_tls_address": "127.0.0.1",
+                    "dicom_tls_key_size": 2048,
+                    "dicom_tls_crl_next_update_days": 1,
+                    "dicom_tls_crl_refresh_before": 12,
+                    "crl_refresh_schedule": False,
+                },
+                "children": {
+                    "dicom_ca": {"hosts": {"ca": None}},
+                    "dicom_nodes": {"children": {"dcmtk_nodes": {"hosts": hosts}, "orthanc_nodes": {"hosts": {}}}},
+                },
+            }
+        }
+        with open(self.inventory, "w") as fh:
+            yaml.safe_dump(inv, fh)
+
+    def play(self, name, *args, **extra_vars):
+        path = os.path.join(PLAYBOOKS, name)
+        res = run_playbook(path, *args, inventory=self.inventory, extra_vars=extra_vars or None)
+        self.outputs.append(res.output)
+        return res
+
+    def node_dir(self, node):
+        return os.path.join(self.state, "nodes", node)
+
+    def echo(self, client, server):
+        """echoscu of ``client`` (its key, chain, trust directory, CRL check, profile, from its option
+        file) to the listener of ``server``."""
+        args = os.path.join(self.node_dir(client), "echoscu.args")
+        aec = server.upper().replace("-", "_")
+        return subprocess.run(
+            [dcmtk("echoscu"), "@" + args, "-aec", aec, "127.0.0.1", str(NODES[server])],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def crl_number(self, path):
+        out = subprocess.run(["openssl", "crl", "-in", path, "-noout", "-crlnumber"], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout.strip().split("=")[1], 16)
+
+    def trust_crls(self, node):
+        trust = os.path.join(self.node_dir(node), "tls", "trust")
+        return sorted(os.path.join(trust, f) for f in os.listdir(trust) if re.fullmatch(r"[0-9a-f]{8}\.r\d+", f))
+
+    def stop(self):
+        self.play("stop.yml")
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    f = Fleet(tmp_path_factory.mktemp("fleet"))
+    res = f.play("rollout.yml")
+    try:
+        assert res.rc == 0, res.output[-4000:]
+        yield f
+    finally:
+        f.stop()
+        # Private keys never show up in any output of any playbook run.
+        for out in f.outputs:
+            assert "PRIVATE KEY" not in out
+
+
+def _stats(res, host):
+    return res.stats(host)
+
+
+def test_rollout_every_pair_answers(fleet):
+    for client in NODES:
+        for server in NODES:
+            r = fleet.echo(client, server)
+            assert r.returncode == 0, "%s -> %s: %s" % (client, server, r.stderr or r.stdout)
+
+
+def test_crl_refresh_nothing_when_not_due(fleet):
+    crl = os.path.join(fleet.state, "pki", "site-ca", "issuing.crl.pem")
+    before = fleet.crl_number(crl)
+    res = fleet.play("crl_refresh.yml")
+    assert res.rc == 0, res.output[-4000:]
+    assert fleet.crl_number(crl) == before
+    for host in ["ca", *NODES]:
+        assert _stats(res, host).get("changed", 0) == 0, (host, _stats(res, host))
+
+
+def test_crl_refresh_when_due_issues_and_deploys(fleet):
+    crl = os.path.join(fleet.state, "pki", "site-ca", "issuing.crl.pem")
+    before = fleet.crl_number(crl)
+    pids = {n: open(os.path.join(fleet.state, "run", n, "storescp.pid")).read() for n in NODES}
+    # Time moves on: the CRL (1 day validity) has 6 hours left, inside the 12-hour refresh window.
+    ca = os.path.join(fleet.state, "pki", "site-ca")
+    age(crl, os.path.join(ca, "issuing.pem"), os.path.join(ca, "private", "issuing.key"), hours_left=6)
+    assert fleet.crl_number(crl) == before
+    res = fleet.play("crl_refresh.yml")
+    assert res.rc == 0, res.output[-4000:]
+    assert fleet.crl_number(crl) == before + 1
+    for node in NODES:
+        (entry,) = fleet.trust_crls(node)
+        assert fleet.crl_number(entry) == before + 1
+        # storescp caches CRLs: the listener was restarted on the new one.
+        assert open(os.path.join(fleet.state, "run", node, "storescp.pid")).read() != pids[node]
+    assert fleet.echo("dcmtk-a", "dcmtk-c").returncode == 0
+
+
+def test_revoke_one_node_refused_by_every_dcmtk_listener(fleet):
+    revoked = json.dumps([{"node": "dcmtk-b"}])
+    res = fleet.play("revoke.yml", "-e", '{"dicom_tls_revoked": %s}' % revoked)
+    assert res.rc == 0, res.output[-4000:]
+    for server in NODES:
+        r = fleet.echo("dcmtk-b", server)
+        assert r.returncode != 0, "revoked dcmtk-b was accepted by %s" % server
+    for client in ("dcmtk-a", "dcmtk-c"):
+        for server in ("dcmtk-a", "dcmtk-c"):
+            r = fleet.echo(client, server)
+            assert r.returncode == 0, "%s -> %s: %s" % (client, server, r.stderr or r.stdout)
+    report = open(os.path.join(fleet.state, "verify-report.txt")).read()
+    assert "9 of 9 pairs as expected" in report
+
+
+def test_rollback_when_the_proof_fails(fleet):
+    """A certificate from a CA the peers do not trust: the node is left on its previous material,
+    still answering, and the play fails with the reason."""
+    node = "dcmtk-c"
+    cert = os.path.join(fleet.node_dir(node), "tls", "node.pem")
+    before = open(cert).read()
+    # The foreign CA exists on the CA host, but no node trusts it.
+    res = fleet.play("rollout.yml", "--limit", "ca", dicom_tls_trusted_ca_names=["foreign"])
+    assert res.rc == 0, res.output[-4000:]
+    res = fleet.play(
+        "rollout.yml",
+        "--limit",
+        "ca,%s" % node,
+        dicom_tls_ca_name="foreign",
+        dicom_tls_trusted_ca_names=["site-ca"],
+    )
+    assert res.rc != 0
+    assert "were put back" in res.output, res.output[-4000:]
+    assert "server_certificate_rejected" in res.output or "certificate" in res.output
+    assert open(cert).read() == before
+    for client in ("dcmtk-a", node):
+        r = fleet.echo(client, node)
+        assert r.returncode == 0, "%s -> %s after rollback: %s" % (client, node, r.stderr or r.stdout)
+
+
+def test_no_task_moves_a_private_key():
+    """No fetch, copy or slurp of a private key anywhere in the roles and playbooks."""
+    offenders = []
+    for base in ("roles", "playbooks"):
+        for dirpath, _, files in os.walk(os.path.join(ROOT, base)):
+            for name in files:
+                if not name.endswith(".yml"):
+                    continue
+                path = os.path.join(dirpath, name)
+                docs = yaml.safe_load(open(path)) or []
+                for task in _tasks(docs):
+                    for mod in ("ansible.builtin.fetch", "ansible.builtin.copy", "ansible.builtin.slurp"):
+                        if mod in task and re.search(r"private|\.key\b", json.dumps(task[mod])):
+                            offenders.append("%s: %s" % (path, task.get("name")))
+    assert offenders == []
+
+
+def _tasks(node):
+    if isinstance(node, list):
+        for item in node:
+            yield from _tasks(item)
+    elif isinstance(node, dict):
+        yield node
+        for key in ("block", "rescue", "always", "tasks", "handlers", "pre_tasks", "post_tasks"):
+            if key in node:
+                yield from _tasks(node[key])
