@@ -187,3 +187,22 @@ def test_diff_shows_metadata_never_key_bytes(tmp_path):
     after = res["diff"]["after"]["certificate"]
     assert after["subject"] == "/CN=Diff Root" and after["serial"] and after["not_after"]
     assert "PRIVATE KEY" not in res["_output"] and "s3cret-pass" not in res["_output"]
+
+
+def test_cert_info_reports_chain_key_match_and_issuer(built_pki):
+    d = built_pki[0]
+    res = run_module(
+        "dicom_cert_info",
+        {"path": d + "/a-chain.pem", "privatekey_path": d + "/a.key", "issuer_cert_path": d + "/inter.pem"},
+    )
+    assert res["_rc"] == 0 and not res["changed"]
+    assert res["subject"] == "/O=medimg test/CN=node-a"
+    assert [c["subject"] for c in res["chain"]] == ["/O=medimg test/CN=node-a", "/O=medimg test/CN=Test Issuing CA"]
+    assert res["privatekey_matches"] is True and res["issued_by_issuer"] is True and res["expired"] is False
+    expected = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", d + "/a.pem"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert res["subject_hash"] == expected
+    other = run_module("dicom_cert_info", {"path": d + "/a.pem", "privatekey_path": d + "/b.key"})
+    assert other["privatekey_matches"] is False
+    assert "PRIVATE KEY" not in res["_output"] + other["_output"]
