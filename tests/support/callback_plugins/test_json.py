@@ -17,10 +17,10 @@ description:
   - Prints every play, task and host result as one JSON document at the end of the run.
 """
 
-import json
+import json  # noqa: E402 - after DOCUMENTATION, as Ansible plugins are laid out
 
-from ansible.parsing.ajson import AnsibleJSONEncoder
-from ansible.plugins.callback import CallbackBase
+from ansible.parsing.ajson import AnsibleJSONEncoder  # noqa: E402
+from ansible.plugins.callback import CallbackBase  # noqa: E402
 
 
 class CallbackModule(CallbackBase):
