@@ -386,10 +386,12 @@ def read_hashed_dir(path: str, meta: FileMeta) -> Current:
         st = os.lstat(full)
         ok = stat.S_ISREG(st.st_mode) and _meta_ok(st, meta)
         data = None
-        if stat.S_ISREG(st.st_mode):
+        if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
             try:
                 with open(full, "rb") as fh:
                     data = fh.read()
+            except FileNotFoundError:  # dangling symlink
+                data = None
             except OSError as exc:
                 raise DicomTlsError("cannot read entry: %s" % exc.strerror, full) from None
         entries[name] = (data, ok)
@@ -457,18 +459,18 @@ def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> 
     want = {name: obj.pem() for name, obj in desired.items()}
     old_fp = {name: _fp_of(data) for name, (data, _ok) in current.entries.items()}
     new_fp = {name: obj.fingerprint_sha256 for name, obj in desired.items()}
-    # Group by sequence.
-    seqs: dict[tuple[str, str], tuple[int, int]] = {}
+    # Group by sequence: existing indices and wanted length.
+    seqs: dict[tuple[str, str], tuple[set[int], int]] = {}
     for name in set(want) | set(current.entries):
         h, r, n = ENTRY_RE.match(name).groups()
-        old_len, new_len = seqs.get((h, r), (0, 0))
+        have, new_len = seqs.get((h, r), (set(), 0))
         if name in current.entries:
-            old_len = max(old_len, int(n) + 1)
+            have.add(int(n))
         if name in want:
             new_len = max(new_len, int(n) + 1)
-        seqs[(h, r)] = (old_len, new_len)
+        seqs[(h, r)] = (have, new_len)
     steps: list[tuple[str, str, bytes | None]] = []
-    for (h, r), (m, n) in sorted(seqs.items()):
+    for (h, r), (have, n) in sorted(seqs.items()):
 
         def nm(i, h=h, r=r):
             return "%s.%s%d" % (h, r, i)
@@ -478,25 +480,27 @@ def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> 
             cur = current.entries.get(name)
             return cur is None or cur[0] != want[name] or not cur[1]
 
-        # 2. appends
+        # 0. entries behind a gap are invisible to readers: remove them first (a reader cannot
+        #    notice), leaving a gap-free sequence of the m entries readers do see
+        m = 0
+        while m in have:
+            m += 1
+        for i in sorted((i for i in have if i > m), reverse=True):
+            steps.append(("unlink", nm(i), None))
+        # 1. appends, growing the sequence from its end
         for j in range(m, n):
             steps.append(("write", nm(j), want[nm(j)]))
-        # 3. replacements, each new content first visible at a tail copy
+        # 2. replacements: each new content first visible at a tail copy, then put in place
         replace = [j for j in range(min(m, n)) if differs(j)]
         tail = max(m, n)
         for k, j in enumerate(replace):
-            # a tail copy is only needed when there is something to keep visible: a replaced
-            # position whose old object is wanted elsewhere, or a new object arriving mid-sequence
             steps.append(("write", nm(tail + k), want[nm(j)]))
         for j in replace:
             steps.append(("write", nm(j), want[nm(j)]))
-        # 4. shrink from the end
+        # 3. shrink from the end: surplus old positions and the tail copies
         for i in range(tail + len(replace) - 1, n - 1, -1):
-            if nm(i) in current.entries or i >= tail:
+            if i < m or i >= tail:
                 steps.append(("unlink", nm(i), None))
-    # Simplify: a tail copy at a position that is then unlinked is only useful while something is
-    # replaced; when a sequence only has positions replaced that hold no other wanted object, the
-    # extra writes are harmless. Keep them: correctness first.
     added, removed, renumbered, rewritten = [], [], [], []
     old_by_fp = {}
     for name in sorted(current.entries, key=_sort_key):
