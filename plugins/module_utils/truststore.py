@@ -260,8 +260,13 @@ def load_objects(
     on_expired: str = "fail",
     input_format: str = "auto",
     now: datetime.datetime | None = None,
+    crl_issuers: list[str] | None = None,
 ) -> Loaded:
-    """Read, parse and check every input; duplicates (same SHA-256 fingerprint) kept once."""
+    """Read, parse and check every input; duplicates (same SHA-256 fingerprint) kept once.
+
+    ``crl_issuers`` are CA certificates (intermediates that travel in the peers' chains) whose CRLs
+    may be stored; they are not written to the store. Each must be issued by a certificate of the
+    store or by another of them, so that a reader can connect its CRLs to a trusted root."""
     now = now or datetime.datetime.now(datetime.UTC)
     warnings: list[str] = []
     objects: list[TrustObject] = []
@@ -290,6 +295,20 @@ def load_objects(
                 warnings.append("%s: %s; kept (on_expired: warn)" % (obj.source, msg))
             objects.append(obj)
     certs = list(objects)
+    extra: list[TrustObject] = []
+    for i, item in enumerate(crl_issuers or []):
+        data, source = _read_input(item, i, "crl_issuers")
+        for n, der in enumerate(_split_blobs(data, source, "cert", input_format)):
+            extra.append(_load_cert(der, source, n))
+    for obj in extra:
+        parents = [c for c in certs + extra if c is not obj and c.canon == _issuer_canon(obj)]
+        if not any(_verify_signature(obj.obj, c.obj.public_key()) for c in parents):
+            raise DicomTlsError(
+                "CRL issuer certificate '%s' is not issued by a certificate of the store (nor by another "
+                "of crl_issuers)" % obj.subject,
+                obj.source,
+            )
+    certs += extra
     for i, item in enumerate(crls or []):
         data, source = _read_input(item, i, "crls")
         for n, der in enumerate(_split_blobs(data, source, "crl", input_format)):
@@ -309,12 +328,17 @@ def load_objects(
             if not any(_crl_signed_by(obj.obj, c.obj) for c in issuers):
                 why = "no certificate in the store has its name" if not issuers else "its signature does not verify"
                 raise DicomTlsError(
-                    "CRL issuer '%s' is not in the store (%s): a CRL without its CA in the store would "
-                    "make dcmtk refuse peers; add the issuing CA to certificates" % (obj.subject, why),
+                    "CRL issuer '%s' is not in the store (%s): a CRL that no trusted CA issued is of no "
+                    "use to a reader; add its CA to certificates, or to crl_issuers for an intermediate"
+                    % (obj.subject, why),
                     obj.source,
                 )
             objects.append(obj)
     return Loaded(objects, warnings)
+
+
+def _issuer_canon(obj: TrustObject) -> bytes:
+    return namehash.canonical_name(namehash.certificate_names(obj.der)[0])
 
 
 def _crl_signed_by(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bool:

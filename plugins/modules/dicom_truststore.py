@@ -62,6 +62,15 @@ options:
     type: list
     elements: str
     default: []
+  crl_issuers:
+    description:
+      - CA certificates that issue CRLs in O(crls) but are not trust anchors, typically intermediate
+        CAs (they travel in the peers' certificate chains). They are used to check the CRLs' signatures
+        and are not written to the store. Each must be issued by a certificate in O(certificates) or by
+        another of them.
+    type: list
+    elements: str
+    default: []
   input_format:
     description:
       - What the input files are declared to be. C(auto) accepts PEM or DER; C(pem) or C(der) refuse the
@@ -126,6 +135,9 @@ EXAMPLES = r"""
       - /etc/dicom-tls/root-ca.pem
     crls:
       - /etc/dicom-tls/root-ca.crl
+      - /etc/dicom-tls/issuing-ca.crl
+    crl_issuers:
+      - /etc/dicom-tls/issuing-ca.pem
   register: trust
 
 - name: Trust bundle for Orthanc
@@ -226,6 +238,7 @@ def run(module: AnsibleModule) -> dict:
         allow_non_root=p["allow_non_root"],
         on_expired=p["on_expired"],
         input_format=p["input_format"],
+        crl_issuers=p["crl_issuers"],
     )
     for w in loaded.warnings:
         module.warn(w)
@@ -286,6 +299,7 @@ def main():
             layout=dict(type="str", choices=["hashed_dir", "bundle"], default="hashed_dir"),
             certificates=dict(type="list", elements="str", default=[]),
             crls=dict(type="list", elements="str", default=[]),
+            crl_issuers=dict(type="list", elements="str", default=[]),
             input_format=dict(type="str", choices=["auto", "pem", "der"], default="auto"),
             allow_non_root=dict(type="bool", default=False),
             on_expired=dict(type="str", choices=["fail", "warn", "drop"], default="fail"),

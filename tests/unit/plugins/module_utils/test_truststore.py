@@ -13,7 +13,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import Dic
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.pki import NOW
+from support.pki import NOW, TestPKI
 
 # ---------------------------------------------------------------------------------------------
 # The update order, simulated step by step as a reader probing .0, .1, ... would see it.
@@ -194,7 +194,6 @@ def test_crl_checks(pki, tmp_path):
 
 
 def test_crl_from_same_name_other_key_is_refused(pki, tmp_path):
-    from support.pki import TestPKI
 
     twin = TestPKI(tmp_path / "twin")  # same subject names, other keys
     crl = _crl(twin.root, tmp_path, "twin.crl")
@@ -210,3 +209,14 @@ def test_bundle_plan(pki, tmp_path):
     ts.apply_bundle(plan, ts.FileMeta())
     assert not ts.plan_bundle(path, loaded.objects, ts.FileMeta()).changed
     assert oct(os.stat(path).st_mode & 0o777) == "0o644"
+
+
+def test_crl_of_an_intermediate_needs_crl_issuers(pki, tmp_path):
+    crl = _crl(pki.inter, tmp_path, "inter.crl")
+    with pytest.raises(DicomTlsError, match="crl_issuers"):
+        ts.load_objects([pki.root.cert], [crl])
+    loaded = ts.load_objects([pki.root.cert], [crl], crl_issuers=[pki.inter.cert])
+    assert [o.kind for o in loaded.objects] == ["cert", "crl"]  # the intermediate is not stored
+    stranger = TestPKI(tmp_path / "stranger", prefix="Stranger")
+    with pytest.raises(DicomTlsError, match="not issued by a certificate of the store"):
+        ts.load_objects([pki.root.cert], [crl], crl_issuers=[stranger.inter.cert])
