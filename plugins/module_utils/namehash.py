@@ -80,7 +80,7 @@ def encode_tlv(tag: int, value: bytes) -> bytes:
 def _collect(data: bytes, start: int, end: int) -> bytes:
     """The content of a BER constructed string: its segments' contents, concatenated."""
     out = b""
-    for tag, s, e, _ in children(data, start, end):
+    for tag, s, e, _hdr in children(data, start, end):
         out += _collect(data, s, e) if tag & 0x20 else data[s:e]
     return out
 

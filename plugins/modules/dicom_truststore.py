@@ -15,7 +15,7 @@ description:
     C(HHHHHHHH.N), CRLs as C(HHHHHHHH.rN), where C(HHHHHHHH) is OpenSSL's subject name hash
     (the CRL issuer's for a CRL), as regular files (one PEM object each, self-contained on the host)."
   - Every C(HHHHHHHH.N) / C(HHHHHHHH.rN) entry in the directory belongs to this module (as C(c_rehash)
-    treats them): entries not wanted any more are removed, sequences are renumbered so that they have no
+    treats them). Entries not wanted any more are removed, sequences are renumbered so that they have no
     gaps (OpenSSL stops at the first missing number). Other files in the directory are left alone.
   - Objects with the same SHA-256 fingerprint are stored once. Inside a collision sequence (several
     certificates with the same subject hash) the order is the order of the inputs, so reruns change
@@ -32,7 +32,7 @@ description:
     is a root), an expired certificate, an expired CRL or one whose issuer is not in the store (with CRL
     checking on, dcmtk would refuse every peer), unparsable input, PEM where DER was declared and vice versa."
 author:
-  - medimg.dicom_tls contributors
+  - medimg.dicom_tls contributors (@medimg)
 options:
   path:
     description:
@@ -212,7 +212,7 @@ crl_next_update:
 """
 
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import truststore as ts  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
@@ -309,6 +309,8 @@ def main():
         ),
         supports_check_mode=True,
     )
+    if not ts.HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=ts.CRYPTOGRAPHY_IMPORT_ERROR)
     try:
         result = run(module)
     except DicomTlsError as exc:

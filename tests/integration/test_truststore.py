@@ -11,8 +11,9 @@ import shutil
 import subprocess
 
 import pytest
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib
 from cryptography import x509
-from support.ansible_run import run_module
+from support.ansible_run import run_module, run_tasks
 from support.pki import NOW, TestPKI
 from support.servers import Orthanc, StoreSCP, dcmtk
 
@@ -58,6 +59,17 @@ def crl(path, ca, revoked=(), check=False, **kw):
 def store(path, certificates, crls=(), check=False, **kw):
     args = dict(path=str(path), certificates=list(certificates), crls=list(crls), **kw)
     return run_module("dicom_truststore", args, check=check, diff=True)
+
+
+def run_many(calls: list[tuple[str, dict]]) -> list[dict]:
+    """Several module calls in one playbook run (each may fail): one Ansible start-up for all."""
+    tasks = [
+        {"name": "call %d" % i, "medimg.dicom_tls." + module: args, "ignore_errors": True}
+        for i, (module, args) in enumerate(calls)
+    ]
+    results = run_tasks(tasks).results()
+    assert len(results) == len(calls)
+    return results
 
 
 def ok(res):
@@ -114,7 +126,7 @@ def _inputs(src):
 
 
 def test_same_mapping_as_openssl_rehash_and_idempotent(collide, tmp_path):
-    base, src, roots, _ = collide
+    _base, src, roots, _pki = collide
     certs, crls = _inputs(src)
     rehashed = tmp_path / "rehashed"
     shutil.copytree(src, rehashed)
@@ -140,7 +152,7 @@ def test_same_mapping_as_openssl_rehash_and_idempotent(collide, tmp_path):
 
 
 def test_removing_from_the_middle_of_a_collision_leaves_no_gap(collide, tmp_path):
-    base, src, roots, _ = collide
+    _base, src, roots, _pki = collide
     certs, crls = _inputs(src)
     target = tmp_path / "trust"
     ok(store(target, certs, crls))
@@ -166,7 +178,7 @@ def test_removing_from_the_middle_of_a_collision_leaves_no_gap(collide, tmp_path
     assert mapping(str(target)) == mapping(str(rehashed))
     names = sorted(mapping(str(target)))
     for name in names:  # every sequence numbered from 0 without gaps
-        stem, _, n = name.rpartition(".")
+        stem, _dot, n = name.rpartition(".")
         n = int(n.lstrip("r"))
         for i in range(n):
             assert "%s.%s%d" % (stem, "r" if ".r" in name else "", i) in names
@@ -202,7 +214,7 @@ def revocation(tmp_path_factory, pki):
 
 
 def test_dicom_crl_idempotent_and_numbered(revocation, pki):
-    base, _, good, bad, inter_crl = revocation
+    base, _trust, _good, bad, inter_crl = revocation
     revoked = [{"certificate_path": bad.cert, "reason": "key_compromise"}]
     again = ok(crl(inter_crl, pki.inter, revoked))
     assert again["changed"] is False and again["crl_number"] == 1 and again["reason"] is None
@@ -217,14 +229,14 @@ def test_dicom_crl_idempotent_and_numbered(revocation, pki):
         k: predicted[k] for k in ("crl_number", "revoked_serials", "reason", "issuer_hash")
     }
     text = subprocess.run(
-        ["openssl", "crl", "-in", str(copy), "-noout", "-text"], capture_output=True, text=True
+        ["openssl", "crl", "-in", str(copy), "-noout", "-text"], capture_output=True, text=True, check=False
     ).stdout
     assert "X509v3 CRL Number: \n                2" in text and "Authority Key Identifier" in text
-    hash_ = subprocess.run(["openssl", "crl", "-in", str(copy), "-noout", "-hash"], capture_output=True, text=True)
+    hash_ = subprocess.run(
+        ["openssl", "crl", "-in", str(copy), "-noout", "-hash"], capture_output=True, text=True, check=False
+    )
     assert hash_.stdout.strip() == done["issuer_hash"]
     # refresh window: a CRL issued 5 of its 7 days ago has less than the default half left
-    from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib
-
     issuer = crlib.read_issuer(pki.inter.cert, pki.inter.key, None)
     desired = crlib.desired_revocations(more, issuer)
     old = crlib.plan_crl(desired, None, issuer, "pem", "sha256", 7, None, now=NOW - datetime.timedelta(days=5))
@@ -235,7 +247,7 @@ def test_dicom_crl_idempotent_and_numbered(revocation, pki):
 
 
 def test_openssl_verify_crl_check_agrees(revocation, pki):
-    _, trust, good, bad, _ = revocation
+    _base, trust, good, bad, _crl = revocation
     assert verify(trust, good.cert, pki.inter.cert, "-crl_check").returncode == 0
     assert verify(trust, good.cert, pki.inter.cert, "-crl_check_all").returncode == 0
     refused = verify(trust, bad.cert, pki.inter.cert, "-crl_check")
@@ -243,7 +255,7 @@ def test_openssl_verify_crl_check_agrees(revocation, pki):
 
 
 def test_storescp_crv_accepts_valid_and_refuses_revoked(revocation, pki, tmp_path):
-    _, trust, good, bad, _ = revocation
+    _base, trust, good, bad, _crl = revocation
     server = pki.node("crl-listener")
     with StoreSCP(["+tls", server.key, server.chain, "+cd", str(trust), "+crv"], str(tmp_path)) as scp:
         accepted = echoscu(scp.port, good.key, good.chain, "+cf", pki.root.cert)
@@ -305,51 +317,53 @@ def test_bundle_refuses_crls(pki, tmp_path):
 
 @pytest.fixture
 def populated(pki, tmp_path):
+    """A hashed directory holding the root CA."""
     trust = tmp_path / "trust"
     ok(store(trust, [pki.root.cert]))
     return trust
 
 
-def _expect_failure(trust, certificates, crls=(), match="", path=None, **kw):
-    before = snapshot(str(trust))
-    res = store(trust, certificates, crls, **kw)
-    assert res.get("failed"), res
-    assert match in res["msg"], res["msg"]
-    if path:
-        assert path in res["msg"]
-    assert snapshot(str(trust)) == before
-    return res
-
-
 def test_bad_inputs_change_nothing(populated, pki, tmp_path):
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("this is not a certificate\n")
-    _expect_failure(populated, [str(garbage)], match="neither PEM nor DER", path=str(garbage))
     der = tmp_path / "root.der"
     subprocess.run(["openssl", "x509", "-in", pki.root.cert, "-outform", "DER", "-out", str(der)], check=True)
-    _expect_failure(populated, [str(der)], match="where PEM was declared", path=str(der), input_format="pem")
-    _expect_failure(populated, [pki.root.cert], match="PEM data where DER was declared", input_format="der")
-    _expect_failure(populated, [pki.inter.cert], match="not self-signed", path=pki.inter.cert)
     expired_root = pki.self_signed(
         "Expired Root", not_before=NOW - datetime.timedelta(days=9), not_after=NOW - datetime.timedelta(days=2)
     )
-    _expect_failure(populated, [expired_root.cert], match="expired on", path=expired_root.cert)
-    # expired CRL: issued in the past with a short validity (via the library, as no module makes one)
-    from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib
-
+    # expired CRL: issued in the past with a short validity (via the library: no module makes one)
     issuer = crlib.read_issuer(pki.root.cert, pki.root.key, None)
     plan = crlib.plan_crl([], None, issuer, "pem", "sha256", 1, None, now=NOW - datetime.timedelta(days=3))
     expired_crl = tmp_path / "expired.crl"
     crlib.write_crl(str(expired_crl), crlib.build_crl(plan, issuer, "sha256"), "pem")
-    _expect_failure(populated, [pki.root.cert], [str(expired_crl)], match="expired on", path=str(expired_crl))
     foreign = TestPKI(tmp_path / "foreign", prefix="Foreign")
     foreign_crl = tmp_path / "foreign.crl"
     ok(crl(foreign_crl, foreign.root))
-    _expect_failure(populated, [pki.root.cert], [str(foreign_crl)], match="not in the store", path=str(foreign_crl))
-    # and the warn/drop escapes work
-    kept = ok(store(populated, [pki.root.cert, expired_root.cert], on_expired="warn"))
+    root = pki.root.cert
+    cases = [
+        ({"certificates": [str(garbage)]}, "neither PEM nor DER", str(garbage)),
+        ({"certificates": [str(der)], "input_format": "pem"}, "where PEM was declared", str(der)),
+        ({"certificates": [root], "input_format": "der"}, "PEM data where DER was declared", root),
+        ({"certificates": [pki.inter.cert]}, "not self-signed", pki.inter.cert),
+        ({"certificates": [expired_root.cert]}, "expired on", expired_root.cert),
+        ({"certificates": [root], "crls": [str(expired_crl)]}, "expired on", str(expired_crl)),
+        ({"certificates": [root], "crls": [str(foreign_crl)]}, "not in the store", str(foreign_crl)),
+        ({"certificates": [root], "crls": [root]}, "is not a CRL", root),
+    ]
+    before = snapshot(str(populated))
+    results = run_many([("dicom_truststore", dict(path=str(populated), **args)) for args, _m, _p in cases])
+    for (args, match, path), res in zip(cases, results, strict=True):
+        assert res.get("failed"), (args, res)
+        assert match in res["msg"] and path in res["msg"], (args, res["msg"])
+    assert snapshot(str(populated)) == before
+    # and the on_expired escapes work
+    kept, dropped = run_many(
+        [
+            ("dicom_truststore", dict(path=str(populated), certificates=[root, expired_root.cert], on_expired=how))
+            for how in ("warn", "drop")
+        ]
+    )
     assert len(kept["entries"]) == 2 and any("expired" in w for w in kept.get("warnings", []))
-    dropped = ok(store(populated, [pki.root.cert, expired_root.cert], on_expired="drop"))
     assert len(dropped["entries"]) == 1 and dropped["removed"]
 
 
@@ -358,38 +372,51 @@ def test_unwritable_directory(pki, tmp_path):
     ok(store(trust, [pki.root.cert]))
     other = TestPKI(tmp_path / "o", prefix="Other").root
     before = snapshot(str(trust))
-    subprocess.run(["chattr", "+i", str(trust)], check=True)  # immutable: refuses even root
-    try:
-        res = store(trust, [pki.root.cert, other.cert])
-        assert res.get("failed") and "not writable" in res["msg"] and str(trust) in res["msg"]
-    finally:
-        subprocess.run(["chattr", "-i", str(trust)], check=True)
-    assert snapshot(str(trust)) == before
     in_place = tmp_path / "a-file"
     in_place.write_text("x")
-    res = store(in_place, [pki.root.cert])
-    assert res.get("failed") and "not a directory" in res["msg"]
-    assert in_place.read_text() == "x"
-    bundle_dir = tmp_path / "ro"
-    bundle_dir.mkdir()
-    subprocess.run(["chattr", "+i", str(bundle_dir)], check=True)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    # immutable directories refuse even root (the tests run as root, so modes would not do)
+    subprocess.run(["chattr", "+i", str(trust), str(ro)], check=True)
     try:
-        res = store(bundle_dir / "trusted.pem", [pki.root.cert], layout="bundle")
-        assert res.get("failed") and "not writable" in res["msg"]
+        changed, file_in_place, bundle, proc_crl = run_many(
+            [
+                ("dicom_truststore", dict(path=str(trust), certificates=[pki.root.cert, other.cert])),
+                ("dicom_truststore", dict(path=str(in_place), certificates=[pki.root.cert])),
+                ("dicom_truststore", dict(path=str(ro / "trusted.pem"), certificates=[pki.root.cert], layout="bundle")),
+                (
+                    "dicom_crl",
+                    dict(
+                        path="/proc/dicom-tls-test.crl",
+                        issuer_cert_path=pki.root.cert,
+                        issuer_privatekey_path=pki.root.key,
+                    ),
+                ),
+            ]
+        )
     finally:
-        subprocess.run(["chattr", "-i", str(bundle_dir)], check=True)
-    res = crl("/proc/dicom-tls-test.crl", pki.root)
-    assert res.get("failed") and "/proc" in res["msg"]
+        subprocess.run(["chattr", "-i", str(trust), str(ro)], check=True)
+    assert changed.get("failed") and "not writable" in changed["msg"] and str(trust) in changed["msg"]
+    assert snapshot(str(trust)) == before
+    assert file_in_place.get("failed") and "not a directory" in file_in_place["msg"]
+    assert in_place.read_text() == "x"
+    assert bundle.get("failed") and "not writable" in bundle["msg"] and not os.listdir(ro)
+    assert proc_crl.get("failed") and "/proc" in proc_crl["msg"]
 
 
 def test_crl_bad_inputs(pki, tmp_path):
-    res = crl(tmp_path / "x.crl", type("CA", (), {"cert": pki.inter.cert, "key": pki.root.key})())
-    assert res["failed"] and "does not match" in res["msg"] and pki.root.key in res["msg"]
     precious = tmp_path / "precious.crl"
     precious.write_text("not a CRL")
-    res = crl(precious, pki.root)
-    assert res["failed"] and "refusing to overwrite" in res["msg"]
+    base = dict(issuer_cert_path=pki.inter.cert, issuer_privatekey_path=pki.inter.key)
+    wrong_key, not_crl, foreign = run_many(
+        [
+            ("dicom_crl", dict(base, path=str(tmp_path / "x.crl"), issuer_privatekey_path=pki.root.key)),
+            ("dicom_crl", dict(base, path=str(precious))),
+            ("dicom_crl", dict(base, path=str(tmp_path / "y.crl"), revoked=[{"certificate_path": pki.inter.cert}])),
+        ]
+    )
+    assert wrong_key["failed"] and "does not match" in wrong_key["msg"] and pki.root.key in wrong_key["msg"]
+    assert not_crl["failed"] and "refusing to overwrite" in not_crl["msg"]
     assert precious.read_text() == "not a CRL"
-    res = crl(tmp_path / "y.crl", pki.inter, [{"certificate_path": pki.inter.cert}])
-    assert res["failed"] and "not by the CRL issuer" in res["msg"]
-    assert not (tmp_path / "y.crl").exists()
+    assert foreign["failed"] and "not by the CRL issuer" in foreign["msg"]
+    assert sorted(os.listdir(tmp_path)) == ["precious.crl"]

@@ -78,8 +78,7 @@ def test_symlink_and_wrong_mode_entries_are_rewritten(tmp_path, pki):
     d = tmp_path / "d"
     d.mkdir()
     loaded = ts.load_objects([pki.root.cert])
-    name = ts.desired_entries(loaded.objects)
-    (entry,) = name
+    entry = list(ts.desired_entries(loaded.objects))[0]
     os.symlink(pki.root.cert, d / entry)
     plan = ts.plan_hashed_dir(str(d), loaded.objects, ts.read_hashed_dir(str(d), ts.FileMeta()))
     assert plan.changed and plan.rewritten == [entry]
