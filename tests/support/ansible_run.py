@@ -18,13 +18,15 @@ def ansible_env(**extra) -> dict:
     env = dict(os.environ)
     env.update(
         ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
+        # ansible-core 2.19 has no JSON stdout callback of its own: the harness brings one.
         ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, "tests", "support", "callback_plugins"),
-        ANSIBLE_STDOUT_CALLBACK="result_json",
+        ANSIBLE_STDOUT_CALLBACK="test_json",
         ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_RETRY_FILES_ENABLED="0",
         ANSIBLE_LOCALHOST_WARNING="0",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+        # modules run with the test venv's python (cryptography, pydicom); discovery may find another one
         ANSIBLE_PYTHON_INTERPRETER=os.environ.get("ANSIBLE_PYTHON_INTERPRETER", sys.executable),
     )
     env.update(extra)
