@@ -60,6 +60,12 @@ def fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex(":")
 
 
+def serial_hex(serial: int) -> str:
+    """A serial as ``openssl x509 -serial`` prints it: uppercase hex, even number of digits."""
+    text = "%X" % serial
+    return "0" + text if len(text) % 2 else text
+
+
 def _pw(passphrase: str | None) -> bytes | None:
     return passphrase.encode("utf-8") if passphrase else None
 
@@ -289,7 +295,7 @@ def describe_certificate(cert: x509.Certificate, now: datetime.datetime | None =
     not_after = cert.not_valid_after_utc
     der = cert.public_bytes(serialization.Encoding.DER)
     info = {
-        "serial": cert.serial_number,
+        "serial": serial_hex(cert.serial_number),
         "subject": name_text(cert.subject),
         "issuer": name_text(cert.issuer),
         "not_before": isoformat(cert.not_valid_before_utc),

@@ -221,9 +221,11 @@ actions:
     - {target: certificate, path: /etc/dicom-tls/node.pem, action: renewed,
        reason: "subject_alt_names changed from ['DNS:a'] to ['DNS:b']"}
 serial:
-  description: Serial number of the certificate (decimal).
+  description:
+    - Serial number, uppercase hex as C(openssl x509 -serial) prints it.
+    - The form M(medimg.dicom_tls.dicom_crl) takes in C(revoked).
   returned: when a certificate exists after the run (not in check mode before it is created)
-  type: int
+  type: str
 subject:
   description: Subject, OpenSSL one-line form (C(/O=.../CN=...)).
   returned: when a certificate or CSR exists after the run

@@ -21,6 +21,7 @@ attributes:
     description: Reads only; check mode runs it for real.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to diff.
   idempotent:
     support: full
     description: Never changes anything.
@@ -70,9 +71,9 @@ issuer:
   returned: success
   type: str
 serial:
-  description: Serial number (decimal).
+  description: Serial number, uppercase hex as C(openssl x509 -serial) prints it.
   returned: success
-  type: int
+  type: str
 not_before:
   description: Start of validity, ISO 8601 UTC.
   returned: success
