@@ -623,3 +623,25 @@ def plan_remove(f, signature_uid=None):
                 for item in drop:
                     edits.delete(item.hdr, item.end, [seq] + anc_nodes)
     return edits, removed
+
+
+def signature_stream(f, uid: str, old_format: bool = False) -> bytes:
+    """The exact MAC input of the signature ``uid`` (what ``dcmsign --dump`` writes)."""
+    for elements, _path in iter_datasets(f.dataset):
+        sigs = _find(elements, DIGITAL_SIGNATURES_SEQ)
+        macs = _find(elements, MAC_PARAMETERS_SEQ)
+        for item in sigs.items if sigs is not None and sigs.items else ():
+            uid_e = _find(item.elements, SIGNATURE_UID)
+            if uid_e is None or _text(f.buf, uid_e) != uid:
+                continue
+            mac_id = _us(f.buf, _find(item.elements, MAC_ID))
+            for mac in macs.items:
+                if _us(f.buf, _find(mac.elements, MAC_ID)) == mac_id:
+                    raw = _value(f.buf, _find(mac.elements, DATA_ELEMENTS_SIGNED))
+                    tags = {(g << 16) | e for g, e in struct.iter_unpack("<HH", raw)}
+                    own = {e.tag for e in item.elements if e.tag not in NOT_IN_STREAM and unsignable_reason(e) is None}
+                    parts = []
+                    stream_dataset(parts.append, f.buf, elements, tags, old_format)
+                    stream_dataset(parts.append, f.buf, item.elements, own, old_format)
+                    return b"".join(bytes(p) for p in parts)
+    raise DicomTlsError("no signature with UID %s" % uid, f.path)
