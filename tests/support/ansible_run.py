@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tempfile
 
 import yaml
@@ -17,13 +18,16 @@ def ansible_env(**extra) -> dict:
     env = dict(os.environ)
     env.update(
         ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        # ansible-core 2.19 has no JSON stdout callback of its own: the harness brings one.
+        ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, "tests", "support", "callback_plugins"),
+        ANSIBLE_STDOUT_CALLBACK="test_json",
         ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_RETRY_FILES_ENABLED="0",
         ANSIBLE_LOCALHOST_WARNING="0",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
-        ANSIBLE_PYTHON_INTERPRETER=os.environ.get("ANSIBLE_PYTHON_INTERPRETER", "auto_silent"),
+        # modules run with the test venv's python (cryptography, pydicom); discovery may find another one
+        ANSIBLE_PYTHON_INTERPRETER=os.environ.get("ANSIBLE_PYTHON_INTERPRETER", sys.executable),
     )
     env.update(extra)
     return env
