@@ -138,15 +138,27 @@ def main():
 
     med = {k: statistics.median(v) for k, v in times.items()}
     print()
-    print("dicom_sign benchmark: %d files of %dx%d 16-bit CT, %d repeat(s), medians" % (a.files, a.size, a.size, a.repeats))
+    print(
+        "dicom_sign benchmark: %d files of %dx%d 16-bit CT, %d repeat(s), medians"
+        % (a.files, a.size, a.size, a.repeats)
+    )
     for k, v in med.items():
         print("  %-15s %8.2f s  (%.2f ms/file)" % (k, v, 1000 * v / a.files))
     sign_ratio = med["module sign"] / med["dcmsign sign"]
     verify_ratio = med["module verify"] / med["dcmsign verify"]
-    print("  ratio sign   module/dcmsign = %.3f (target <= 0.33) %s" % (sign_ratio, "OK" if sign_ratio <= 0.33 else "MISSED"))
-    print("  ratio verify module/dcmsign = %.3f (target <= 0.33) %s" % (verify_ratio, "OK" if verify_ratio <= 0.33 else "MISSED"))
+    print(
+        "  ratio sign   module/dcmsign = %.3f (target <= 0.33) %s"
+        % (sign_ratio, "OK" if sign_ratio <= 0.33 else "MISSED")
+    )
+    print(
+        "  ratio verify module/dcmsign = %.3f (target <= 0.33) %s"
+        % (verify_ratio, "OK" if verify_ratio <= 0.33 else "MISSED")
+    )
     print("  peak RSS, ansible-playbook process tree: %.1f MiB" % peak)
-    print("  peak RSS, module alone: %.1f MiB on %d files, %.1f MiB on %d files" % (rss_all, a.files, rss_tenth, max(1, a.files // 10)))
+    print(
+        "  peak RSS, module alone: %.1f MiB on %d files, %.1f MiB on %d files"
+        % (rss_all, a.files, rss_tenth, max(1, a.files // 10))
+    )
 
 
 if __name__ == "__main__":

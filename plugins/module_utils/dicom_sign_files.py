@@ -156,7 +156,9 @@ class Runner:
                         problems.append("no signature present (require: signature)")
                     for profile in PROFILE_REQUIRES:
                         if profile in require and not any(meets_profile(r, profile) for r in recs):
-                            problems.append("no valid signature meets the %s profile (require: %s)" % (profile, profile))
+                            problems.append(
+                                "no valid signature meets the %s profile (require: %s)" % (profile, profile)
+                            )
                     entry["signatures"] = [r.public() for r in recs]
                     del recs
             except DicomTlsError as exc:

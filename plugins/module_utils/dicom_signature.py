@@ -516,14 +516,15 @@ def _build(f, req, elements, ancestors, content_end, location, tags):
     when = _dt_now()
     ts = f.mac_transfer_syntax()
 
+    signed_list = b"".join(struct.pack("<HH", t >> 16, t & 0xFFFF) for t in tags)
     mac_item = b"".join(
         (
             encode_element(MAC_ID, "US", struct.pack("<H", mac_id), implicit),
             encode_element(MAC_TS_UID, "UI", ts.encode(), implicit),
             encode_element(MAC_ALGORITHM, "CS", req.alg.dicom.encode(), implicit),
-            encode_element(DATA_ELEMENTS_SIGNED, "AT", b"".join(struct.pack("<HH", t >> 16, t & 0xFFFF) for t in tags), implicit),
+            encode_element(DATA_ELEMENTS_SIGNED, "AT", signed_list, implicit),
         )
-    )  # fmt: skip
+    )
     head = b"".join(
         (
             encode_element(MAC_ID, "US", struct.pack("<H", mac_id), implicit),

@@ -101,7 +101,9 @@ class Signer:
             self.key = serialization.load_pem_private_key(key_data, passphrase.encode() if passphrase else None)
         except TypeError:
             raise DicomTlsError(
-                "private key is encrypted and needs privatekey_passphrase" if not passphrase else "private key is not encrypted but a passphrase was given",
+                "private key is encrypted and needs privatekey_passphrase"
+                if not passphrase
+                else "private key is not encrypted but a passphrase was given",
                 privatekey_path,
             ) from None
         except ValueError:

@@ -136,7 +136,9 @@ requirements:
 attributes:
   check_mode:
     support: full
-    details: Every file is read and checked; the files that would be signed or changed are reported and nothing is written.
+    details: >-
+      Every file is read and checked; the files that would be signed or changed are reported and
+      nothing is written.
   diff_mode:
     support: full
     details: The diff lists, per changed file, the signature UIDs before and after.
@@ -227,10 +229,20 @@ files:
         datetime: {description: Digital Signature DateTime as stored., type: str}
         location: {description: Item location of the signature, empty for the main dataset., type: str}
         purpose: {description: Signature purpose code, when recorded., type: str}
-        certified_timestamp: {description: True when the signature carries a certified timestamp (kept untouched; not verified)., type: bool}
+        certified_timestamp:
+          description: True when the signature carries a certified timestamp (kept untouched; not verified).
+          type: bool
         format: {description: V(old) when the signature only verified with dcmtk's pre-3.5.4 stream format., type: str}
-        valid: {description: The signature is intact, was made while its certificate was valid, and (when verifying) chains to a trusted CA., type: bool}
-        reason: {description: "Why it is not valid, naming the signature (for example the content changed since signing, or the signer is untrusted).", type: str}
+        valid:
+          description: >-
+            The signature is intact, was made while its certificate was valid, and (when
+            verifying) its certificate chains to a trusted CA.
+          type: bool
+        reason:
+          description: >-
+            Why it is not valid, naming the signature (for example the content changed since
+            signing, or the signer is untrusted).
+          type: str
 totals:
   description: Counts over all files.
   returned: always
@@ -245,9 +257,9 @@ totals:
   sample: {signed: 10, verified: 0, failed: 0, unchanged: 2, removed: 0, skipped: 1}
 """
 
-import traceback
+import traceback  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 
 try:
     from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_sign_files import Runner

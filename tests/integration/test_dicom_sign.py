@@ -12,18 +12,17 @@ import subprocess
 
 import pydicom
 import pytest
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_sign_files import opened
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_signature import (
+    read_signatures,
+    signature_stream,
+)
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 from support.ansible_run import run_module, run_tasks
 from support.dicom_files import ct_dataset, save, write_ct, write_jpeg_ct
 from support.pki import TestPKI
 from support.servers import dcmtk
-
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_sign_files import opened
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_signature import (
-    read_signatures,
-    signature_stream,
-)
 
 DCMSIGN = dcmtk("dcmsign")
 ITEM = "ReferencedSeriesSequence[0].ReferencedImageSequence[1]"
@@ -140,7 +139,9 @@ def test_dcmsign_signed_files_verify_with_module(signers, tmp_path):
     ca = tmp_path / "trusted.pem"
     ca.write_bytes(open(pki.root.cert, "rb").read() + open(signers["ec_pki"].root.cert, "rb").read())
     untrusted = [pki.inter.cert, signers["ec_pki"].inter.cert]
-    res = run_module("dicom_sign", {"path": made, "state": "verified", "ca_file": str(ca), "untrusted_certs": untrusted})
+    res = run_module(
+        "dicom_sign", {"path": made, "state": "verified", "ca_file": str(ca), "untrusted_certs": untrusted}
+    )
     assert res["_rc"] == 0 and not res.get("failed"), res.get("msg")
     assert res["changed"] is False
     assert res["totals"]["verified"] == len(made)
@@ -154,9 +155,7 @@ def test_dcmsign_signed_files_verify_with_module(signers, tmp_path):
     assert all(s["valid"] and s["signer"].startswith("CN=dicom") for s in sigs.values())
 
     # without the old-format retry the --format-old signature fails (and says why)
-    res = run_module(
-        "dicom_sign", {"path": [jpeg], "state": "verified", "ca_file": str(ca), "retry_old_format": False}
-    )
+    res = run_module("dicom_sign", {"path": [jpeg], "state": "verified", "ca_file": str(ca), "retry_old_format": False})
     assert res.get("failed") and "content changed" in res["files"][0]["reason"]
 
 
@@ -224,7 +223,12 @@ def test_changed_attribute_and_untrusted_signer_fail_in_both(signers, tmp_path):
 
     out = run_module(
         "dicom_sign",
-        {"path": [changed, stranger], "state": "verified", "ca_file": pki.root.cert, "untrusted_certs": [pki.inter.cert]},
+        {
+            "path": [changed, stranger],
+            "state": "verified",
+            "ca_file": pki.root.cert,
+            "untrusted_certs": [pki.inter.cert],
+        },
     )
     assert out.get("failed") and out["totals"]["failed"] == 2
     reasons = {os.path.basename(f["path"]): f["signatures"][0]["reason"] for f in out["files"]}
@@ -327,9 +331,7 @@ def test_signing_a_directory_skips_other_files_and_verifies_with_require(signers
         write_ct(str(tmp_path / "series" / ("%d.dcm" % i)), seed=i + 1)
     write_ct(str(tmp_path / "series" / "deep" / "x.dcm"), seed=9)
     (tmp_path / "series" / "README.txt").write_text("not dicom")
-    res = run_module(
-        "dicom_sign", sign_args(signers["rsa"], tmp_path / "series", recursive=True, profile="creator")
-    )
+    res = run_module("dicom_sign", sign_args(signers["rsa"], tmp_path / "series", recursive=True, profile="creator"))
     assert res["totals"]["signed"] == 4 and res["totals"]["skipped"] == 1
     ok = run_module(
         "dicom_sign",
