@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: dicom_sign (one module call through Ansible per operation) against a shell loop of
 dcmtk's dcmsign processes over the same files.
 

@@ -547,7 +547,7 @@ def _build(f, req, elements, ancestors, content_end, location, tags):
     # The signature item's own elements go into the stream after the signed dataset elements.
     own_bytes = head + tail
     parser = _Parser(own_bytes, f.path, implicit)
-    own_elements, _, _ = parser.dataset(0, len(own_bytes), implicit, True)
+    own_elements = parser.dataset(0, len(own_bytes), implicit, True)[0]
     h = req.alg.new()
     stream_dataset(h.update, f.buf, elements, set(tags))
     stream_dataset(h.update, own_bytes, own_elements, {e.tag for e in own_elements})

@@ -122,7 +122,7 @@ def parse_tag(text) -> int:
     s = str(text).strip()
     inner = s[1:-1] if s.startswith("(") and s.endswith(")") else s
     if "," in inner:
-        g, _, e = inner.partition(",")
+        g, _sep, e = inner.partition(",")
         try:
             g_i, e_i = int(g.strip(), 16), int(e.strip(), 16)
         except ValueError:
@@ -246,7 +246,7 @@ class _Parser:
                 if pos + 8 + length > (end if end is not None else self.size):
                     self.fail("item of %s runs past its end" % tag_str(elem.tag), pos)
                 item = Item(pos, pos + 8, length)
-                item.elements, _, _ = self.dataset(pos + 8, pos + 8 + length, implicit, True)
+                item.elements = self.dataset(pos + 8, pos + 8 + length, implicit, True)[0]
             items.append(item)
             pos = item.end
         elem.items = items
@@ -309,7 +309,7 @@ def parse(buf, path: str = "") -> DicomFile:
     f.dataset_start = pos
     f.size = size
     p = _Parser(buf, path, f.implicit)
-    f.dataset, _, _ = p.dataset(pos, size, f.implicit, False)
+    f.dataset = p.dataset(pos, size, f.implicit, False)[0]
     f.pixrep = p.pixrep
     return f
 
@@ -445,7 +445,7 @@ class Edits:
         return bool(self.splices)
 
     def resolved(self):
-        deleted = [(p, p + n) for p, n, _, _ in self.splices if n]
+        deleted = [(p, p + n) for p, n, _data, _order in self.splices if n]
         out = list(self.splices)
         for node, delta in self.deltas.values():
             if not delta or node.length is None:
@@ -465,7 +465,7 @@ class Edits:
         """Write the edited file to ``fh``: original bytes copied around the splices."""
         mv = memoryview(buf)
         pos = 0
-        for start, delete, data, _ in self.resolved():
+        for start, delete, data, _order in self.resolved():
             if start < pos:
                 raise DicomTlsError("internal error: overlapping edits")
             fh.write(mv[pos:start])

@@ -205,7 +205,7 @@ class TrustStore:
                 if not os.path.isfile(full):
                     continue
                 data = read_bytes(full)
-                stem, _, suffix = name.rpartition(".")
+                stem, _dot, suffix = name.rpartition(".")
                 if suffix.startswith("r") and suffix[1:].isdigit() and len(stem) == 8:
                     self.crls.append(_load_crl(data, full))
                 elif b"-----BEGIN CERTIFICATE" in data:
@@ -245,7 +245,7 @@ class TrustStore:
         now = datetime.datetime.now(datetime.UTC)
         chain = [leaf]
         cur = leaf
-        for _ in range(12):
+        for _depth in range(12):
             name = subject_text(cur)
             if not cur.not_valid_before_utc <= now <= cur.not_valid_after_utc:
                 return "certificate '%s' is expired or not yet valid (valid %s to %s)" % (

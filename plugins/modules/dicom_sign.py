@@ -23,7 +23,7 @@ description:
     syntaxes are supported; big endian and deflated files are refused.
 version_added: 0.1.0
 author:
-  - medimg.dicom_tls contributors
+  - medimg.dicom_tls contributors (@medimg)
 options:
   path:
     description:
@@ -136,15 +136,15 @@ requirements:
 attributes:
   check_mode:
     support: full
-    details: >-
+    description: >-
       Every file is read and checked; the files that would be signed or changed are reported and
       nothing is written.
   diff_mode:
     support: full
-    details: The diff lists, per changed file, the signature UIDs before and after.
+    description: The diff lists, per changed file, the signature UIDs before and after.
   idempotent:
     support: full
-    details: A file that already has a valid signature matching the request is left untouched.
+    description: A file that already has a valid signature matching the request is left untouched.
 seealso:
   - name: dcmsign manual
     description: dcmtk's command line tool this module interoperates with.
@@ -222,17 +222,33 @@ files:
       type: list
       elements: dict
       contains:
-        uid: {description: Digital Signature UID., type: str}
-        mac_id: {description: MAC ID Number linking the signature to its MAC parameters., type: int}
-        mac_algorithm: {description: MAC algorithm (sha256, ripemd160, ...)., type: str}
-        signer: {description: Subject of the signer certificate (RFC 4514)., type: str}
-        datetime: {description: Digital Signature DateTime as stored., type: str}
-        location: {description: Item location of the signature, empty for the main dataset., type: str}
-        purpose: {description: Signature purpose code, when recorded., type: str}
+        uid:
+          description: Digital Signature UID.
+          type: str
+        mac_id:
+          description: MAC ID Number linking the signature to its MAC parameters.
+          type: int
+        mac_algorithm:
+          description: "MAC algorithm: sha256, sha384, sha512, ripemd160, sha1 or md5."
+          type: str
+        signer:
+          description: Subject of the signer certificate (RFC 4514).
+          type: str
+        datetime:
+          description: Digital Signature DateTime as stored.
+          type: str
+        location:
+          description: Item location of the signature; empty for the main dataset.
+          type: str
+        purpose:
+          description: Signature purpose code, when one is recorded.
+          type: str
         certified_timestamp:
           description: True when the signature carries a certified timestamp (kept untouched; not verified).
           type: bool
-        format: {description: V(old) when the signature only verified with dcmtk's pre-3.5.4 stream format., type: str}
+        format:
+          description: V(old) when the signature only verified with dcmtk's pre-3.5.4 stream format.
+          type: str
         valid:
           description: >-
             The signature is intact, was made while its certificate was valid, and (when
@@ -248,12 +264,24 @@ totals:
   returned: always
   type: dict
   contains:
-    signed: {description: Files signed (or that would be in check mode)., type: int}
-    verified: {description: Files whose signatures all verified and met O(require)., type: int}
-    failed: {description: Files that failed verification., type: int}
-    unchanged: {description: Files already in the requested state., type: int}
-    removed: {description: Files signatures were removed from., type: int}
-    skipped: {description: Files without the DICM prefix skipped in directories., type: int}
+    signed:
+      description: Files signed (or that would be, in check mode).
+      type: int
+    verified:
+      description: Files whose signatures all verified and met O(require).
+      type: int
+    failed:
+      description: Files that failed verification.
+      type: int
+    unchanged:
+      description: Files already in the requested state.
+      type: int
+    removed:
+      description: Files signatures were removed from.
+      type: int
+    skipped:
+      description: Files without the DICM prefix skipped in directories.
+      type: int
   sample: {signed: 10, verified: 0, failed: 0, unchanged: 2, removed: 0, skipped: 1}
 """
 

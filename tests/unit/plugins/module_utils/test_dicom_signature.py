@@ -67,7 +67,7 @@ def test_stream_encoding_of_elements_and_sequences():
         + ds_mod.encode_element(0x00091010, "UN", b"abcd", False)
     )
     p = ds_mod._Parser(body, "mem", False)
-    elements, _, _ = p.dataset(0, len(body), False, False)
+    elements = p.dataset(0, len(body), False, False)[0]
     assert [ds_mod.unsignable_reason(e) is None for e in elements] == [True, True, True, False]
     out = []
     ds_mod.stream_dataset(out.append, body, elements, {e.tag for e in elements[:3]})
@@ -190,7 +190,7 @@ def _sig_items(f):
     from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_signature import iter_datasets
 
     out = []
-    for elements, _ in iter_datasets(f.dataset):
+    for elements, _path in iter_datasets(f.dataset):
         for e in elements:
             if e.tag == ds_mod.DIGITAL_SIGNATURES_SEQ:
                 out += e.items
