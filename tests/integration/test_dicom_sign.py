@@ -18,7 +18,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_signature i
     signature_stream,
 )
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from support.ansible_run import run_module, run_tasks
 from support.dicom_files import ct_dataset, save, write_ct, write_jpeg_ct
 from support.pki import TestPKI
@@ -372,3 +372,24 @@ def test_item_and_main_signatures_coexist_with_defined_and_undefined_lengths(sig
     assert res.rc == 0, res.output[-2000:]
     proc = dcmsign_verify(path, signers["pki"])
     assert proc.returncode == 0 and (proc.stdout + proc.stderr).count("Verification : OK") == 3, proc.stderr
+
+
+def test_implicit_vr_private_creator_signed_alike_both_ways(signers, tmp_path):
+    """In implicit VR, private creators are LO for dcmtk and for the module; other private
+    elements are UN and left out. A file signed either way verifies with the other."""
+    rsa, pki = signers["rsa"], signers["pki"]
+    ds = ct_dataset()
+    ds.private_block(0x0009, "medimg test", create=True).add_new(0x10, "LO", "hello")
+    ours = save(ds, str(tmp_path / "ours.dcm"), ImplicitVRLittleEndian)
+    theirs = save(ds, str(tmp_path / "theirs.dcm"), ImplicitVRLittleEndian)
+    assert dcmsign("+s", rsa.key, rsa.cert, theirs, theirs).returncode == 0
+    res = run_module("dicom_sign", sign_args(rsa, ours))
+    assert res["changed"] is True
+    assert dcmsign_verify(ours, pki).returncode == 0
+    with opened(ours) as f:
+        assert {0x00090010} == {t for t in read_signatures(f)[0].tags if t >> 16 == 9}
+    out = run_module(
+        "dicom_sign",
+        {"path": [theirs], "state": "verified", "ca_file": pki.root.cert, "untrusted_certs": [pki.inter.cert]},
+    )
+    assert out["totals"]["verified"] == 1, out.get("msg")
