@@ -393,3 +393,19 @@ def test_implicit_vr_private_creator_signed_alike_both_ways(signers, tmp_path):
         {"path": [theirs], "state": "verified", "ca_file": pki.root.cert, "untrusted_certs": [pki.inter.cert]},
     )
     assert out["totals"]["verified"] == 1, out.get("msg")
+
+
+def test_ecdsa_signatures_of_odd_length_are_padded_and_still_verify(signers, tmp_path):
+    """About half of ECDSA P-256 DER signatures have an odd length and get a 0x00 pad byte;
+    six signatures make one near certain (checked below), and dcmsign accepts them all."""
+    ecdsa, ec_pki = signers["ecdsa"], signers["ec_pki"]
+    path = write_ct(str(tmp_path / "ec.dcm"))
+    mod = "medimg.dicom_tls.dicom_sign"
+    res = run_tasks([{"name": "p%d" % p, mod: sign_args(ecdsa, path, purpose=p)} for p in range(1, 7)])
+    assert res.rc == 0, res.output[-2000:]
+    proc = dcmsign_verify(path, ec_pki)
+    assert proc.returncode == 0 and (proc.stdout + proc.stderr).count("Verification : OK") == 6, proc.stderr
+    ds = pydicom.dcmread(path)
+    raw_lengths = [2 + s.Signature[1] for s in ds.DigitalSignaturesSequence]  # DER SEQUENCE, short length
+    if any(n % 2 for n in raw_lengths):
+        assert all(len(s.Signature) % 2 == 0 for s in ds.DigitalSignaturesSequence)
