@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 $PY benchmarks/cert_rerun.py
+$PY benchmarks/dicom_sign.py
