@@ -111,7 +111,7 @@ def interleaved(cases: dict, runs: int) -> dict:
     from other processes falls on all of them alike. ``cases``: name -> (fn, setup or None)."""
     wall: dict = {name: [] for name in cases}
     cpu: dict = {name: [] for name in cases}
-    for _ in range(runs):
+    for _round in range(runs):
         for name, (fn, setup) in cases.items():
             if setup:
                 setup()

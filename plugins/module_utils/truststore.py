@@ -685,13 +685,23 @@ def apply_hashed_dir(plan: Plan, meta: FileMeta, dir_mode: int = 0o755) -> None:
     fsync_dir(path)
 
 
-def check_dir_writable(path: str) -> None:
-    """Fail before any change when the directory (or its parent, to create it) is not writable."""
+def check_parent(path: str) -> None:
+    """Fail when the directory that would hold ``path`` does not exist (no write: check mode)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise DicomTlsError("parent directory %s does not exist" % parent, path)
+
+
+def check_dir_writable(path: str, probe: bool = True) -> None:
+    """Fail before any change when the directory (or its parent, to create it) is not writable.
+    ``probe=False`` (check mode) only checks what can be seen without writing."""
     target = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     if os.path.lexists(path) and not os.path.isdir(path):
         raise DicomTlsError("exists and is not a directory", path)
     if not os.path.isdir(target):
         raise DicomTlsError("parent directory %s does not exist" % target, path)
+    if not probe:
+        return
     probe = None
     try:
         fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".probe", dir=target)
