@@ -28,6 +28,7 @@ import ssl
 import tempfile
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
@@ -291,8 +292,11 @@ def build_context(target: dict) -> ssl.SSLContext:
     min_version, max_version, suites, _option, legacy = PROFILES[target["profile"]]
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
-        ctx.minimum_version = min_version
-        ctx.maximum_version = max_version
+        with warnings.catch_warnings():
+            # TLS 1.0/1.1 are deprecated in Python; profiles bcp195, aes and null offer them on purpose.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = min_version
+            ctx.maximum_version = max_version
         ctx.set_ciphers(":".join(suites) + (":@SECLEVEL=0" if legacy else ""))
     except (ssl.SSLError, ValueError) as exc:
         raise DicomTlsError("this Python's OpenSSL cannot do profile %s (%s)" % (target["profile"], exc)) from None
