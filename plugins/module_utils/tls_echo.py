@@ -481,13 +481,19 @@ def describe_certificate(der: bytes | None, now: datetime.datetime | None = None
     return {
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
-        "serial": "%X" % cert.serial_number,
+        "serial": _serial_hex(cert.serial_number),
         "not_before": cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "not_after": not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "days_remaining": (not_after - now).days,
         "fingerprint_sha256": ":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
         "subject_alt_names": sans,
     }
+
+
+def _serial_hex(serial: int) -> str:
+    """Upper-case hex in whole bytes, as ``openssl x509 -serial`` prints it."""
+    text = "%X" % serial
+    return "0" + text if len(text) % 2 else text
 
 
 def _fetch_unverified_certificate(target: dict, timeout: float) -> bytes | None:

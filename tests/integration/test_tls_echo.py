@@ -133,7 +133,13 @@ def test_success_with_client_certificate_cf(scp, certs):
     assert peer["subject"] == "CN=echo-server,O=medimg test"
     assert peer["issuer"] == "CN=Test Issuing CA,O=medimg test"
     assert peer["fingerprint_sha256"] == openssl_fingerprint(certs["server"].cert)
-    assert peer["serial"] == "%X" % certs["server"].certificate.serial_number
+    serial = subprocess.run(
+        ["openssl", "x509", "-in", certs["server"].cert, "-noout", "-serial"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert peer["serial"] == serial.strip().split("=")[1]
     assert "IP:127.0.0.1" in peer["subject_alt_names"]
     assert 28 <= peer["days_remaining"] <= 30
     assert res["as_expected"] is True
