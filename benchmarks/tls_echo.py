@@ -147,7 +147,7 @@ def main() -> int:
         module()  # warm-up: page cache, Python bytecode
         anchor()
         times = {"anchor": [], "module": [], "library": [], "ansible_ping": []}
-        for _ in range(args.runs):
+        for _run in range(args.runs):
             times["anchor"].append(timed(anchor))
             times["module"].append(timed(module))
             times["library"].append(timed(library))

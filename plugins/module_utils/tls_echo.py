@@ -405,13 +405,13 @@ class _RecordingSocket(ssl.SSLSocket):
         # reader thread (and the process) for ever. Every read and write stays bounded.
         super().settimeout(self.record.io_timeout if value is None else value)
 
-    def connect(self, address):
+    def connect(self, addr):
         # DICOM PDUs go out in several small writes: without TCP_NODELAY each exchange can wait
         # for the peer's delayed ACK (40 ms on Linux).
         with contextlib.suppress(OSError):
             self.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            return super().connect(address)
+            return super().connect(addr)
         except BaseException as exc:
             self.record.fail(exc)
             raise

@@ -21,7 +21,7 @@ description:
   - Read-only; it changes nothing on any host, and runs for real in check mode.
   - Never leaves an association or a thread behind; every association is released or aborted.
 author:
-  - medimg.dicom_tls contributors
+  - medimg.dicom_tls contributors (@medimg)
 requirements:
   - pynetdicom >= 3.0
   - cryptography
@@ -220,9 +220,10 @@ attributes:
     description: Runs the check for real; it changes nothing.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to show.
   idempotent:
     support: full
-    description: Never changes anything; RV(changed) is always false.
+    description: Never changes anything; C(changed) is always false.
 notes:
   - The task fails when an outcome differs from O(expect), or on bad input (a missing or unreadable
     file, a key that does not match its certificate, a wrong passphrase), which is reported before
@@ -379,7 +380,7 @@ results:
           description: End of validity, ISO 8601 UTC.
           type: str
         days_remaining:
-          description: Whole days until O(results[].peer_certificate.not_after) (negative when expired).
+          description: Whole days until RV(results[].peer_certificate.not_after) (negative when expired).
           type: int
         fingerprint_sha256:
           description:
