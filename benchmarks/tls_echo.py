@@ -52,6 +52,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--max-workers", type=int, default=16)
     args = parser.parse_args()
+    # ansible-playbook from the same venv as this python
+    os.environ["PATH"] = os.path.dirname(os.path.abspath(sys.executable)) + os.pathsep + os.environ.get("PATH", "")
     if os.environ.get("DICOM_TLS_NETNS") != "1":
         os.execvp(os.path.join(ROOT, "scripts", "netns.sh"), ["netns.sh", sys.executable, *sys.argv])
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Run each benchmark in turn with the venv's python (make benchmarks runs this inside scripts/netns.sh).
+# Run every benchmark in turn (make benchmarks runs this inside the loopback network namespace).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-.venv/bin/python}
-export PATH="$PWD/.venv/bin:$PATH"
-"$PY" benchmarks/tls_echo.py "$@"
+PY=.venv/bin/python
+$PY benchmarks/cert_rerun.py
+$PY benchmarks/tls_echo.py

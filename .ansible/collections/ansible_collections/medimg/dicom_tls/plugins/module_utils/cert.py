@@ -1,0 +1,622 @@
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""dicom_cert's library: keys, CSRs, CA and node certificates, renewal decisions.
+
+Plan, then apply: ``plan(spec)`` reads what is on disk and returns the actions that bring it to
+the desired state (with a reason each), without writing anything; ``apply(plan)`` carries them out.
+Check mode is ``plan`` alone; ``changed`` is "the plan is not empty".
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass, field
+
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
+    atomic_write,
+    backup_copy,
+    check_writable_dir,
+    read_bytes,
+    read_optional,
+)
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+except ImportError:  # reported by the module (deps.require)
+    pass
+
+USAGES = ("root_ca", "intermediate_ca", "node", "server", "client")
+DEFAULT_VALID_DAYS = {"root_ca": 3650, "intermediate_ca": 1825, "node": 365, "server": 365, "client": 365}
+CURVES = ("secp256r1", "secp384r1", "secp521r1")
+BACKDATE = datetime.timedelta(minutes=5)  # clock skew; dcmsign needs notBefore strictly in the past
+
+
+@dataclass
+class CertSpec:
+    """What the caller wants (the module's options)."""
+
+    state: str = "present"
+    path: str | None = None
+    privatekey_path: str | None = None
+    privatekey_passphrase: str | None = None
+    csr_path: str | None = None
+    csr_content: str | None = None
+    certificate_content: str | None = None
+    chain_path: str | None = None
+    usage: str = "node"
+    subject: object = None
+    subject_alt_names: list | None = None
+    key_type: str = "rsa"
+    key_size: int = 3072
+    curve: str = "secp256r1"
+    issuer_cert_path: str | None = None
+    issuer_privatekey_path: str | None = None
+    issuer_privatekey_passphrase: str | None = None
+    issuer_chain_path: str | None = None
+    valid_days: int | None = None
+    renew_before: int | None = None
+    force: bool = False
+    regenerate_key: bool = False
+    format: str = "pem"
+    pkcs12_path: str | None = None
+    pkcs12_passphrase: str | None = None
+    backup: bool = False
+
+
+@dataclass
+class Action:
+    target: str  # privatekey | csr | certificate | chain | pkcs12
+    path: str
+    action: str  # created | renewed | regenerated | updated | removed
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"target": self.target, "path": self.path, "action": self.action, "reason": self.reason}
+
+
+@dataclass
+class Plan:
+    spec: CertSpec
+    mode: str
+    actions: list[Action] = field(default_factory=list)
+    key: object = None  # current private key (None when it will be generated or is not local)
+    csr: x509.CertificateSigningRequest | None = None  # CSR to sign (CA side)
+    cert: x509.Certificate | None = None  # current certificate at path
+    issuer_cert: x509.Certificate | None = None
+    issuer_key: object = None
+    issuer_chain: list = field(default_factory=list)
+    install: list = field(default_factory=list)  # certificate_content: leaf + intermediates
+    subject: x509.Name | None = None
+    sans: list | None = None
+    now: datetime.datetime = field(default_factory=crypto.utcnow)
+
+    def has(self, target: str) -> bool:
+        return any(a.target == target for a in self.actions)
+
+
+# ---------------------------------------------------------------- desired contents
+
+
+def _hash_for(key) -> hashes.HashAlgorithm:
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
+        return hashes.SHA384() if key.curve.key_size <= 384 else hashes.SHA512()
+    return hashes.SHA256()
+
+
+def usage_extensions(usage: str, public_key) -> list[tuple[x509.ExtensionType, bool]]:
+    """basicConstraints, keyUsage and extendedKeyUsage that dcmtk, Orthanc and OpenSSL expect."""
+    if usage in ("root_ca", "intermediate_ca"):
+        return [
+            (x509.BasicConstraints(ca=True, path_length=None if usage == "root_ca" else 0), True),
+            (x509.KeyUsage(True, False, False, False, False, True, True, False, False), True),
+        ]
+    is_rsa = isinstance(public_key, rsa.RSAPublicKey)
+    eku = {
+        "node": [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+        "server": [ExtendedKeyUsageOID.SERVER_AUTH],
+        "client": [ExtendedKeyUsageOID.CLIENT_AUTH],
+    }[usage]
+    return [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.KeyUsage(True, False, is_rsa, False, False, False, False, False, False), True),
+        (x509.ExtendedKeyUsage(eku), False),
+    ]
+
+
+def _ext(cert, cls):
+    try:
+        return cert.extensions.get_extension_for_class(cls).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def usage_differences(cert: x509.Certificate, usage: str) -> list[str]:
+    out = []
+    for wanted, _critical in usage_extensions(usage, cert.public_key()):
+        have = _ext(cert, type(wanted))
+        if have != wanted:
+            out.append("%s is %s, %s wants %s" % (type(wanted).__name__, _short(have), usage, _short(wanted)))
+    for cls in (x509.SubjectKeyIdentifier, x509.AuthorityKeyIdentifier):
+        if _ext(cert, cls) is None:
+            out.append("%s is missing" % cls.__name__)
+    return out
+
+
+def _short(ext) -> str:
+    if ext is None:
+        return "absent"
+    if isinstance(ext, x509.BasicConstraints):
+        return "CA:%s%s" % (ext.ca, "" if ext.path_length is None else ",pathlen:%d" % ext.path_length)
+    if isinstance(ext, x509.ExtendedKeyUsage):
+        return ",".join(sorted(o._name for o in ext))
+    if isinstance(ext, x509.KeyUsage):
+        names = ["digital_signature", "key_encipherment", "key_cert_sign", "crl_sign"]
+        return ",".join(n for n in names if getattr(ext, n))
+    return str(ext)
+
+
+def _key_params(spec: CertSpec) -> str:
+    return "rsa %d" % spec.key_size if spec.key_type == "rsa" else "ecdsa %s" % spec.curve
+
+
+def _have_params(key) -> str:
+    d = crypto.key_description(key)
+    return "rsa %d" % d["key_size"] if d["key_type"] == "rsa" else "%s %s" % (d["key_type"], d["curve"])
+
+
+def generate_key(spec: CertSpec):
+    if spec.key_type == "ecdsa":
+        return ec.generate_private_key(getattr(ec, spec.curve.upper())())
+    return rsa.generate_private_key(public_exponent=65537, key_size=spec.key_size)
+
+
+def key_pem(key, passphrase: str | None) -> bytes:
+    enc = (
+        serialization.BestAvailableEncryption(passphrase.encode("utf-8"))
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+
+
+# ---------------------------------------------------------------- validation and reading
+
+
+def _mode(spec: CertSpec) -> str:
+    if spec.state == "absent":
+        return "absent"
+    if spec.state == "csr":
+        if not (spec.privatekey_path and spec.csr_path):
+            raise DicomTlsError("state=csr needs privatekey_path and csr_path")
+        return "csr"
+    if not spec.path:
+        raise DicomTlsError("state=present needs path (where the certificate is written)")
+    if spec.certificate_content:
+        if not spec.privatekey_path:
+            raise DicomTlsError("certificate_content is installed next to its key: privatekey_path is required")
+        return "install"
+    if not spec.privatekey_path:
+        if not (spec.csr_path or spec.csr_content):
+            raise DicomTlsError("give privatekey_path (key on this host) or csr_path/csr_content (sign a CSR)")
+        if not spec.issuer_cert_path:
+            raise DicomTlsError("signing a CSR needs issuer_cert_path and issuer_privatekey_path")
+        return "sign_csr"
+    if spec.usage == "root_ca" and spec.issuer_cert_path:
+        raise DicomTlsError("a root_ca is self-signed: do not give issuer_cert_path")
+    if spec.usage == "intermediate_ca" and not spec.issuer_cert_path:
+        raise DicomTlsError("an intermediate_ca needs issuer_cert_path and issuer_privatekey_path")
+    return "issue" if spec.issuer_cert_path else "self_signed"
+
+
+def _validate(spec: CertSpec) -> None:
+    if spec.usage not in USAGES:
+        raise DicomTlsError("usage must be one of %s" % ", ".join(USAGES))
+    if spec.key_type == "rsa" and spec.key_size < 2048:
+        raise DicomTlsError("key_size %d is too small: dcmtk 3.6.8 refuses RSA keys under 2048 bits" % spec.key_size)
+    if spec.key_type == "ecdsa" and spec.curve not in CURVES:
+        raise DicomTlsError("curve must be one of %s" % ", ".join(CURVES))
+    if spec.valid_days is not None and spec.valid_days < 1:
+        raise DicomTlsError("valid_days must be at least 1")
+    if spec.pkcs12_path and not spec.privatekey_path:
+        raise DicomTlsError("pkcs12_path needs the private key on this host (privatekey_path)")
+
+
+def _load_issuer(spec: CertSpec, plan: Plan) -> None:
+    if not spec.issuer_cert_path:
+        return
+    if not spec.issuer_privatekey_path and plan.mode != "install":
+        raise DicomTlsError("issuer_privatekey_path is required with issuer_cert_path")
+    plan.issuer_cert = crypto.load_certificate(
+        read_bytes(spec.issuer_cert_path, "issuer certificate"), spec.issuer_cert_path
+    )
+    if not crypto.is_ca(plan.issuer_cert):
+        raise DicomTlsError(
+            "the issuer certificate is not a CA (basicConstraints CA:FALSE or absent)", spec.issuer_cert_path
+        )
+    path = spec.issuer_privatekey_path
+    if plan.mode == "install":  # only checks that the certificate comes from this CA
+        return
+    plan.issuer_key = crypto.load_private_key(
+        read_bytes(path, "issuer private key"), path, spec.issuer_privatekey_passphrase
+    )
+    if crypto.public_key_der(plan.issuer_key) != crypto.public_key_der(plan.issuer_cert):
+        raise DicomTlsError("issuer private key does not match the issuer certificate %s" % spec.issuer_cert_path, path)
+    if spec.issuer_chain_path:
+        chain = crypto.load_certificates(read_bytes(spec.issuer_chain_path, "issuer chain"), spec.issuer_chain_path)
+        plan.issuer_chain = [c for c in chain if not crypto.is_self_signed(c) and c != plan.issuer_cert]
+
+
+def _read_key(spec: CertSpec):
+    data = read_optional(spec.privatekey_path)
+    if data is None:
+        return None
+    return crypto.load_private_key(data, spec.privatekey_path, spec.privatekey_passphrase)
+
+
+def _read_cert(path: str | None):
+    """(certificate or None, reason it is unusable or None)."""
+    data = read_optional(path)
+    if data is None:
+        return None, None
+    try:
+        return crypto.load_certificate(data, path), None
+    except DicomTlsError:
+        return None, "the existing certificate is unreadable"
+
+
+# ---------------------------------------------------------------- planning
+
+
+def plan(spec: CertSpec) -> Plan:
+    """Read disk, validate inputs, and decide what must change. Writes nothing."""
+    _validate(spec)
+    p = Plan(spec=spec, mode=_mode(spec))
+    if p.mode == "absent":
+        for target, path in (
+            ("certificate", spec.path),
+            ("chain", spec.chain_path),
+            ("pkcs12", spec.pkcs12_path),
+            ("csr", spec.csr_path),
+            ("privatekey", spec.privatekey_path),
+        ):
+            if path and os.path.lexists(path):
+                p.actions.append(Action(target, path, "removed", "state=absent"))
+        return p
+
+    _load_issuer(spec, p)
+    if p.mode == "sign_csr":
+        if spec.csr_content:
+            p.csr = crypto.load_csr(spec.csr_content.encode("utf-8"), "csr_content")
+        else:
+            p.csr = crypto.load_csr(read_bytes(spec.csr_path, "CSR"), spec.csr_path)
+    p.subject = crypto.parse_subject(spec.subject) if spec.subject else (p.csr.subject if p.csr else None)
+    if p.subject is None and p.mode not in ("install",):
+        raise DicomTlsError("subject is required")
+    if spec.subject_alt_names is not None:
+        p.sans = crypto.parse_sans(spec.subject_alt_names)
+    elif p.csr is not None:
+        p.sans = list(_ext(p.csr, x509.SubjectAlternativeName) or [])
+    else:
+        p.sans = []
+
+    for path in (spec.path, spec.chain_path, spec.csr_path if p.mode == "csr" else None, spec.pkcs12_path):
+        if path:
+            check_writable_dir(path)
+    if spec.privatekey_path:
+        check_writable_dir(spec.privatekey_path)
+
+    if p.mode in ("csr", "issue", "self_signed", "install"):
+        _plan_key(p)
+    if p.mode == "csr":
+        _plan_csr(p)
+        return p
+    if p.mode == "install":
+        _plan_install(p)
+    else:
+        _plan_certificate(p)
+    _plan_chain(p)
+    _plan_pkcs12(p)
+    return p
+
+
+def _plan_key(p: Plan) -> None:
+    spec = p.spec
+    p.key = _read_key(spec)
+    if p.key is None:
+        if p.mode == "install":
+            raise DicomTlsError(
+                "private key does not exist: certificate_content needs the key it was issued for", spec.privatekey_path
+            )
+        p.actions.append(Action("privatekey", spec.privatekey_path, "created", "no private key yet"))
+        return
+    if p.mode == "install":
+        return
+    have, want = _have_params(p.key), _key_params(spec)
+    reason = None
+    if have != want:
+        reason = "key type changed from %s to %s" % (have, want)
+    elif spec.force and spec.regenerate_key:
+        reason = "force with regenerate_key"
+    if reason:
+        p.actions.append(Action("privatekey", spec.privatekey_path, "regenerated", reason))
+        p.key = None
+
+
+def _plan_csr(p: Plan) -> None:
+    spec = p.spec
+    data = read_optional(spec.csr_path)
+    reasons = []
+    if data is None:
+        p.actions.append(Action("csr", spec.csr_path, "created", "no CSR yet"))
+        return
+    try:
+        csr = crypto.load_csr(data, spec.csr_path)
+    except DicomTlsError as exc:
+        csr, reasons = None, [exc.reason]
+    if csr is not None:
+        if p.key is None:
+            reasons.append("the private key is regenerated")
+        elif crypto.public_key_der(csr) != crypto.public_key_der(p.key):
+            reasons.append("the CSR does not match the private key")
+        if csr.subject != p.subject:
+            reasons.append(
+                "subject changed from %s to %s" % (crypto.name_text(csr.subject), crypto.name_text(p.subject))
+            )
+        have = crypto.san_text(_ext(csr, x509.SubjectAlternativeName) or [])
+        if sorted(have) != sorted(crypto.san_text(p.sans)):
+            reasons.append("subject_alt_names changed from %s to %s" % (have, crypto.san_text(p.sans)))
+    if spec.force:
+        reasons.append("force")
+    if reasons:
+        p.actions.append(Action("csr", spec.csr_path, "regenerated", "; ".join(reasons)))
+
+
+def _plan_certificate(p: Plan) -> None:
+    spec = p.spec
+    cert, unreadable = _read_cert(spec.path)
+    p.cert = cert
+    if cert is None:
+        p.actions.append(
+            Action(
+                "certificate", spec.path, "created" if not unreadable else "renewed", unreadable or "no certificate yet"
+            )
+        )
+        return
+    reasons = []
+    if spec.force:
+        reasons.append("force")
+    if p.mode == "sign_csr":
+        if crypto.public_key_der(cert) != crypto.public_key_der(p.csr):
+            reasons.append("the certificate does not match the CSR's key (the node has a new key)")
+    elif p.key is None:
+        reasons.append("the private key is regenerated")
+    elif crypto.public_key_der(cert) != crypto.public_key_der(p.key):
+        reasons.append("the certificate does not match the private key")
+    if p.issuer_cert is not None:
+        if not crypto.signed_by(cert, p.issuer_cert):
+            reasons.append("it is not signed by the issuer %s (CA replaced)" % crypto.name_text(p.issuer_cert.subject))
+    elif not crypto.is_self_signed(cert):
+        reasons.append("it is not self-signed")
+    if cert.subject != p.subject:
+        reasons.append("subject changed from %s to %s" % (crypto.name_text(cert.subject), crypto.name_text(p.subject)))
+    have, want = crypto.cert_sans(cert), crypto.san_text(p.sans)
+    if sorted(have) != sorted(want):
+        reasons.append("subject_alt_names changed from %s to %s" % (have, want))
+    reasons += usage_differences(cert, spec.usage)
+    renew_before = _renew_before(spec, cert)
+    left = cert.not_valid_after_utc - p.now
+    if left < datetime.timedelta(days=renew_before):
+        reasons.append("it expires in %d days (renew_before is %d)" % (max(left.days, 0), renew_before))
+    if reasons:
+        if spec.regenerate_key and p.key is not None and not p.has("privatekey"):
+            p.actions.append(Action("privatekey", spec.privatekey_path, "regenerated", "renewal with regenerate_key"))
+            p.key = None
+        p.actions.append(Action("certificate", spec.path, "renewed", "; ".join(reasons)))
+    elif _encoding_of(spec.path) != spec.format:
+        p.actions.append(Action("certificate", spec.path, "updated", "written as %s" % spec.format.upper()))
+
+
+def _renew_before(spec: CertSpec, cert: x509.Certificate | None) -> int:
+    if spec.renew_before is not None:
+        return spec.renew_before
+    days = spec.valid_days or DEFAULT_VALID_DAYS[spec.usage]
+    if cert is not None:
+        days = (cert.not_valid_after_utc - cert.not_valid_before_utc).days or days
+    return max(days // 3, 0)
+
+
+def _encoding_of(path: str) -> str:
+    data = read_optional(path) or b""
+    return "pem" if data.lstrip().startswith(b"-----BEGIN") else "der"
+
+
+def _plan_install(p: Plan) -> None:
+    spec = p.spec
+    p.install = crypto.load_certificates(spec.certificate_content.encode("utf-8"), "certificate_content")
+    leaf = p.install[0]
+    if crypto.public_key_der(leaf) != crypto.public_key_der(p.key):
+        raise DicomTlsError(
+            "certificate_content (%s) does not match the private key" % crypto.name_text(leaf.subject),
+            spec.privatekey_path,
+        )
+    if p.issuer_cert is not None and not crypto.signed_by(leaf, p.issuer_cert):
+        raise DicomTlsError(
+            "certificate_content (%s) is not issued by the given CA" % crypto.name_text(leaf.subject),
+            spec.issuer_cert_path,
+        )
+    cert, unreadable = _read_cert(spec.path)
+    p.cert = cert
+    if cert is None:
+        p.actions.append(
+            Action(
+                "certificate", spec.path, "created" if not unreadable else "updated", unreadable or "no certificate yet"
+            )
+        )
+    elif cert != leaf:
+        p.actions.append(
+            Action("certificate", spec.path, "renewed", "a new certificate was issued (serial %x)" % leaf.serial_number)
+        )
+    elif _encoding_of(spec.path) != spec.format:
+        p.actions.append(Action("certificate", spec.path, "updated", "written as %s" % spec.format.upper()))
+
+
+def _plan_chain(p: Plan) -> None:
+    spec = p.spec
+    if not spec.chain_path:
+        return
+    if p.has("certificate") and p.mode != "install":
+        p.actions.append(Action("chain", spec.chain_path, "updated", "the certificate changed"))
+        return
+    if read_optional(spec.chain_path) != chain_bytes(p, p.install[0] if p.install else p.cert):
+        p.actions.append(Action("chain", spec.chain_path, "updated", "chain content differs"))
+
+
+def chain_bytes(p: Plan, leaf: x509.Certificate) -> bytes:
+    """Leaf first, then the intermediates (never a root): the 'fullchain' dcmtk and Orthanc read."""
+    if p.install:
+        certs = [leaf] + [c for c in p.install[1:] if not crypto.is_self_signed(c)]
+    else:
+        certs = [leaf]
+        if p.issuer_cert is not None and not crypto.is_self_signed(p.issuer_cert):
+            certs.append(p.issuer_cert)
+        certs += p.issuer_chain
+    return b"".join(crypto.cert_pem(c) for c in certs)
+
+
+def _plan_pkcs12(p: Plan) -> None:
+    spec = p.spec
+    if not spec.pkcs12_path:
+        return
+    data = read_optional(spec.pkcs12_path)
+    if data is None:
+        p.actions.append(Action("pkcs12", spec.pkcs12_path, "created", "no PKCS#12 key store yet"))
+        return
+    if p.has("certificate") or p.has("privatekey"):
+        p.actions.append(Action("pkcs12", spec.pkcs12_path, "updated", "the certificate or key changed"))
+        return
+    pw = spec.pkcs12_passphrase.encode("utf-8") if spec.pkcs12_passphrase else None
+    try:
+        store = pkcs12.load_pkcs12(data, pw)
+        same = (
+            store.cert is not None
+            and store.cert.certificate == (p.install[0] if p.install else p.cert)
+            and crypto.public_key_der(store.key) == crypto.public_key_der(p.key)
+        )
+    except (ValueError, TypeError):
+        same = False
+    if not same:
+        p.actions.append(Action("pkcs12", spec.pkcs12_path, "updated", "content or passphrase differs"))
+
+
+# ---------------------------------------------------------------- applying
+
+
+def _sign_certificate(p: Plan, public_key, signer_key) -> x509.Certificate:
+    spec = p.spec
+    days = spec.valid_days or DEFAULT_VALID_DAYS[spec.usage]
+    not_before = p.now - BACKDATE
+    not_after = p.now + datetime.timedelta(days=days)
+    if p.issuer_cert is not None:
+        not_after = min(not_after, p.issuer_cert.not_valid_after_utc)
+        issuer_name = p.issuer_cert.subject
+        ski = _ext(p.issuer_cert, x509.SubjectKeyIdentifier)
+        aki = (
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+            if ski
+            else x509.AuthorityKeyIdentifier.from_issuer_public_key(p.issuer_key.public_key())
+        )
+    else:
+        issuer_name = p.subject
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(p.subject)
+        .issuer_name(issuer_name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    for ext, critical in usage_extensions(spec.usage, public_key):
+        builder = builder.add_extension(ext, critical=critical)
+    if p.sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(p.sans), critical=False)
+    builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    builder = builder.add_extension(aki, critical=False)
+    return builder.sign(signer_key, _hash_for(signer_key))
+
+
+def _write_cert(path: str, cert: x509.Certificate, fmt: str) -> None:
+    enc = serialization.Encoding.DER if fmt == "der" else serialization.Encoding.PEM
+    atomic_write(path, cert.public_bytes(enc), 0o644)
+
+
+def apply(p: Plan) -> dict:
+    """Carry out the plan. Returns {'backup_files': [...], 'certificate': cert or None, 'csr': csr or None}."""
+    spec = p.spec
+    backups: list[str] = []
+
+    def backup(path):
+        if spec.backup and os.path.exists(path):
+            backups.append(backup_copy(path))
+
+    if p.mode == "absent":
+        for a in p.actions:
+            backup(a.path)
+            os.unlink(a.path)
+        return {"backup_files": backups, "certificate": None, "csr": None}
+
+    if p.has("privatekey"):
+        backup(spec.privatekey_path)
+        p.key = generate_key(spec)
+        atomic_write(spec.privatekey_path, key_pem(p.key, spec.privatekey_passphrase), 0o600)
+
+    if p.mode == "csr":
+        csr = None
+        if p.has("csr"):
+            builder = x509.CertificateSigningRequestBuilder().subject_name(p.subject)
+            if p.sans:
+                builder = builder.add_extension(x509.SubjectAlternativeName(p.sans), critical=False)
+            csr = builder.sign(p.key, _hash_for(p.key))
+            atomic_write(spec.csr_path, crypto.csr_pem(csr), 0o644)
+        return {"backup_files": backups, "certificate": None, "csr": csr}
+
+    cert = p.install[0] if p.install else p.cert
+    if p.has("certificate"):
+        backup(spec.path)
+        if p.mode == "sign_csr":
+            cert = _sign_certificate(p, p.csr.public_key(), p.issuer_key)
+        elif p.mode == "issue":
+            cert = _sign_certificate(p, p.key.public_key(), p.issuer_key)
+        elif p.mode == "self_signed":
+            cert = _sign_certificate(p, p.key.public_key(), p.key)
+        _write_cert(spec.path, cert, spec.format)
+    if p.has("chain"):
+        atomic_write(spec.chain_path, chain_bytes(p, cert), 0o644)
+    if p.has("pkcs12"):
+        backup(spec.pkcs12_path)
+        enc = (
+            serialization.BestAvailableEncryption(spec.pkcs12_passphrase.encode("utf-8"))
+            if spec.pkcs12_passphrase
+            else serialization.NoEncryption()
+        )
+        cas = crypto.load_certificates(chain_bytes(p, cert), "chain")[1:]
+        name = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        data = pkcs12.serialize_key_and_certificates(
+            (name[0].value if name else "dicom").encode("utf-8"), p.key, cert, cas or None, enc
+        )
+        atomic_write(spec.pkcs12_path, data, 0o600)
+    p.cert = cert
+    return {"backup_files": backups, "certificate": cert, "csr": None}
+
+
+def current_certificate(p: Plan) -> x509.Certificate | None:
+    """The certificate the plan leaves in place (for results in check mode and no-change runs)."""
+    return p.install[0] if p.install else p.cert

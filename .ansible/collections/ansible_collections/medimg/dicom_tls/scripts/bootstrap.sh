@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install what the tests and the demo need on a fresh Debian machine:
+# Debian packages (as root, only when missing) and a venv with the pinned-range pip packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+
+need_apt=()
+command -v storescp >/dev/null || need_apt+=(dcmtk)
+command -v Orthanc >/dev/null || need_apt+=(orthanc)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v unshare >/dev/null || need_apt+=(util-linux)
+command -v git >/dev/null || need_apt+=(git)
+command -v rsync >/dev/null || need_apt+=(rsync)
+command -v shellcheck >/dev/null || need_apt+=(shellcheck)
+"$PY" -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "bootstrap: missing Debian packages: ${need_apt[*]} (run as root, or install them)" >&2
+    exit 1
+  fi
+  echo "bootstrap: apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Debian's orthanc package starts its service on install; keep it from doing so.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+stamp="$VENV/.installed"
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+if [ ! -f "$stamp" ] || [ requirements-test.txt -nt "$stamp" ] || [ requirements.txt -nt "$stamp" ]; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-test.txt
+  touch "$stamp"
+fi
+
+# Ansible finds the collection through .build/collections/ansible_collections/medimg/dicom_tls.
+mkdir -p .build/collections/ansible_collections/medimg
+ln -sfn ../../../.. .build/collections/ansible_collections/medimg/dicom_tls

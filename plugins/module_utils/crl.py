@@ -1,0 +1,394 @@
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""CRLs that stay fresh: issue a CRL with CRL Number and Authority Key Identifier, only when needed.
+
+Shape: ``read_issuer`` + ``read_existing`` -> ``plan_crl`` (pure: desired revocations, issuer and
+the CRL on disk -> None or the reason to issue a new one) -> ``build_crl`` -> ``write_crl``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import traceback
+from dataclasses import dataclass
+
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import namehash
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atomic_write, read_bytes, read_optional
+
+try:
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
+    from cryptography.x509.oid import ExtensionOID
+
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+except ImportError:  # the module reports it with missing_required_lib
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+
+# RFC 5280 reason codes by their cryptography.x509.ReasonFlags names (remove_from_crl is for
+# delta CRLs and not offered).
+REASONS = (
+    "unspecified",
+    "key_compromise",
+    "ca_compromise",
+    "affiliation_changed",
+    "superseded",
+    "cessation_of_operation",
+    "certificate_hold",
+    "privilege_withdrawn",
+    "aa_compromise",
+)
+DIGESTS = ("sha256", "sha384", "sha512")
+
+
+def _reason_flag(name: str):
+    return getattr(x509.ReasonFlags, name)
+
+
+def _digest(name: str):
+    return getattr(hashes, name.upper())()
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+
+
+def iso(when: datetime.datetime | None) -> str | None:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+
+
+def serial_hex(serial: int) -> str:
+    """A serial as ``openssl x509 -serial`` prints it: uppercase hex, even number of digits."""
+    text = "%X" % serial
+    return "0" + text if len(text) % 2 else text
+
+
+def parse_serial(value, where: str) -> int:
+    """An integer is taken as is (decimal); a string is hex, as openssl prints serials
+    (optional ``0x``, optional colons)."""
+    if isinstance(value, bool):
+        raise DicomTlsError("serial must be an integer or a hex string", where)
+    if isinstance(value, int):
+        serial = value
+    else:
+        text = str(value).strip().replace(":", "")
+        if text.lower().startswith("0x"):
+            text = text[2:]
+        if not text or not re.fullmatch(r"[0-9A-Fa-f]+", text):
+            raise DicomTlsError("serial %r is not hex (strings are read as hex, as openssl prints them)" % value, where)
+        serial = int(text, 16)
+    if serial <= 0:
+        raise DicomTlsError("serial must be positive", where)
+    return serial
+
+
+def parse_date(value, where: str) -> datetime.datetime:
+    if isinstance(value, datetime.datetime):
+        when = value
+    else:
+        text = str(value).strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            when = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            raise DicomTlsError(
+                "revocation_date %r is not ISO 8601 (like 2026-01-31T12:00:00Z)" % (value,), where
+            ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.astimezone(datetime.UTC).replace(microsecond=0)
+
+
+def load_certificate(data: bytes, path: str, what: str) -> x509.Certificate:
+    try:
+        if b"-----BEGIN" in data:
+            if b"-----BEGIN CERTIFICATE-----" not in data:
+                raise ValueError("no CERTIFICATE PEM block")
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError as exc:
+        raise DicomTlsError("not a valid %s (%s)" % (what, exc), path) from None
+
+
+@dataclass
+class Issuer:
+    cert: x509.Certificate
+    key: object
+    cert_path: str
+
+
+def read_issuer(cert_path: str, key_path: str, passphrase: str | None) -> Issuer:
+    cert = load_certificate(read_bytes(cert_path, "issuer certificate"), cert_path, "issuer certificate")
+    data = read_bytes(key_path, "issuer private key")
+    pw = passphrase.encode("utf-8") if passphrase else None
+    try:
+        if b"-----BEGIN" in data:
+            key = serialization.load_pem_private_key(data, password=pw)
+        else:
+            key = serialization.load_der_private_key(data, password=pw)
+    except TypeError as exc:
+        # wording from cryptography: password given for unencrypted key, or missing
+        msg = "needs issuer_privatekey_passphrase" if "not encrypted" not in str(exc) else "is not encrypted"
+        raise DicomTlsError("issuer private key %s" % msg, key_path) from None
+    except (ValueError, UnsupportedAlgorithm):
+        msg = "cannot load issuer private key (wrong passphrase or not a private key)"
+        raise DicomTlsError(msg, key_path) from None
+    if key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) != cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
+        raise DicomTlsError("issuer private key does not match the issuer certificate %s" % cert_path, key_path)
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        is_ca = bc.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise DicomTlsError("issuer certificate is not a CA (basicConstraints CA:TRUE missing)", cert_path)
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not ku.crl_sign:
+            raise DicomTlsError("issuer certificate's keyUsage lacks cRLSign: peers would reject its CRLs", cert_path)
+    except x509.ExtensionNotFound:
+        pass
+    return Issuer(cert, key, cert_path)
+
+
+@dataclass
+class Revocation:
+    serial: int
+    reason: str | None  # None: no reasonCode extension
+    revocation_date: datetime.datetime | None  # None: keep the existing one, or now
+
+
+def desired_revocations(revoked: list[dict], issuer: Issuer) -> list[Revocation]:
+    out: dict[int, Revocation] = {}
+    issuer_canon = namehash.canonical_name(issuer.cert.subject.public_bytes())
+    for i, item in enumerate(revoked or []):
+        where = "revoked[%d]" % i
+        serial = item.get("serial")
+        cert_path = item.get("certificate_path")
+        if (serial is None) == (cert_path is None):
+            raise DicomTlsError("give exactly one of serial or certificate_path", where)
+        if cert_path is not None:
+            cert = load_certificate(read_bytes(cert_path, "certificate to revoke"), cert_path, "certificate")
+            if namehash.canonical_name(cert.issuer.public_bytes()) != issuer_canon:
+                raise DicomTlsError(
+                    "certificate was issued by '%s', not by the CRL issuer '%s'"
+                    % (cert.issuer.rfc4514_string(), issuer.cert.subject.rfc4514_string()),
+                    cert_path,
+                )
+            serial = cert.serial_number
+        else:
+            serial = parse_serial(serial, where)
+        reason = item.get("reason")
+        if reason is not None and reason not in REASONS:
+            raise DicomTlsError("reason %r is not one of %s" % (reason, ", ".join(REASONS)), where)
+        when = item.get("revocation_date")
+        rev = Revocation(serial, reason, parse_date(when, where) if when not in (None, "") else None)
+        if serial in out:
+            raise DicomTlsError("serial %s listed twice" % serial_hex(serial), where)
+        out[serial] = rev
+    return sorted(out.values(), key=lambda r: r.serial)
+
+
+@dataclass
+class Existing:
+    crl: x509.CertificateRevocationList
+    der: bytes
+    fmt: str
+    number: int | None
+    signed_by_issuer: bool
+    entries: dict[int, tuple[str | None, datetime.datetime]]
+
+
+def read_existing(path: str, issuer: Issuer) -> Existing | None:
+    data = read_optional(path)
+    if data is None:
+        return None
+    try:
+        if b"-----BEGIN" in data:
+            fmt = "pem"
+            crl = x509.load_pem_x509_crl(data)
+        else:
+            fmt = "der"
+            crl = x509.load_der_x509_crl(data)
+        der = crl.public_bytes(serialization.Encoding.DER)
+    except ValueError as exc:
+        raise DicomTlsError(
+            "exists and is not a CRL (%s); refusing to overwrite it: remove it or choose another path" % exc, path
+        ) from None
+    try:
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        number = None
+    same_name = namehash.canonical_name(namehash.crl_issuer(der)) == namehash.canonical_name(
+        issuer.cert.subject.public_bytes()
+    )
+    try:
+        signed = same_name and crl.is_signature_valid(issuer.cert.public_key())
+    except (TypeError, ValueError, UnsupportedAlgorithm):
+        signed = False
+    entries = {}
+    for rc in crl:
+        try:
+            reason = rc.extensions.get_extension_for_class(x509.CRLReason).value.reason.name
+        except x509.ExtensionNotFound:
+            reason = None
+        entries[rc.serial_number] = (reason, rc.revocation_date_utc.replace(microsecond=0))
+    return Existing(crl, der, fmt, number, signed, entries)
+
+
+@dataclass
+class CrlPlan:
+    reason: str | None  # why a new CRL is issued; None: nothing to do
+    number: int  # the CRL number after the run
+    revocations: list[tuple[int, str | None, datetime.datetime]]
+    last_update: datetime.datetime
+    next_update: datetime.datetime
+    removed: list[str]
+    added: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return self.reason is not None
+
+
+def _same_entry(want: Revocation, have: tuple[str | None, datetime.datetime]) -> bool:
+    reason = None if want.reason == "unspecified" else want.reason
+    have_reason = None if have[0] == "unspecified" else have[0]
+    if reason != have_reason:
+        return False
+    return want.revocation_date is None or want.revocation_date == have[1]
+
+
+def plan_crl(
+    desired: list[Revocation],
+    existing: Existing | None,
+    issuer: Issuer,
+    fmt: str,
+    digest: str,
+    next_update_days: int,
+    refresh_before_hours: float | None,
+    now: datetime.datetime | None = None,
+) -> CrlPlan:
+    now = (now or utcnow()).replace(microsecond=0)
+    validity = datetime.timedelta(days=next_update_days)
+    refresh = datetime.timedelta(hours=refresh_before_hours) if refresh_before_hours is not None else validity / 2
+    have = existing.entries if existing else {}
+    revocations = []
+    for r in desired:
+        when = r.revocation_date or (have[r.serial][1] if r.serial in have else now)
+        revocations.append((r.serial, r.reason, when))
+    want_serials = {r.serial for r in desired}
+    added = [serial_hex(r.serial) for r in desired if r.serial not in have]
+    removed = [serial_hex(s) for s in sorted(have) if s not in want_serials]
+    reason = None
+    if existing is None:
+        reason = "no CRL yet"
+    elif not existing.signed_by_issuer:
+        reason = "issuer changed (existing CRL is not signed by the issuer certificate)"
+    elif added or removed:
+        parts = []
+        if added:
+            parts.append("revoked %s" % ", ".join(added))
+        if removed:
+            parts.append("no longer revoked %s" % ", ".join(removed))
+        reason = "revoked set changed: " + "; ".join(parts)
+    elif any(not _same_entry(r, have[r.serial]) for r in desired):
+        reason = "revocation reason or date changed"
+    elif existing.crl.next_update_utc is None or existing.crl.next_update_utc <= now:
+        reason = "existing CRL expired"
+    elif existing.crl.next_update_utc - now <= refresh:
+        reason = "refresh window reached (%s left, refresh_before %s)" % (
+            existing.crl.next_update_utc - now,
+            refresh,
+        )
+    elif existing.fmt != fmt:
+        reason = "format changed to %s" % fmt
+    elif existing.number is None:
+        reason = "existing CRL has no CRL Number"
+    elif not _has_aki(existing.crl):
+        reason = "existing CRL has no Authority Key Identifier"
+    elif _digest_name(existing.crl) != digest and not _is_eddsa(issuer.key):
+        reason = "digest changed to %s" % digest
+    if reason is None:
+        return CrlPlan(
+            None,
+            existing.number,
+            [(s, r, d) for s, (r, d) in sorted(existing.entries.items())],
+            existing.crl.last_update_utc,
+            existing.crl.next_update_utc,
+            [],
+            [],
+        )
+    number = (existing.number + 1) if existing and existing.number is not None else 1
+    return CrlPlan(reason, number, revocations, now, now + validity, removed, added)
+
+
+def _has_aki(crl) -> bool:
+    try:
+        crl.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
+        return True
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _digest_name(crl) -> str | None:
+    alg = crl.signature_hash_algorithm
+    return alg.name if alg else None
+
+
+def _is_eddsa(key) -> bool:
+    return isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey))
+
+
+def build_crl(plan: CrlPlan, issuer: Issuer, digest: str) -> x509.CertificateRevocationList:
+    try:
+        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+            issuer.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        )
+    except x509.ExtensionNotFound:
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.cert.public_key())
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.cert.subject)
+        .last_update(plan.last_update)
+        .next_update(plan.next_update)
+        .add_extension(x509.CRLNumber(plan.number), critical=False)
+        .add_extension(aki, critical=False)
+    )
+    for serial, reason, when in plan.revocations:
+        rb = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
+        if reason and reason != "unspecified":
+            rb = rb.add_extension(x509.CRLReason(_reason_flag(reason)), critical=False)
+        builder = builder.add_revoked_certificate(rb.build())
+    algorithm = None if _is_eddsa(issuer.key) else _digest(digest)
+    return builder.sign(issuer.key, algorithm)
+
+
+def encode(crl: x509.CertificateRevocationList, fmt: str) -> bytes:
+    return crl.public_bytes(serialization.Encoding.PEM if fmt == "pem" else serialization.Encoding.DER)
+
+
+def write_crl(path: str, crl: x509.CertificateRevocationList, fmt: str, mode: int = 0o644) -> None:
+    try:
+        atomic_write(path, encode(crl, fmt), mode)
+    except OSError as exc:
+        raise DicomTlsError("cannot write CRL: %s" % exc.strerror, path) from None
+
+
+def summary(plan: CrlPlan, issuer: Issuer) -> dict:
+    return {
+        "crl_number": plan.number,
+        "last_update": iso(plan.last_update),
+        "next_update": iso(plan.next_update),
+        "revoked_serials": [serial_hex(s) for s, _r, _d in plan.revocations],
+        "issuer_hash": namehash.subject_hash(issuer.cert.public_bytes(serialization.Encoding.DER)),
+        "reason": plan.reason,
+    }

@@ -1,0 +1,319 @@
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Loading keys, certificates and CSRs with clear errors, and describing them for results.
+
+Every loader takes the bytes and the path they came from, so an error names the file and the
+reason. Descriptions never contain private key material.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.namehash import subject_hash
+
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+except ImportError:  # reported by the module (deps.require)
+    pass
+
+PEM_CERT_RE = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL)
+
+# Subject attribute names accepted in `subject` (OpenSSL short and long names) -> NameOID attribute.
+NAME_OIDS = {
+    "C": "COUNTRY_NAME",
+    "countryName": "COUNTRY_NAME",
+    "ST": "STATE_OR_PROVINCE_NAME",
+    "stateOrProvinceName": "STATE_OR_PROVINCE_NAME",
+    "L": "LOCALITY_NAME",
+    "localityName": "LOCALITY_NAME",
+    "O": "ORGANIZATION_NAME",
+    "organizationName": "ORGANIZATION_NAME",
+    "OU": "ORGANIZATIONAL_UNIT_NAME",
+    "organizationalUnitName": "ORGANIZATIONAL_UNIT_NAME",
+    "CN": "COMMON_NAME",
+    "commonName": "COMMON_NAME",
+    "emailAddress": "EMAIL_ADDRESS",
+    "DC": "DOMAIN_COMPONENT",
+    "domainComponent": "DOMAIN_COMPONENT",
+    "serialNumber": "SERIAL_NUMBER",
+    "title": "TITLE",
+}
+_ORDER = ["C", "ST", "L", "O", "OU", "CN", "emailAddress", "DC", "serialNumber", "title"]
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def isoformat(when: datetime.datetime) -> str:
+    return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 fingerprint as lowercase hex pairs joined by colons."""
+    return cert.fingerprint(hashes.SHA256()).hex(":")
+
+
+def serial_hex(serial: int) -> str:
+    """A serial as ``openssl x509 -serial`` prints it: uppercase hex, even number of digits."""
+    text = "%X" % serial
+    return "0" + text if len(text) % 2 else text
+
+
+def _pw(passphrase: str | None) -> bytes | None:
+    return passphrase.encode("utf-8") if passphrase else None
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_private_key(data: bytes, path: str, passphrase: str | None = None):
+    """A PEM (or DER) private key; wrong or missing passphrase and garbage are distinct errors."""
+    try:
+        if b"-----BEGIN" in data:
+            return serialization.load_pem_private_key(data, password=_pw(passphrase))
+        return serialization.load_der_private_key(data, password=_pw(passphrase))
+    except TypeError as exc:
+        if "not encrypted" in str(exc):
+            raise DicomTlsError("private key is not encrypted, but a passphrase was given", path) from None
+        raise DicomTlsError("private key is encrypted and no passphrase was given", path) from None
+    except ValueError as exc:
+        if b"ENCRYPTED" in data and (passphrase or "decrypt" in str(exc).lower()):
+            raise DicomTlsError("wrong passphrase for the private key", path) from None
+        raise DicomTlsError("not a readable private key (unparsable PEM/DER)", path) from None
+    except UnsupportedAlgorithm:
+        raise DicomTlsError("private key uses an unsupported algorithm", path) from None
+
+
+def load_certificates(data: bytes, path: str) -> list[x509.Certificate]:
+    """Every certificate in a PEM file (several allowed) or the one in a DER file."""
+    if b"-----BEGIN" in data:
+        blocks = PEM_CERT_RE.findall(data)
+        if not blocks:
+            raise DicomTlsError("no PEM certificate found (unparsable PEM)", path)
+        try:
+            return [x509.load_pem_x509_certificate(b) for b in blocks]
+        except ValueError as exc:
+            raise DicomTlsError("unparsable PEM certificate: %s" % exc, path) from None
+    try:
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError:
+        raise DicomTlsError("not a PEM or DER certificate", path) from None
+
+
+def load_certificate(data: bytes, path: str) -> x509.Certificate:
+    """The first certificate of a PEM or DER file."""
+    return load_certificates(data, path)[0]
+
+
+def load_csr(data: bytes, path: str) -> x509.CertificateSigningRequest:
+    try:
+        if b"-----BEGIN" in data:
+            csr = x509.load_pem_x509_csr(data)
+        else:
+            csr = x509.load_der_x509_csr(data)
+    except ValueError:
+        raise DicomTlsError("not a readable certificate signing request (unparsable PEM/DER)", path) from None
+    if not csr.is_signature_valid:
+        raise DicomTlsError("the CSR's signature is invalid (it was altered or not signed by its key)", path)
+    return csr
+
+
+# ---------------------------------------------------------------- keys
+
+
+def public_key_der(key) -> bytes:
+    """The SubjectPublicKeyInfo DER of a public key, private key, certificate or CSR."""
+    if isinstance(key, (x509.Certificate, x509.CertificateSigningRequest)):
+        key = key.public_key()
+    if hasattr(key, "public_key"):
+        key = key.public_key()
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def key_description(key) -> dict:
+    """{'key_type': 'rsa'|'ecdsa'|..., 'key_size': bits, 'curve': name or None} of a (public) key."""
+    if hasattr(key, "public_key") and not isinstance(key, (x509.Certificate, x509.CertificateSigningRequest)):
+        key = key.public_key()
+    if isinstance(key, (x509.Certificate, x509.CertificateSigningRequest)):
+        key = key.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return {"key_type": "rsa", "key_size": key.key_size, "curve": None}
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return {"key_type": "ecdsa", "key_size": key.curve.key_size, "curve": key.curve.name}
+    return {"key_type": type(key).__name__, "key_size": None, "curve": None}
+
+
+def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """True when ``cert`` names ``issuer`` as issuer and its signature verifies with its key."""
+    if cert.issuer.public_bytes() != issuer.subject.public_bytes():
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+        return True
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+
+
+def verify_signature(public_key, signature: bytes, data: bytes, hash_algorithm) -> bool:
+    try:
+        if isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(signature, data, padding.PKCS1v15(), hash_algorithm)
+        elif isinstance(public_key, ec.EllipticCurvePublicKey):
+            public_key.verify(signature, data, ec.ECDSA(hash_algorithm))
+        else:
+            return False
+        return True
+    except InvalidSignature:
+        return False
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    return signed_by(cert, cert)
+
+
+# ---------------------------------------------------------------- names
+
+
+def parse_subject(subject) -> x509.Name:
+    """A subject from a dict ({CN: ..., O: ...}) or an OpenSSL-style string (/C=BE/O=x/CN=y)."""
+    pairs: list[tuple[str, str]] = []
+    if isinstance(subject, dict):
+        items = sorted(subject.items(), key=lambda kv: _ORDER.index(kv[0]) if kv[0] in _ORDER else len(_ORDER))
+        for key, value in items:
+            for v in value if isinstance(value, list) else [value]:
+                pairs.append((key, str(v)))
+    elif isinstance(subject, str):
+        text = subject.strip()
+        if not text.startswith("/"):
+            raise DicomTlsError("subject string must look like /C=BE/O=Hospital/CN=node (got %r)" % subject)
+        for part in re.split(r"(?<!\\)/", text[1:]):
+            if not part:
+                continue
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise DicomTlsError("subject part %r has no '='" % part)
+            pairs.append((key.strip(), value.replace("\\/", "/")))
+    else:
+        raise DicomTlsError("subject must be a dict or a /A=B/C=D string")
+    attrs = []
+    for key, value in pairs:
+        if key not in NAME_OIDS:
+            raise DicomTlsError("unknown subject attribute %r (known: %s)" % (key, ", ".join(_ORDER)))
+        try:
+            attrs.append(x509.NameAttribute(getattr(x509.NameOID, NAME_OIDS[key]), value))
+        except ValueError as exc:
+            raise DicomTlsError("subject attribute %s=%r: %s" % (key, value, exc)) from None
+    if not attrs:
+        raise DicomTlsError("subject is empty")
+    return x509.Name(attrs)
+
+
+def name_text(name: x509.Name) -> str:
+    """OpenSSL-style one-line form, most significant first: /C=BE/O=Hospital/CN=node."""
+    out = []
+    for rdn in name.rdns:
+        parts = []
+        for attr in rdn:
+            short = attr.rfc4514_attribute_name
+            if attr.oid == x509.NameOID.EMAIL_ADDRESS:
+                short = "emailAddress"
+            value = attr.value if isinstance(attr.value, str) else attr.value.hex()
+            parts.append("%s=%s" % (short, value.replace("/", "\\/")))
+        out.append("+".join(parts))
+    return "/" + "/".join(out) if out else ""
+
+
+def parse_sans(sans: list[str] | None) -> list[x509.GeneralName]:
+    import ipaddress
+
+    out: list[x509.GeneralName] = []
+    for san in sans or []:
+        kind, sep, value = str(san).partition(":")
+        kind = kind.strip().upper()
+        if not sep or not value:
+            raise DicomTlsError("subject alternative name %r must look like DNS:name, IP:addr or URI:uri" % san)
+        try:
+            if kind == "DNS":
+                out.append(x509.DNSName(value))
+            elif kind in ("IP", "IP ADDRESS"):
+                out.append(x509.IPAddress(ipaddress.ip_address(value)))
+            elif kind == "URI":
+                out.append(x509.UniformResourceIdentifier(value))
+            elif kind == "EMAIL":
+                out.append(x509.RFC822Name(value))
+            else:
+                raise DicomTlsError("subject alternative name %r: type must be DNS, IP, URI or email" % san)
+        except ValueError as exc:
+            raise DicomTlsError("subject alternative name %r: %s" % (san, exc)) from None
+    return out
+
+
+def san_text(names) -> list[str]:
+    out = []
+    for n in names:
+        if isinstance(n, x509.DNSName):
+            out.append("DNS:" + n.value)
+        elif isinstance(n, x509.IPAddress):
+            out.append("IP:" + str(n.value))
+        elif isinstance(n, x509.UniformResourceIdentifier):
+            out.append("URI:" + n.value)
+        elif isinstance(n, x509.RFC822Name):
+            out.append("email:" + n.value)
+        else:
+            out.append(str(n.value))
+    return out
+
+
+def cert_sans(cert) -> list[str]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    return san_text(ext.value)
+
+
+# ---------------------------------------------------------------- descriptions
+
+
+def describe_certificate(cert: x509.Certificate, now: datetime.datetime | None = None) -> dict:
+    """Facts about a certificate for results, diffs and reports (no key material)."""
+    now = now or utcnow()
+    not_after = cert.not_valid_after_utc
+    der = cert.public_bytes(serialization.Encoding.DER)
+    info = {
+        "serial": serial_hex(cert.serial_number),
+        "subject": name_text(cert.subject),
+        "issuer": name_text(cert.issuer),
+        "not_before": isoformat(cert.not_valid_before_utc),
+        "not_after": isoformat(not_after),
+        "days_remaining": int((not_after - now).total_seconds() // 86400),
+        "fingerprint_sha256": fingerprint(cert),
+        "subject_hash": subject_hash(der),
+        "subject_alt_names": cert_sans(cert),
+        "is_ca": is_ca(cert),
+        "self_signed": is_self_signed(cert),
+    }
+    info.update(key_description(cert.public_key()))
+    return info
+
+
+def cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def csr_pem(csr: x509.CertificateSigningRequest) -> bytes:
+    return csr.public_bytes(serialization.Encoding.PEM)

@@ -1,0 +1,770 @@
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Trust stores as dcmtk and Orthanc read them: OpenSSL hashed directories and PEM bundles.
+
+Shape: ``load_objects`` (inputs -> checked certificates and CRLs) -> ``plan_hashed_dir`` or
+``plan_bundle`` (desired + what is on disk -> list of actions, a pure function) -> ``apply_*``.
+
+Hashed directory rules (what OpenSSL's lazy ``-CApath`` lookup needs): a certificate lives in
+``<subject_hash>.N``, a CRL in ``<issuer_hash>.rN``; N counts from 0 with no gaps (the reader stops
+at the first missing N); every name of that pattern belongs to this module; other files are left
+alone. Order inside a collision sequence is the order of the inputs (first occurrence wins for
+duplicates), which is also what ``openssl rehash`` gives for files listed in sorted order.
+
+Atomic update (``apply_hashed_dir``), per hash sequence, with ``old`` of length M and ``new`` of
+length n:
+
+1. every new content is first written to a hidden temporary file in the directory (fsync'd);
+2. positions M..n-1 (pure appends) are renamed into place in ascending order, so the sequence
+   grows from its end;
+3. for every position j < min(M, n) whose content changes, a copy of the new content is first
+   appended at a temporary tail position (max(M, n), +1, ...), ascending; then the positions j are
+   replaced by rename. While a position is replaced, the object that used to be there and is
+   still wanted is already visible elsewhere (its new place or the tail), and the object coming
+   in is already visible at the tail;
+4. the surplus positions (old ones >= n, then the tail copies) are unlinked from the highest N
+   down, so the sequence shrinks from its end and never has a hole;
+5. the directory is fsync'd.
+
+A reader that probes ``.0, .1, ...`` at any instant therefore sees a gap-free sequence that holds
+every object that is both in the old and the new store (plus, briefly, duplicates or objects
+about to be removed), and each file is either complete old or complete new content.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import datetime
+import grp
+import hashlib
+import os
+import pwd
+import re
+import stat
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import namehash
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir, locked
+
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+except ImportError:  # the module reports it with missing_required_lib
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+
+ENTRY_RE = re.compile(r"^([0-9a-f]{8})\.(r?)([0-9]+)$")
+PEM_RE = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.S)
+CERT_LABELS = (b"CERTIFICATE", b"X509 CERTIFICATE")
+CRL_LABELS = (b"X509 CRL",)
+LOCK_NAME = ".dicom_truststore.lock"
+TMP_PREFIX = ".dicom_truststore."
+
+
+@dataclass
+class TrustObject:
+    """One certificate or CRL, checked, with what the directory and the result need."""
+
+    kind: str  # "cert" or "crl"
+    der: bytes
+    source: str  # file path or "certificates[i]" for inline PEM
+    subject: str  # subject (cert) or issuer (crl), RFC 4514
+    subject_hash: str  # the file name hash: subject hash (cert) or issuer hash (crl)
+    fingerprint_sha256: str
+    not_after: datetime.datetime | None = None  # certificates
+    next_update: datetime.datetime | None = None  # CRLs
+    last_update: datetime.datetime | None = None
+    canon: bytes = b""  # canonical subject (cert) / issuer (crl) name
+    obj: object = None  # the cryptography object
+    self_signed: bool = False
+
+    def pem(self) -> bytes:
+        return to_pem(self.der, "CERTIFICATE" if self.kind == "cert" else "X509 CRL")
+
+    def describe(self) -> dict:
+        out = {
+            "kind": self.kind,
+            "subject": self.subject,
+            "subject_hash": self.subject_hash,
+            "fingerprint_sha256": self.fingerprint_sha256,
+        }
+        if self.kind == "cert":
+            out["not_after"] = _iso(self.not_after)
+        else:
+            out["next_update"] = _iso(self.next_update)
+        return out
+
+
+@dataclass
+class Loaded:
+    objects: list[TrustObject]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _iso(when: datetime.datetime | None) -> str | None:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+
+
+def to_pem(der: bytes, label: str) -> bytes:
+    b64 = base64.b64encode(der)
+    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
+    return b"-----BEGIN %s-----\n%s\n-----END %s-----\n" % (label.encode(), b"\n".join(lines), label.encode())
+
+
+def fingerprint(der: bytes) -> str:
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def _fmt_name(name_thunk, fallback_der: bytes) -> str:
+    try:
+        return name_thunk().rfc4514_string()
+    except Exception:  # cryptography refuses some names OpenSSL accepts; show the hash instead
+        return "<name with hash %s>" % namehash.name_hash(fallback_der)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading inputs
+
+
+def _split_blobs(data: bytes, source: str, kind: str, input_format: str) -> list[bytes]:
+    """The DER objects of ``kind`` in ``data`` (PEM with one or more blocks, or one DER object)."""
+    labels = CERT_LABELS if kind == "cert" else CRL_LABELS
+    what = "certificate" if kind == "cert" else "CRL"
+    is_pem = b"-----BEGIN " in data
+    if is_pem and input_format == "der":
+        raise DicomTlsError("PEM data where DER was declared (input_format: der)", source)
+    if not is_pem:
+        if input_format == "pem":
+            raise DicomTlsError("not PEM (binary or DER data) where PEM was declared (input_format: pem)", source)
+        if not data.strip():
+            raise DicomTlsError("empty file: no %s in it" % what, source)
+        if data[:1] != b"\x30":
+            raise DicomTlsError("neither PEM nor DER: not a %s" % what, source)
+        return [data]
+    blobs = []
+    for match in PEM_RE.finditer(data):
+        label = match.group(1)
+        if label not in labels:
+            if label == b"TRUSTED CERTIFICATE":
+                raise DicomTlsError(
+                    "'TRUSTED CERTIFICATE' (OpenSSL auxiliary trust format) is not supported; "
+                    "give plain 'CERTIFICATE' PEM",
+                    source,
+                )
+            if b"PRIVATE KEY" in label:
+                raise DicomTlsError("holds a private key, not a %s: refusing to copy it" % what, source)
+            raise DicomTlsError("PEM block '%s' is not a %s" % (label.decode(), what), source)
+        body = re.sub(rb"^[A-Za-z-]+:.*$", b"", match.group(2), flags=re.M)  # no headers expected
+        try:
+            blobs.append(base64.b64decode(b"".join(body.split()), validate=True))
+        except (binascii.Error, ValueError):
+            raise DicomTlsError("PEM block %d has bad base64" % (len(blobs) + 1), source) from None
+    if not blobs:
+        raise DicomTlsError("no complete PEM %s block" % what, source)
+    return blobs
+
+
+def _read_input(item: str, index: int, option: str) -> tuple[bytes, str]:
+    """An input is inline PEM text (contains '-----BEGIN') or a path."""
+    if "-----BEGIN " in item:
+        return item.encode("utf-8"), "%s[%d]" % (option, index)
+    path = item
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(), path
+    except FileNotFoundError:
+        raise DicomTlsError("file does not exist (an item of %s)" % option, path) from None
+    except IsADirectoryError:
+        raise DicomTlsError("is a directory, not a file (an item of %s)" % option, path) from None
+    except OSError as exc:
+        raise DicomTlsError("cannot read file: %s" % exc.strerror, path) from None
+
+
+def _verify_signature(cert: x509.Certificate, public_key) -> bool:
+    params = cert.signature_algorithm_parameters
+    try:
+        if isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(cert.signature, cert.tbs_certificate_bytes, params, cert.signature_hash_algorithm)
+        elif isinstance(public_key, ec.EllipticCurvePublicKey):
+            public_key.verify(cert.signature, cert.tbs_certificate_bytes, params)
+        elif isinstance(public_key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+            public_key.verify(cert.signature, cert.tbs_certificate_bytes)
+        elif isinstance(public_key, dsa.DSAPublicKey):
+            public_key.verify(cert.signature, cert.tbs_certificate_bytes, cert.signature_hash_algorithm)
+        else:
+            return False
+    except (InvalidSignature, UnsupportedAlgorithm, TypeError, ValueError):
+        return False
+    return True
+
+
+def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
+    where = source if n == 0 else "%s (certificate %d)" % (source, n + 1)
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        issuer_der, subject_der = namehash.certificate_names(der)
+        not_after = cert.not_valid_after_utc
+        subject_canon = namehash.canonical_name(subject_der)
+        issuer_canon = namehash.canonical_name(issuer_der)
+    except (ValueError, namehash.DerError) as exc:
+        raise DicomTlsError("not a valid X.509 certificate (%s)" % exc, where) from None
+    self_signed = False
+    if subject_canon == issuer_canon:
+        try:
+            self_signed = _verify_signature(cert, cert.public_key())
+        except (ValueError, UnsupportedAlgorithm):
+            self_signed = False
+    return TrustObject(
+        kind="cert",
+        der=der,
+        source=where,
+        subject=_fmt_name(lambda: cert.subject, subject_der),
+        subject_hash=namehash.name_hash(subject_der),
+        fingerprint_sha256=fingerprint(der),
+        not_after=not_after,
+        canon=subject_canon,
+        obj=cert,
+        self_signed=self_signed,
+    )
+
+
+def _load_crl(der: bytes, source: str, n: int) -> TrustObject:
+    where = source if n == 0 else "%s (CRL %d)" % (source, n + 1)
+    try:
+        crl = x509.load_der_x509_crl(der)
+        issuer_der = namehash.crl_issuer(der)
+        canon = namehash.canonical_name(issuer_der)
+        next_update = crl.next_update_utc
+        last_update = crl.last_update_utc
+    except (ValueError, namehash.DerError) as exc:
+        raise DicomTlsError("not a valid X.509 CRL (%s)" % exc, where) from None
+    return TrustObject(
+        kind="crl",
+        der=der,
+        source=where,
+        subject=_fmt_name(lambda: crl.issuer, issuer_der),
+        subject_hash=namehash.name_hash(issuer_der),
+        fingerprint_sha256=fingerprint(der),
+        next_update=next_update,
+        last_update=last_update,
+        canon=canon,
+        obj=crl,
+    )
+
+
+def load_objects(
+    certificates: list[str],
+    crls: list[str] | None = None,
+    allow_non_root: bool = False,
+    on_expired: str = "fail",
+    input_format: str = "auto",
+    now: datetime.datetime | None = None,
+    crl_issuers: list[str] | None = None,
+) -> Loaded:
+    """Read, parse and check every input; duplicates (same SHA-256 fingerprint) kept once.
+
+    ``crl_issuers`` are CA certificates (intermediates that travel in the peers' chains) whose CRLs
+    may be stored; they are not written to the store. Each must be issued by a certificate of the
+    store or by another of them, so that a reader can connect its CRLs to a trusted root."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    warnings: list[str] = []
+    objects: list[TrustObject] = []
+    seen: set[str] = set()
+    for i, item in enumerate(certificates or []):
+        data, source = _read_input(item, i, "certificates")
+        for n, der in enumerate(_split_blobs(data, source, "cert", input_format)):
+            obj = _load_cert(der, source, n)
+            if obj.fingerprint_sha256 in seen:
+                continue
+            seen.add(obj.fingerprint_sha256)
+            if not obj.self_signed and not allow_non_root:
+                raise DicomTlsError(
+                    "certificate '%s' is not self-signed (issued by '%s'): dcmtk accepts only root "
+                    "(self-signed) certificates as trust anchors; give the root CA, or set "
+                    "allow_non_root: true" % (obj.subject, _fmt_name(lambda c=obj.obj: c.issuer, b"\x30\x00")),
+                    obj.source,
+                )
+            if obj.not_after < now:
+                msg = "certificate '%s' expired on %s" % (obj.subject, _iso(obj.not_after))
+                if on_expired == "fail":
+                    raise DicomTlsError(msg + " (on_expired: warn or drop to accept this)", obj.source)
+                if on_expired == "drop":
+                    warnings.append("%s: %s; dropped (on_expired: drop)" % (obj.source, msg))
+                    continue
+                warnings.append("%s: %s; kept (on_expired: warn)" % (obj.source, msg))
+            objects.append(obj)
+    certs = list(objects)
+    extra: list[TrustObject] = []
+    for i, item in enumerate(crl_issuers or []):
+        data, source = _read_input(item, i, "crl_issuers")
+        for n, der in enumerate(_split_blobs(data, source, "cert", input_format)):
+            extra.append(_load_cert(der, source, n))
+    for obj in extra:
+        parents = [c for c in certs + extra if c is not obj and c.canon == _issuer_canon(obj)]
+        if not any(_verify_signature(obj.obj, c.obj.public_key()) for c in parents):
+            raise DicomTlsError(
+                "CRL issuer certificate '%s' is not issued by a certificate of the store (nor by another "
+                "of crl_issuers)" % obj.subject,
+                obj.source,
+            )
+    certs += extra
+    for i, item in enumerate(crls or []):
+        data, source = _read_input(item, i, "crls")
+        for n, der in enumerate(_split_blobs(data, source, "crl", input_format)):
+            obj = _load_crl(der, source, n)
+            if obj.fingerprint_sha256 in seen:
+                continue
+            seen.add(obj.fingerprint_sha256)
+            if obj.next_update is None:
+                raise DicomTlsError("CRL from '%s' has no nextUpdate" % obj.subject, obj.source)
+            if obj.next_update < now:
+                raise DicomTlsError(
+                    "CRL from '%s' expired on %s (nextUpdate): with CRL checking on, dcmtk would refuse "
+                    "every peer; issue a fresh CRL" % (obj.subject, _iso(obj.next_update)),
+                    obj.source,
+                )
+            issuers = [c for c in certs if c.canon == obj.canon]
+            if not any(_crl_signed_by(obj.obj, c.obj) for c in issuers):
+                why = "no certificate in the store has its name" if not issuers else "its signature does not verify"
+                raise DicomTlsError(
+                    "CRL issuer '%s' is not in the store (%s): a CRL that no trusted CA issued is of no "
+                    "use to a reader; add its CA to certificates, or to crl_issuers for an intermediate"
+                    % (obj.subject, why),
+                    obj.source,
+                )
+            objects.append(obj)
+    return Loaded(objects, warnings)
+
+
+def _issuer_canon(obj: TrustObject) -> bytes:
+    return namehash.canonical_name(namehash.certificate_names(obj.der)[0])
+
+
+def _crl_signed_by(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bool:
+    try:
+        return crl.is_signature_valid(cert.public_key())
+    except (TypeError, ValueError, UnsupportedAlgorithm):
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning
+
+
+@dataclass
+class FileMeta:
+    mode: int = 0o644
+    uid: int = -1  # -1: leave as the process creates it
+    gid: int = -1
+
+
+def file_meta(mode, owner: str | None, group: str | None) -> FileMeta:
+    if mode is None:
+        m = 0o644
+    elif isinstance(mode, int):
+        m = mode
+    else:
+        try:
+            m = int(str(mode), 8)
+        except ValueError:
+            raise DicomTlsError("mode must be octal, like '0644' (got %r)" % (mode,)) from None
+    if m & ~0o7777:
+        raise DicomTlsError("mode %o is out of range" % m)
+    uid = gid = -1
+    if owner:
+        try:
+            uid = int(owner) if str(owner).isdigit() else pwd.getpwnam(owner).pw_uid
+        except KeyError:
+            raise DicomTlsError("no such user: %s" % owner) from None
+    if group:
+        try:
+            gid = int(group) if str(group).isdigit() else grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise DicomTlsError("no such group: %s" % group) from None
+    return FileMeta(m, uid, gid)
+
+
+@dataclass
+class Current:
+    """What a hashed directory holds now: entry name -> (bytes or None, is regular file with right meta)."""
+
+    exists: bool
+    entries: dict[str, tuple[bytes | None, bool]]
+
+
+def read_hashed_dir(path: str, meta: FileMeta) -> Current:
+    if not os.path.lexists(path):
+        return Current(False, {})
+    if not os.path.isdir(path):
+        raise DicomTlsError("exists and is not a directory", path)
+    entries: dict[str, tuple[bytes | None, bool]] = {}
+    try:
+        names = os.listdir(path)
+    except OSError as exc:
+        raise DicomTlsError("cannot list directory: %s" % exc.strerror, path) from None
+    for name in names:
+        if not ENTRY_RE.match(name):
+            continue
+        full = os.path.join(path, name)
+        st = os.lstat(full)
+        ok = stat.S_ISREG(st.st_mode) and _meta_ok(st, meta)
+        data = None
+        if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+            try:
+                with open(full, "rb") as fh:
+                    data = fh.read()
+            except FileNotFoundError:  # dangling symlink
+                data = None
+            except OSError as exc:
+                raise DicomTlsError("cannot read entry: %s" % exc.strerror, full) from None
+        entries[name] = (data, ok)
+    return Current(True, entries)
+
+
+def _meta_ok(st: os.stat_result, meta: FileMeta) -> bool:
+    return (
+        stat.S_IMODE(st.st_mode) == meta.mode
+        and (meta.uid < 0 or st.st_uid == meta.uid)
+        and (meta.gid < 0 or st.st_gid == meta.gid)
+    )
+
+
+def entry_name(h: str, kind: str, n: int) -> str:
+    return "%s.%s%d" % (h, "r" if kind == "crl" else "", n)
+
+
+def desired_entries(objects: list[TrustObject]) -> dict[str, TrustObject]:
+    """Entry name -> object, numbering each (hash, kind) sequence from 0 in input order."""
+    counters: dict[tuple[str, str], int] = {}
+    out: dict[str, TrustObject] = {}
+    for obj in objects:
+        key = (obj.subject_hash, obj.kind)
+        n = counters.get(key, 0)
+        counters[key] = n + 1
+        out[entry_name(obj.subject_hash, obj.kind, n)] = obj
+    return out
+
+
+@dataclass
+class Plan:
+    """What to do to a hashed directory. ``steps`` are executed in order by apply_hashed_dir."""
+
+    path: str
+    create_dir: bool
+    desired: dict[str, TrustObject]
+    steps: list[tuple[str, str, bytes | None]]  # ("write", name, data) / ("unlink", name, None)
+    added: list[str]
+    removed: list[str]
+    renumbered: list[str]
+    rewritten: list[str]  # same object, file rewritten (content form, symlink, mode, owner)
+    before: list[str]
+    after: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return self.create_dir or bool(self.steps)
+
+
+def _fp_of(data: bytes | None) -> str | None:
+    """Fingerprint of the first object in an existing entry (for diffs), None if unreadable."""
+    if not data:
+        return None
+    m = PEM_RE.search(data)
+    try:
+        der = base64.b64decode(b"".join(m.group(2).split())) if m else data
+    except (binascii.Error, ValueError):
+        return None
+    return fingerprint(der)
+
+
+def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> Plan:
+    desired = desired_entries(objects)
+    want = {name: obj.pem() for name, obj in desired.items()}
+    old_fp = {name: _fp_of(data) for name, (data, _ok) in current.entries.items()}
+    new_fp = {name: obj.fingerprint_sha256 for name, obj in desired.items()}
+    # Group by sequence: existing indices and wanted length.
+    seqs: dict[tuple[str, str], tuple[set[int], int]] = {}
+    for name in set(want) | set(current.entries):
+        h, r, n = ENTRY_RE.match(name).groups()
+        have, new_len = seqs.get((h, r), (set(), 0))
+        if name in current.entries:
+            have.add(int(n))
+        if name in want:
+            new_len = max(new_len, int(n) + 1)
+        seqs[(h, r)] = (have, new_len)
+    steps: list[tuple[str, str, bytes | None]] = []
+    for (h, r), (have, n) in sorted(seqs.items()):
+
+        def nm(i, h=h, r=r):
+            return "%s.%s%d" % (h, r, i)
+
+        def differs(i, nm=nm):
+            name = nm(i)
+            cur = current.entries.get(name)
+            return cur is None or cur[0] != want[name] or not cur[1]
+
+        # 0. entries behind a gap are invisible to readers: remove them first (a reader cannot
+        #    notice), leaving a gap-free sequence of the m entries readers do see
+        m = 0
+        while m in have:
+            m += 1
+        for i in sorted((i for i in have if i > m), reverse=True):
+            steps.append(("unlink", nm(i), None))
+        # 1. appends, growing the sequence from its end
+        for j in range(m, n):
+            steps.append(("write", nm(j), want[nm(j)]))
+        # 2. replacements: each new content first visible at a tail copy, then put in place
+        replace = [j for j in range(min(m, n)) if differs(j)]
+        tail = max(m, n)
+        for k, j in enumerate(replace):
+            steps.append(("write", nm(tail + k), want[nm(j)]))
+        for j in replace:
+            steps.append(("write", nm(j), want[nm(j)]))
+        # 3. shrink from the end: surplus old positions and the tail copies
+        for i in range(tail + len(replace) - 1, n - 1, -1):
+            if i < m or i >= tail:
+                steps.append(("unlink", nm(i), None))
+    added, removed, renumbered, rewritten = [], [], [], []
+    old_by_fp = {}
+    for name in sorted(current.entries, key=_sort_key):
+        if old_fp[name]:
+            old_by_fp.setdefault(old_fp[name], name)
+    new_fps = set(new_fp.values())
+    for name in sorted(want, key=_sort_key):
+        fp = new_fp[name]
+        if fp not in old_by_fp:
+            added.append(name)
+        elif old_by_fp[fp] != name:
+            renumbered.append("%s -> %s" % (old_by_fp[fp], name))
+        elif differs_entry(current, name, want[name]):
+            rewritten.append(name)
+    for name in sorted(current.entries, key=_sort_key):
+        fp = old_fp[name]
+        if fp is None or fp not in new_fps:
+            removed.append(name)
+        elif old_by_fp.get(fp) != name:  # a duplicate of an object kept elsewhere
+            removed.append(name)
+    before = [
+        "%s %s" % (name, old_fp[name] or "(unreadable or not a regular file)")
+        for name in sorted(current.entries, key=_sort_key)
+    ]
+    after = ["%s %s %s" % (name, new_fp[name], desired[name].subject) for name in sorted(want, key=_sort_key)]
+    return Plan(
+        path=path,
+        create_dir=not current.exists,
+        desired=desired,
+        steps=steps,
+        added=added,
+        removed=removed,
+        renumbered=renumbered,
+        rewritten=rewritten,
+        before=before,
+        after=after,
+    )
+
+
+def differs_entry(current: Current, name: str, data: bytes) -> bool:
+    cur = current.entries.get(name)
+    return cur is None or cur[0] != data or not cur[1]
+
+
+def _sort_key(name: str):
+    h, r, n = ENTRY_RE.match(name).groups()
+    return (h, r, int(n))
+
+
+# ---------------------------------------------------------------------------------------------
+# Applying
+
+
+def _write_temp(directory: str, data: bytes, meta: FileMeta) -> str:
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(fd, meta.mode)
+        if meta.uid >= 0 or meta.gid >= 0:
+            os.fchown(fd, meta.uid, meta.gid)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def apply_hashed_dir(plan: Plan, meta: FileMeta, dir_mode: int = 0o755) -> None:
+    """Execute the plan (see the module docstring for why the order is safe for readers)."""
+    path = plan.path
+    if plan.create_dir:
+        ensure_dir(path, dir_mode)
+    temps: list[str] = []
+    try:
+        # 1. every new content written and fsync'd next to the old entries before any rename
+        staged = []
+        for action, name, data in plan.steps:
+            if action == "write":
+                tmp = _write_temp(path, data, meta)
+                temps.append(tmp)
+                staged.append((action, name, tmp))
+            else:
+                staged.append((action, name, None))
+        # 2-4. renames and unlinks in plan order
+        for action, name, tmp in staged:
+            target = os.path.join(path, name)
+            if action == "write":
+                os.rename(tmp, target)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(target)
+    except OSError as exc:
+        raise DicomTlsError("cannot update hashed directory: %s" % exc.strerror, path) from None
+    finally:
+        for tmp in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    fsync_dir(path)
+
+
+def check_dir_writable(path: str) -> None:
+    """Fail before any change when the directory (or its parent, to create it) is not writable."""
+    target = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise DicomTlsError("exists and is not a directory", path)
+    if not os.path.isdir(target):
+        raise DicomTlsError("parent directory %s does not exist" % target, path)
+    probe = None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".probe", dir=target)
+        os.close(fd)
+    except OSError as exc:
+        raise DicomTlsError("directory %s is not writable: %s" % (target, exc.strerror), path) from None
+    finally:
+        if probe:
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+
+
+def ensure_dir(path: str, dir_mode: int = 0o755) -> bool:
+    """Create the hashed directory if missing; True when it was created."""
+    if os.path.isdir(path):
+        return False
+    try:
+        os.mkdir(path, dir_mode)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise DicomTlsError("cannot create directory: %s" % exc.strerror, path) from None
+    return True
+
+
+def lock(path: str):
+    """An exclusive flock on ``<dir>/.dicom_truststore.lock`` for the whole read-plan-apply."""
+    return locked(os.path.join(path, LOCK_NAME))
+
+
+# ---------------------------------------------------------------------------------------------
+# Bundle
+
+
+@dataclass
+class BundlePlan:
+    path: str
+    data: bytes
+    current: bytes | None
+    meta_ok: bool
+    entries: list[dict]
+    added: list[str]
+    removed: list[str]
+    before: str
+    after: str
+
+    @property
+    def changed(self) -> bool:
+        return self.current != self.data or not self.meta_ok
+
+
+def bundle_fingerprints(data: bytes | None) -> list[str]:
+    if not data:
+        return []
+    out = []
+    for m in PEM_RE.finditer(data):
+        with contextlib.suppress(binascii.Error, ValueError):
+            out.append(fingerprint(base64.b64decode(b"".join(m.group(2).split()))))
+    return out
+
+
+def plan_bundle(path: str, objects: list[TrustObject], meta: FileMeta) -> BundlePlan:
+    certs = [o for o in objects if o.kind == "cert"]
+    data = b"".join(o.pem() for o in certs)
+    current = None
+    meta_ok = False
+    if os.path.lexists(path):
+        if os.path.isdir(path):
+            raise DicomTlsError("is a directory; layout bundle needs a file path", path)
+        st = os.lstat(path)
+        meta_ok = stat.S_ISREG(st.st_mode) and _meta_ok(st, meta)
+        try:
+            with open(path, "rb") as fh:
+                current = fh.read()
+        except OSError as exc:
+            raise DicomTlsError("cannot read bundle: %s" % exc.strerror, path) from None
+    old = bundle_fingerprints(current)
+    new = [o.fingerprint_sha256 for o in certs]
+    base = os.path.basename(path)
+    entries = []
+    for i, o in enumerate(certs):
+        d = o.describe()
+        d["name"] = "%s#%d" % (base, i)
+        entries.append(d)
+    return BundlePlan(
+        path=path,
+        data=data,
+        current=current,
+        meta_ok=meta_ok,
+        entries=entries,
+        added=[fp for fp in new if fp not in old],
+        removed=[fp for fp in old if fp not in new],
+        before="".join("%s\n" % fp for fp in old),
+        after="".join("%s %s\n" % (o.fingerprint_sha256, o.subject) for o in certs),
+    )
+
+
+def apply_bundle(plan: BundlePlan, meta: FileMeta) -> None:
+    directory = os.path.dirname(os.path.abspath(plan.path))
+    try:
+        tmp = _write_temp(directory, plan.data, meta)
+    except OSError as exc:
+        raise DicomTlsError("cannot write bundle: %s" % exc.strerror, plan.path) from None
+    try:
+        os.rename(tmp, plan.path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise DicomTlsError("cannot write bundle: %s" % exc.strerror, plan.path) from None
+    fsync_dir(directory)
+
+
+def result_entries(plan: Plan) -> list[dict]:
+    out = []
+    for name in sorted(plan.desired, key=_sort_key):
+        d = plan.desired[name].describe()
+        d["name"] = name
+        out.append(d)
+    return out
+
+
+def earliest_next_update(objects: list[TrustObject]) -> str | None:
+    dates = [o.next_update for o in objects if o.kind == "crl" and o.next_update]
+    return _iso(min(dates)) if dates else None

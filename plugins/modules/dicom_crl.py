@@ -1,0 +1,259 @@
+#!/usr/bin/python
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: dicom_crl
+short_description: Issue a CRL with CRL Number and Authority Key Identifier, only when needed
+version_added: 0.1.0
+description:
+  - Writes a certificate revocation list signed by a CA, for dcmtk's C(+crv)/C(+cra) checking and
+    C(openssl verify -crl_check).
+  - Every CRL carries a CRL Number (one more than the CRL it replaces, read from the existing file, so
+    it keeps increasing across runs) and an Authority Key Identifier (the issuer's subject key
+    identifier), which some peers require.
+  - "A new CRL is issued only when there is a reason, returned as RV(reason): no CRL yet, the revoked
+    set (or a reason or date) changed, the existing CRL is not signed by the issuer (issuer changed), it
+    expired or its remaining validity is at most O(refresh_before), or the format, digest, CRL Number or
+    Authority Key Identifier need changing. Otherwise the module reports C(changed=false)."
+  - Fails with the file and the reason when the issuer key does not match the issuer certificate, the
+    issuer is not a CA, a certificate to revoke was issued by another CA, or the path holds something
+    that is not a CRL (it is never overwritten).
+  - A long-running C(storescp) without C(--fork) caches the CRLs it read; restart it after a new CRL
+    lands in its directory.
+author:
+  - medimg.dicom_tls contributors (@medimg)
+options:
+  path:
+    description: The CRL file to write (its directory must exist).
+    type: path
+    required: true
+  issuer_cert_path:
+    description: The CA certificate (PEM or DER) that issues the CRL.
+    type: path
+    required: true
+  issuer_privatekey_path:
+    description: The CA's private key (PEM or DER).
+    type: path
+    required: true
+  issuer_privatekey_passphrase:
+    description: Passphrase of the CA's private key.
+    type: str
+  revoked:
+    description:
+      - The certificates this CA revokes. The CRL lists exactly these.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      serial:
+        description:
+          - Serial number. An integer is decimal; a string is hex as C(openssl x509 -serial) prints it
+            (colons and a C(0x) prefix allowed). Give this or O(revoked[].certificate_path).
+        type: raw
+      certificate_path:
+        description: A certificate to revoke (PEM or DER); it must have been issued by the CRL issuer.
+        type: path
+      reason:
+        description: Revocation reason (no reasonCode extension when omitted or C(unspecified)).
+        type: str
+        choices: [unspecified, key_compromise, ca_compromise, affiliation_changed, superseded,
+                  cessation_of_operation, certificate_hold, privilege_withdrawn, aa_compromise]
+      revocation_date:
+        description:
+          - When it was revoked, ISO 8601 (C(2026-01-31T12:00:00Z)). Default is the date already in
+            the CRL for this serial, or now for a new entry.
+        type: str
+  next_update_days:
+    description: Validity of a new CRL in days (nextUpdate = lastUpdate + this).
+    type: int
+    default: 7
+  refresh_before:
+    description:
+      - Issue a new CRL when the existing one has at most this many hours of validity left.
+        Default is half of O(next_update_days).
+    type: float
+  format:
+    description: Encoding of the CRL file.
+    type: str
+    choices: [pem, der]
+    default: pem
+  digest:
+    description: Signature digest (ignored for Ed25519/Ed448 issuers).
+    type: str
+    choices: [sha256, sha384, sha512]
+    default: sha256
+  mode:
+    description: Mode of a newly written CRL file, octal as a string.
+    type: raw
+    default: '0644'
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether and why a new CRL would be issued, with its number and revoked serials.
+  diff_mode:
+    support: full
+    description: Shows CRL number, dates and revoked serials before and after.
+  idempotent:
+    support: full
+    description:
+      - Reruns report C(changed=false) until the revoked set or issuer changes or the refresh window is reached.
+seealso:
+  - module: medimg.dicom_tls.dicom_truststore
+  - name: openssl ca -gencrl
+    description: The OpenSSL way of issuing CRLs.
+    link: https://docs.openssl.org/3.0/man1/openssl-ca/
+"""
+
+EXAMPLES = r"""
+- name: CRL of the issuing CA, revoking one node and one serial
+  medimg.dicom_tls.dicom_crl:
+    path: /etc/dicom-tls/issuing-ca.crl
+    issuer_cert_path: /etc/dicom-tls/issuing-ca.pem
+    issuer_privatekey_path: /etc/dicom-tls/issuing-ca.key
+    revoked:
+      - certificate_path: /etc/dicom-tls/old-modality.pem
+        reason: key_compromise
+      - serial: "4F:2A:19:0C"
+        reason: superseded
+        revocation_date: "2026-01-31T12:00:00Z"
+    next_update_days: 7
+    refresh_before: 72
+  register: crl
+
+- name: Show why it was reissued
+  ansible.builtin.debug:
+    msg: "CRL {{ crl.crl_number }} valid until {{ crl.next_update }} ({{ crl.reason | default('unchanged', true) }})"
+"""
+
+RETURN = r"""
+crl_number:
+  description: CRL Number of the CRL on disk after the run (in check mode, of the CRL that would be written).
+  returned: success
+  type: int
+  sample: 12
+last_update:
+  description: thisUpdate of that CRL, ISO 8601 UTC.
+  returned: success
+  type: str
+  sample: "2026-11-22T04:00:00Z"
+next_update:
+  description: nextUpdate of that CRL, ISO 8601 UTC.
+  returned: success
+  type: str
+  sample: "2026-11-29T04:00:00Z"
+revoked_serials:
+  description: Serials listed in that CRL, uppercase hex as C(openssl) prints them.
+  returned: success
+  type: list
+  elements: str
+  sample: ["4F2A190C"]
+issuer_hash:
+  description: OpenSSL name hash of the issuer; the CRL's name in a hashed directory is C(<issuer_hash>.rN).
+  returned: success
+  type: str
+  sample: 9d66eef0
+reason:
+  description: Why a new CRL was (or in check mode would be) issued; null when nothing changed.
+  returned: success
+  type: str
+  sample: "refresh window reached"
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.truststore import file_meta  # noqa: E402
+
+
+def _diff_side(summary: dict | None) -> str:
+    if not summary:
+        return ""
+    lines = [
+        "crl_number: %s" % summary["crl_number"],
+        "last_update: %s" % summary["last_update"],
+        "next_update: %s" % summary["next_update"],
+        "revoked_serials: %s" % ", ".join(summary["revoked_serials"]),
+    ]
+    return "".join(line + "\n" for line in lines)
+
+
+def run(module: AnsibleModule) -> dict:
+    p = module.params
+    if p["next_update_days"] < 1:
+        raise DicomTlsError("next_update_days must be at least 1")
+    if p["refresh_before"] is not None and not 0 <= p["refresh_before"] < p["next_update_days"] * 24:
+        raise DicomTlsError("refresh_before must be between 0 and next_update_days * 24 hours")
+    meta = file_meta(p["mode"], None, None)
+    issuer = crlib.read_issuer(p["issuer_cert_path"], p["issuer_privatekey_path"], p["issuer_privatekey_passphrase"])
+    desired = crlib.desired_revocations(p["revoked"], issuer)
+    existing = crlib.read_existing(p["path"], issuer)
+    plan = crlib.plan_crl(
+        desired, existing, issuer, p["format"], p["digest"], p["next_update_days"], p["refresh_before"]
+    )
+    result = dict(changed=plan.changed, **crlib.summary(plan, issuer))
+    if plan.changed:
+        if module._diff:
+            before = None
+            if existing is not None:
+                before = {
+                    "crl_number": existing.number,
+                    "last_update": crlib.iso(existing.crl.last_update_utc),
+                    "next_update": crlib.iso(existing.crl.next_update_utc),
+                    "revoked_serials": [crlib.serial_hex(s) for s in sorted(existing.entries)],
+                }
+            result["diff"] = {
+                "before": _diff_side(before),
+                "after": _diff_side(result),
+                "before_header": p["path"],
+                "after_header": p["path"],
+            }
+        if not module.check_mode:
+            check_writable_dir(p["path"])
+            new = crlib.build_crl(plan, issuer, p["digest"])
+            crlib.write_crl(p["path"], new, p["format"], meta.mode)
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            issuer_cert_path=dict(type="path", required=True),
+            issuer_privatekey_path=dict(type="path", required=True),
+            issuer_privatekey_passphrase=dict(type="str", no_log=True),
+            revoked=dict(
+                type="list",
+                elements="dict",
+                default=[],
+                options=dict(
+                    serial=dict(type="raw"),
+                    certificate_path=dict(type="path"),
+                    reason=dict(type="str", choices=list(crlib.REASONS)),
+                    revocation_date=dict(type="str"),
+                ),
+                mutually_exclusive=[("serial", "certificate_path")],
+                required_one_of=[("serial", "certificate_path")],
+            ),
+            next_update_days=dict(type="int", default=7),
+            refresh_before=dict(type="float"),
+            format=dict(type="str", choices=["pem", "der"], default="pem"),
+            digest=dict(type="str", choices=list(crlib.DIGESTS), default="sha256"),
+            mode=dict(type="raw", default="0644"),
+        ),
+        supports_check_mode=True,
+    )
+    if not crlib.HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=crlib.CRYPTOGRAPHY_IMPORT_ERROR)
+    try:
+        result = run(module)
+    except DicomTlsError as exc:
+        module.fail_json(msg=str(exc), path=exc.path)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

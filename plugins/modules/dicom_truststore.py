@@ -1,0 +1,322 @@
+#!/usr/bin/python
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: dicom_truststore
+short_description: Trust stores for dcmtk (OpenSSL hashed directory) and Orthanc (PEM bundle)
+version_added: 0.1.0
+description:
+  - Builds the trust store each DICOM program reads from a list of certificates and CRLs.
+  - "O(layout=hashed_dir): an OpenSSL hashed directory as read by dcmtk C(+cd DIR) (with C(+crv)/C(+cra)
+    for CRL checking), C(openssl verify -CApath) and Python C(ssl) C(capath). Certificates are stored as
+    C(HHHHHHHH.N), CRLs as C(HHHHHHHH.rN), where C(HHHHHHHH) is OpenSSL's subject name hash
+    (the CRL issuer's for a CRL), as regular files (one PEM object each, self-contained on the host)."
+  - Every C(HHHHHHHH.N) / C(HHHHHHHH.rN) entry in the directory belongs to this module (as C(c_rehash)
+    treats them). Entries not wanted any more are removed, sequences are renumbered so that they have no
+    gaps (OpenSSL stops at the first missing number). Other files in the directory are left alone.
+  - Objects with the same SHA-256 fingerprint are stored once. Inside a collision sequence (several
+    certificates with the same subject hash) the order is the order of the inputs, so reruns change
+    nothing; for files given in sorted order this is the order C(openssl rehash) uses.
+  - The directory is updated atomically for readers, under an exclusive lock
+    (C(.dicom_truststore.lock) in the directory) so two runs cannot interleave. New entries are
+    written next to the old ones and swapped in by renames, so a reader never sees a half-written file
+    or a gap in a sequence.
+  - "O(layout=bundle): one PEM file of concatenated certificates, as Orthanc's
+    C(DicomTlsTrustedCertificates) reads it, written atomically. Orthanc does not check CRLs, so a
+    bundle holds certificates only: to revoke a peer for Orthanc, remove what trusts it."
+  - "Checks, each failing with the file and the reason, before anything is changed: a trust anchor
+    that is not self-signed (dcmtk accepts only roots as anchors; a pinned self-signed peer certificate
+    is a root), an expired certificate, an expired CRL or one whose issuer is not in the store (with CRL
+    checking on, dcmtk would refuse every peer), unparsable input, PEM where DER was declared and vice versa."
+author:
+  - medimg.dicom_tls contributors (@medimg)
+options:
+  path:
+    description:
+      - The hashed directory (O(layout=hashed_dir), created if missing, parent must exist) or the bundle
+        file (O(layout=bundle)).
+    type: path
+    required: true
+  layout:
+    description:
+      - C(hashed_dir) for dcmtk C(+cd), C(bundle) for Orthanc C(DicomTlsTrustedCertificates).
+    type: str
+    choices: [hashed_dir, bundle]
+    default: hashed_dir
+  certificates:
+    description:
+      - Trust anchors. Each item is a path to a file on the managed host or inline PEM text (anything
+        containing C(-----BEGIN )). A PEM file may hold several certificates; a DER file holds one.
+      - The order matters only inside a collision sequence and in a bundle.
+    type: list
+    elements: str
+    default: []
+  crls:
+    description:
+      - CRLs for O(layout=hashed_dir), as paths (PEM or DER) or inline PEM text. Each must be current
+        and issued by a certificate in O(certificates).
+      - Not allowed with O(layout=bundle) (Orthanc ignores CRLs).
+    type: list
+    elements: str
+    default: []
+  crl_issuers:
+    description:
+      - CA certificates that issue CRLs in O(crls) but are not trust anchors, typically intermediate
+        CAs (they travel in the peers' certificate chains). They are used to check the CRLs' signatures
+        and are not written to the store. Each must be issued by a certificate in O(certificates) or by
+        another of them.
+    type: list
+    elements: str
+    default: []
+  input_format:
+    description:
+      - What the input files are declared to be. C(auto) accepts PEM or DER; C(pem) or C(der) refuse the
+        other with a clear error.
+    type: str
+    choices: [auto, pem, der]
+    default: auto
+  allow_non_root:
+    description:
+      - Accept certificates that are not self-signed as anchors. dcmtk does not accept an intermediate
+        CA as a trust anchor, so this is only useful for other OpenSSL readers.
+    type: bool
+    default: false
+  on_expired:
+    description:
+      - What to do with an expired certificate. C(fail) stops with an error, C(warn) keeps it with a
+        warning, C(drop) leaves it out with a warning.
+    type: str
+    choices: [fail, warn, drop]
+    default: fail
+  mode:
+    description:
+      - Mode of the entries (or of the bundle file), octal as a string like C('0644').
+    type: raw
+    default: '0644'
+  owner:
+    description:
+      - Owner (name or uid) of the entries or bundle. Default is the user running the module.
+    type: str
+  group:
+    description:
+      - Group (name or gid) of the entries or bundle.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Reports exactly the entries that would be added, removed and renumbered.
+  diff_mode:
+    support: full
+    description: Shows the entries (name, SHA-256 fingerprint, subject) before and after.
+  idempotent:
+    support: full
+    description: A second run with the same inputs reports C(changed=false).
+notes:
+  - A long-running C(storescp) without C(--fork) caches what it read from the directory; restart it
+    after the store changed.
+  - Keep CRLs fresh with M(medimg.dicom_tls.dicom_crl) and rerun this module; RV(crl_next_update) tells
+    when the earliest CRL in the store expires.
+seealso:
+  - module: medimg.dicom_tls.dicom_crl
+  - name: openssl rehash
+    description: The OpenSSL tool this module replaces on managed hosts.
+    link: https://docs.openssl.org/3.0/man1/openssl-rehash/
+"""
+
+EXAMPLES = r"""
+- name: Trust directory for dcmtk with the root CA and its CRL
+  medimg.dicom_tls.dicom_truststore:
+    path: /etc/dicom-tls/trust
+    layout: hashed_dir
+    certificates:
+      - /etc/dicom-tls/root-ca.pem
+    crls:
+      - /etc/dicom-tls/root-ca.crl
+      - /etc/dicom-tls/issuing-ca.crl
+    crl_issuers:
+      - /etc/dicom-tls/issuing-ca.pem
+  register: trust
+
+- name: Trust bundle for Orthanc
+  medimg.dicom_tls.dicom_truststore:
+    path: /etc/orthanc/trusted.pem
+    layout: bundle
+    certificates:
+      - /etc/dicom-tls/root-ca.pem
+      - /etc/dicom-tls/partner-root-ca.pem
+    mode: '0644'
+"""
+
+RETURN = r"""
+entries:
+  description:
+    - The objects in the store after the run (in check mode, after the run that would happen), in
+      directory order. For a bundle, C(name) is C(<file name>#<position>).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Entry file name, like C(1a2b3c4d.0) or C(1a2b3c4d.r0).
+      type: str
+    kind:
+      description: C(cert) or C(crl).
+      type: str
+    subject:
+      description: Subject of a certificate, issuer of a CRL (RFC 4514).
+      type: str
+    subject_hash:
+      description: OpenSSL name hash the entry is filed under.
+      type: str
+    fingerprint_sha256:
+      description: SHA-256 fingerprint of the DER object, colon-separated hex.
+      type: str
+    not_after:
+      description: End of validity of a certificate (ISO 8601, UTC).
+      type: str
+    next_update:
+      description: nextUpdate of a CRL (ISO 8601, UTC).
+      type: str
+  sample:
+    - name: 9d66eef0.0
+      kind: cert
+      subject: CN=Test Root CA,O=medimg test
+      subject_hash: 9d66eef0
+      fingerprint_sha256: "3A:...:7F"
+      not_after: "2027-01-01T00:00:00Z"
+added:
+  description:
+    - Entry names (hashed_dir) or SHA-256 fingerprints (bundle) of objects that were not in the store before.
+  returned: success
+  type: list
+  elements: str
+removed:
+  description:
+    - Entry names (hashed_dir, names before the run) or SHA-256 fingerprints (bundle) of objects no longer
+      in the store, and of unreadable or duplicate entries removed.
+  returned: success
+  type: list
+  elements: str
+renumbered:
+  description: Objects kept but moved inside a collision sequence, as C(old -> new). Only for hashed_dir.
+  returned: success
+  type: list
+  elements: str
+crl_next_update:
+  description: The earliest nextUpdate of the CRLs in the store (ISO 8601, UTC), null when there is none.
+  returned: success
+  type: str
+"""
+
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import truststore as ts  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
+
+
+def _diff_text(lines):
+    return "".join("%s\n" % line for line in lines)
+
+
+def run(module: AnsibleModule) -> dict:
+    p = module.params
+    path = p["path"]
+    meta = ts.file_meta(p["mode"], p["owner"], p["group"])
+    if p["layout"] == "bundle" and p["crls"]:
+        raise DicomTlsError(
+            "layout bundle holds certificates only: Orthanc does not check CRLs (revoke a peer for "
+            "Orthanc by removing its certificate or its CA from the bundle); drop crls",
+            path,
+        )
+    loaded = ts.load_objects(
+        p["certificates"],
+        p["crls"],
+        allow_non_root=p["allow_non_root"],
+        on_expired=p["on_expired"],
+        input_format=p["input_format"],
+        crl_issuers=p["crl_issuers"],
+    )
+    for w in loaded.warnings:
+        module.warn(w)
+    result = {"changed": False, "crl_next_update": ts.earliest_next_update(loaded.objects)}
+    if p["layout"] == "bundle":
+        plan = ts.plan_bundle(path, loaded.objects, meta)
+        result.update(entries=plan.entries, added=plan.added, removed=plan.removed, renumbered=[])
+        if plan.changed:
+            result["changed"] = True
+            if module._diff:
+                result["diff"] = {
+                    "before": plan.before,
+                    "after": plan.after,
+                    "before_header": path,
+                    "after_header": path,
+                }
+            if not module.check_mode:
+                check_writable_dir(path)
+                ts.apply_bundle(plan, meta)
+        return result
+
+    def plan_now():
+        current = ts.read_hashed_dir(path, meta)
+        return ts.plan_hashed_dir(path, loaded.objects, current)
+
+    if module.check_mode:
+        plan = plan_now()
+        changed = plan.changed
+    else:
+        ts.check_dir_writable(path)
+        created = ts.ensure_dir(path)
+        with ts.lock(path):
+            plan = plan_now()
+            if plan.changed:
+                ts.apply_hashed_dir(plan, meta)
+        changed = created or plan.changed
+    result.update(
+        changed=changed,
+        entries=ts.result_entries(plan),
+        added=plan.added,
+        removed=plan.removed,
+        renumbered=plan.renumbered,
+    )
+    if changed and module._diff:
+        result["diff"] = {
+            "before": _diff_text(plan.before),
+            "after": _diff_text(plan.after),
+            "before_header": path,
+            "after_header": path,
+        }
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            layout=dict(type="str", choices=["hashed_dir", "bundle"], default="hashed_dir"),
+            certificates=dict(type="list", elements="str", default=[]),
+            crls=dict(type="list", elements="str", default=[]),
+            crl_issuers=dict(type="list", elements="str", default=[]),
+            input_format=dict(type="str", choices=["auto", "pem", "der"], default="auto"),
+            allow_non_root=dict(type="bool", default=False),
+            on_expired=dict(type="str", choices=["fail", "warn", "drop"], default="fail"),
+            mode=dict(type="raw", default="0644"),
+            owner=dict(type="str"),
+            group=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    if not ts.HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=ts.CRYPTOGRAPHY_IMPORT_ERROR)
+    try:
+        result = run(module)
+    except DicomTlsError as exc:
+        module.fail_json(msg=str(exc), path=exc.path)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
