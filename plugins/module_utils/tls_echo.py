@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import ipaddress
 import logging
 import os
@@ -31,6 +30,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 
 try:
@@ -263,7 +263,7 @@ def _check_client_identity(target: dict) -> x509.Certificate:
     der = serialization.Encoding.DER
     if key.public_key().public_bytes(der, spki) != leaf.public_key().public_bytes(der, spki):
         raise DicomTlsError(
-            "client_key does not match the certificate in client_cert (%s)" % leaf.subject.rfc4514_string(),
+            "client_key does not match the certificate in client_cert (%s)" % crypto.name_text(leaf.subject),
             target["client_key"],
         )
     return leaf
@@ -455,45 +455,10 @@ def _instrument(ctx: ssl.SSLContext, record: WireRecord) -> None:
 
 
 def describe_certificate(der: bytes | None, now: datetime.datetime | None = None) -> dict | None:
-    """subject, issuer, serial, not_after, days_remaining, fingerprint_sha256, subject_alt_names."""
+    """The collection's certificate description (crypto.describe_certificate) of DER bytes, or None."""
     if not der:
         return None
-    cert = x509.load_der_x509_certificate(der)
-    now = now or datetime.datetime.now(datetime.UTC)
-    not_after = cert.not_valid_after_utc
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        sans = []
-        for name in san:
-            if isinstance(name, x509.DNSName):
-                sans.append("DNS:" + name.value)
-            elif isinstance(name, x509.IPAddress):
-                sans.append("IP:" + str(name.value))
-            elif isinstance(name, x509.UniformResourceIdentifier):
-                sans.append("URI:" + name.value)
-            elif isinstance(name, x509.RFC822Name):
-                sans.append("email:" + name.value)
-            else:
-                sans.append(str(name.value))
-    except x509.ExtensionNotFound:
-        sans = []
-    digest = hashlib.sha256(der).hexdigest().upper()
-    return {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "serial": _serial_hex(cert.serial_number),
-        "not_before": cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "not_after": not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "days_remaining": (not_after - now).days,
-        "fingerprint_sha256": ":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
-        "subject_alt_names": sans,
-    }
-
-
-def _serial_hex(serial: int) -> str:
-    """Upper-case hex in whole bytes, as ``openssl x509 -serial`` prints it."""
-    text = "%X" % serial
-    return "0" + text if len(text) % 2 else text
+    return crypto.describe_certificate(x509.load_der_x509_certificate(der), now)
 
 
 def _fetch_unverified_certificate(target: dict, timeout: float) -> bytes | None:
@@ -868,7 +833,7 @@ def _client_subject(path: str | None) -> str | None:
         return None
     if path not in _SUBJECTS:
         try:
-            _SUBJECTS[path] = _load_pem_certificates(path, "client_cert")[0].subject.rfc4514_string()
+            _SUBJECTS[path] = crypto.name_text(_load_pem_certificates(path, "client_cert")[0].subject)
         except DicomTlsError:
             _SUBJECTS[path] = None
     return _SUBJECTS[path]

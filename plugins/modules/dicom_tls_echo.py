@@ -232,6 +232,8 @@ notes:
   - With TLS 1.3 a server checks the client certificate after the client finished its side of the
     handshake; its refusal is still reported as C(client_certificate_rejected).
 seealso:
+  - module: medimg.dicom_tls.dicom_cert_info
+  - module: medimg.dicom_tls.dicom_truststore
   - name: echoscu
     description: The dcmtk tool this module stands in for.
     link: https://support.dcmtk.org/docs/echoscu.html
@@ -362,16 +364,17 @@ results:
     peer_certificate:
       description:
         - The server's certificate, when one was received (also when we rejected it), else null.
+        - The same description as M(medimg.dicom_tls.dicom_cert_info) gives.
       type: dict
       contains:
         subject:
-          description: Subject (RFC 4514).
+          description: Subject, OpenSSL one-line form (C(/O=Hospital/CN=pacs)).
           type: str
         issuer:
-          description: Issuer (RFC 4514).
+          description: Issuer, OpenSSL one-line form.
           type: str
         serial:
-          description: Serial number in hexadecimal.
+          description: Serial number as C(openssl x509 -serial) prints it.
           type: str
         not_before:
           description: Start of validity, ISO 8601 UTC.
@@ -383,14 +386,18 @@ results:
           description: Whole days until RV(results[].peer_certificate.not_after) (negative when expired).
           type: int
         fingerprint_sha256:
-          description:
-            - SHA-256 fingerprint of the DER certificate, colon-separated upper-case hex
-              (as C(openssl x509 -fingerprint -sha256)).
+          description: SHA-256 fingerprint of the DER certificate, lower-case hex pairs joined by colons.
           type: str
         subject_alt_names:
           description: subjectAltName entries as C(DNS:name), C(IP:address), ...
           type: list
           elements: str
+        subject_hash:
+          description: OpenSSL subject name hash (C(openssl x509 -hash)).
+          type: str
+        key_type:
+          description: Public key type (C(rsa), C(ecdsa), ...).
+          type: str
     echo_status:
       description: The C-ECHO response status (0 is success), when a response arrived.
       type: int

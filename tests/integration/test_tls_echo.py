@@ -38,7 +38,7 @@ def openssl_fingerprint(path: str) -> str:
         text=True,
         check=True,
     ).stdout
-    return out.strip().split("=", 1)[1]
+    return out.strip().split("=", 1)[1].lower()
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,8 +130,8 @@ def test_success_with_client_certificate_cf(scp, certs):
     assert res["cipher"]
     assert res["sni_sent"] is None
     peer = res["peer_certificate"]
-    assert peer["subject"] == "CN=echo-server,O=medimg test"
-    assert peer["issuer"] == "CN=Test Issuing CA,O=medimg test"
+    assert peer["subject"] == "/O=medimg test/CN=echo-server"
+    assert peer["issuer"] == "/O=medimg test/CN=Test Issuing CA"
     assert peer["fingerprint_sha256"] == openssl_fingerprint(certs["server"].cert)
     serial = subprocess.run(
         ["openssl", "x509", "-in", certs["server"].cert, "-noout", "-serial"],
@@ -179,7 +179,7 @@ def test_server_certificate_from_untrusted_ca(scp, certs):
     assert certs["other"].root.cert in res["reason"]
     assert "unable to get local issuer certificate" in res["reason"]
     # we still say which certificate we refused
-    assert res["peer_certificate"]["subject"] == "CN=echo-server,O=medimg test"
+    assert res["peer_certificate"]["subject"] == "/O=medimg test/CN=echo-server"
     assert res["tls_version"] is None
 
 
