@@ -139,7 +139,32 @@ _TLS_REASONS = {
     "UNSAFE_LEGACY_RENEGOTIATION_DISABLED": "the server does not support secure renegotiation",
 }
 _TLS_VERSION_NAMES = {0x0301: "TLSv1", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}
-_CERTIFICATE_REQUEST = 13  # TLS handshake message type
+# TLS record content types, handshake message type and alert descriptions (RFC 8446, 5246).
+_ALERT, _HANDSHAKE = 21, 22
+_CERTIFICATE_REQUEST = 13
+_ALERTS = {
+    10: "unexpected_message",
+    20: "bad_record_mac",
+    40: "handshake_failure",
+    42: "bad_certificate",
+    43: "unsupported_certificate",
+    44: "certificate_revoked",
+    45: "certificate_expired",
+    46: "certificate_unknown",
+    47: "illegal_parameter",
+    48: "unknown_ca",
+    49: "access_denied",
+    50: "decode_error",
+    51: "decrypt_error",
+    70: "protocol_version",
+    71: "insufficient_security",
+    80: "internal_error",
+    86: "inappropriate_fallback",
+    109: "missing_extension",
+    112: "unrecognized_name",
+    116: "certificate_required",
+    120: "no_application_protocol",
+}
 _VERIFICATION_SUCCESS = 0x0000
 
 LOG = logging.getLogger(__name__)
@@ -386,13 +411,10 @@ class WireRecord:
         """ssl message callback: notes a CertificateRequest and alerts from the server."""
         if direction != "read":
             return
-        if content_type == ssl._TLSContentType.HANDSHAKE and msg_type == _CERTIFICATE_REQUEST:
+        if content_type == _HANDSHAKE and msg_type == _CERTIFICATE_REQUEST:
             self.certificate_requested = True
-        elif content_type == ssl._TLSContentType.ALERT and len(data) >= 2:
-            try:
-                self.alert_received = ssl._TLSAlertType(data[1]).name.lower()
-            except ValueError:
-                self.alert_received = "alert %d" % data[1]
+        elif content_type == _ALERT and len(data) >= 2 and data[1] != 0:  # 0: close_notify
+            self.alert_received = _ALERTS.get(data[1], "alert %d" % data[1])
 
 
 class _RecordingSocket(ssl.SSLSocket):

@@ -460,10 +460,9 @@ summary:
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (  # noqa: E402
-    HAS_CRYPTOGRAPHY,
-    HAS_PYNETDICOM,
     PROFILES,
     TARGET_KEYS,
     check_many,
@@ -530,10 +529,7 @@ def main():
         required_together=[("client_cert", "client_key")],
         supports_check_mode=True,
     )
-    if not HAS_PYNETDICOM:
-        module.fail_json(msg="dicom_tls_echo needs the Python library pynetdicom on the managed host")
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg="dicom_tls_echo needs the Python library cryptography on the managed host")
+    require(module, "cryptography", "pynetdicom")
     params = module.params
     defaults = {key: params[key] for key in TARGET_KEYS if key not in ("host", "port")}
     single = not params["targets"]
