@@ -570,6 +570,7 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
         )
         seen.associate_seconds = time.monotonic() - started
         if assoc.is_established:
+            seen.echo_sent = True
             try:
                 rsp = assoc.send_c_echo()
             except Exception as exc:  # pynetdicom raises on a dead association
@@ -660,6 +661,7 @@ class _Seen:
         self.associate_seconds = 0.0
         self.echo_status: int | None = None
         self.echo_error: str | None = None
+        self.echo_sent = False
         self.where = "%s:%d" % (target["host"], target["port"])
         self.sent_cert = bool(target["client_cert"])
 
@@ -827,10 +829,25 @@ class _Seen:
         got_answer = any(hasattr(p, "result") and p.result is not None for p in self.received)
         abort = _last(self.received, "abort_source")
         if abort is not None:
-            source = {0: "the service user (the server)", 2: "the service provider"}.get(
-                abort.abort_source, abort.abort_source
+            source = {0: "the server", 2: "the server's DICOM stack"}.get(abort.abort_source, abort.abort_source)
+            accepted = any(getattr(p, "result", None) == 0 for p in self.received)
+            if accepted and self.echo_sent:
+                return "association_aborted", (
+                    "%s accepted the association from calling AE title %r, then aborted it at the C-ECHO "
+                    "(A-ABORT from %s), as a server that answers C-ECHO only from known peers does (Orthanc: "
+                    "calling AE title not in DicomModalities and DicomAlwaysAllowEcho false)"
+                    % (where, t["calling_ae_title"], source)
+                )
+            if accepted:
+                return "association_aborted", "%s aborted the association after accepting it (A-ABORT from %s)" % (
+                    where,
+                    source,
+                )
+            return "association_aborted", (
+                "%s aborted the association request from calling AE title %r to %r (A-ABORT from %s); "
+                "servers do this for a calling AE title they do not know"
+                % (where, t["calling_ae_title"], t["called_ae_title"], source)
             )
-            return "association_aborted", "%s aborted the association (A-ABORT from %s)" % (where, source)
         if not got_answer and err is None and self.associate_seconds >= t["timeout"] * 0.9:
             return "timeout", (
                 "%s finished the TLS handshake but did not answer the association request within %gs "

@@ -415,6 +415,19 @@ def test_orthanc_certificate_not_required_accepts_anonymous_tls(certs, orthanc_t
     assert res["status"] == "success", res["reason"]
 
 
+def test_orthanc_unknown_calling_ae_title(certs, orthanc_trusted, tmp_path):
+    settings = orthanc_tls(
+        certs, orthanc_trusted, DicomAlwaysAllowEcho=False, DicomModalities={"known": ["KNOWN", LOOPBACK, 104]}
+    )
+    with Orthanc(str(tmp_path), settings) as orthanc:
+        common = dict(port=orthanc.port, called_ae_title=orthanc.aet, ca_file=certs["pki"].root.cert)
+        unknown = echo(calling_ae_title="STRANGER", **common, **client_args(certs))
+        known = echo(calling_ae_title="KNOWN", **common, **client_args(certs))
+    assert unknown["status"] == "association_aborted", unknown["reason"]
+    assert "calling AE title 'STRANGER'" in unknown["reason"]
+    assert known["status"] == "success", known["reason"]
+
+
 # --------------------------------------------------------------------------------------------
 # Through Ansible
 
