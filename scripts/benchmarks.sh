@@ -8,3 +8,4 @@ $PY benchmarks/cert_rerun.py
 $PY benchmarks/dicom_sign.py
 $PY benchmarks/truststore.py --runs "${BENCH_RUNS:-5}"
 $PY benchmarks/tls_echo.py
+$PY benchmarks/rollout.py --rounds "${BENCH_ROUNDS:-3}"
