@@ -67,7 +67,9 @@ def inventory(state: str, dcmtk: int, orthanc: int) -> str:
 def play(inv: str, playbook: str, forks: int) -> tuple[float, str]:
     env = ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_FORKS=str(forks))
     start = time.perf_counter()
-    proc = subprocess.run(["ansible-playbook", "-i", inv, playbook], capture_output=True, text=True, env=env, cwd=ROOT)
+    proc = subprocess.run(
+        ["ansible-playbook", "-i", inv, playbook], capture_output=True, text=True, env=env, cwd=ROOT, check=False
+    )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit("%s failed:\n%s" % (playbook, (proc.stdout + proc.stderr)[-4000:]))
@@ -98,12 +100,12 @@ def main() -> int:
         state = tempfile.mkdtemp(prefix="bench-rollout-")
         inv = inventory(state, args.dcmtk, args.orthanc)
         try:
-            t1, _ = play(inv, os.path.join(ROOT, "playbooks", "rollout.yml"), args.forks)
+            t1, _out = play(inv, os.path.join(ROOT, "playbooks", "rollout.yml"), args.forks)
             t2, out = play(inv, os.path.join(ROOT, "playbooks", "rollout.yml"), args.forks)
             changed = [line for line in out.splitlines() if " changed=" in line and " changed=0 " not in line]
             if changed:
                 raise SystemExit("rerun was not idempotent:\n" + "\n".join(changed))
-            t3, _ = play(inv, ping_playbook(state), args.forks)
+            t3, _out = play(inv, ping_playbook(state), args.forks)
             first.append(t1)
             rerun.append(t2)
             ping.append(t3)

@@ -16,7 +16,7 @@ SLEEP = ["/bin/sleep", "300"]
 def pidfile(tmp_path):
     path = str(tmp_path / "d.pid")
     yield path
-    pid, _ = daemon.running_pid(path, SLEEP)
+    pid = daemon.running_pid(path, SLEEP)[0]
     if pid:
         daemon.stop(path, pid)
 
