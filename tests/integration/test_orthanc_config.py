@@ -54,7 +54,7 @@ def test_stock_folder_configured_and_orthanc_answers_tls(pki, tmp_path):
     port, http = free_port(), free_port()
     settings = _settings(tmp_path, pki, server, port, http)
     res = run_module("orthanc_config", {"config_dir": conf, "settings": settings}, diff=True)
-    assert res["_rc"] == 0 and res["changed"], res["_output"][-3000:]
+    assert not res.get("failed") and res["changed"], res["_output"][-3000:]
     assert res["defined_in"]["DicomTlsEnabled"] == "orthanc.json"
     assert res["defined_in"]["DicomTlsCertificate"] == "dicom-tls.json"
     assert "PRIVATE KEY" not in res["_output"]
@@ -100,7 +100,7 @@ def test_duplicate_in_a_dropin_breaks_orthanc_and_the_module_removes_it(pki, tmp
     with pytest.raises(RuntimeError, match="exited"):
         Listener([ORTHANC, conf], port, str(tmp_path))
     res = run_module("orthanc_config", {"config_dir": conf, "settings": settings})
-    assert res["_rc"] == 0, res["_output"][-3000:]
+    assert not res.get("failed"), res["_output"][-3000:]
     removed = {c["key"] for c in res["changes"] if c["action"] == "removed duplicate"}
     assert {"DicomTlsEnabled", "DicomTlsRemoteCertificateRequired", "DicomPort"} <= removed
     with Listener([ORTHANC, conf], port, str(tmp_path)):
