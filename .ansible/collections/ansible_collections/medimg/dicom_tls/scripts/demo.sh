@@ -12,12 +12,12 @@ mkdir -p "$DICOM_TLS_DEMO_DIR"
 inventory=playbooks/inventory/demo.yml
 
 stop_listeners() {
-  local pidfile pid i
+  local pidfile pid
   for pidfile in "$DICOM_TLS_DEMO_DIR"/run/*/*.pid; do
     [ -e "$pidfile" ] || continue
     pid=$(cat "$pidfile")
     if kill -TERM "$pid" 2>/dev/null; then
-      for i in $(seq 100); do
+      for _ in $(seq 100); do
         if [ ! -e "/proc/$pid" ] || grep -q '^[^)]*) Z' "/proc/$pid/stat" 2>/dev/null; then break; fi
         sleep 0.1
       done

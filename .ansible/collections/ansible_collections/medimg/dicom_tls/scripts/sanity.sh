@@ -19,7 +19,7 @@ fi
 # ansible-test's import test builds venvs with a downloaded pip bootstrap script: give it ours.
 pipver=$(grep -oP "pip='\K[0-9.]+" "$("$SVENV/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py")
 mkdir -p ~/.ansible/test/cache
-cp scripts/ansible-test/get_pip.py ~/.ansible/test/cache/get_pip_${pipver//./_}.py
+cp scripts/ansible-test/get_pip.py ~/.ansible/test/cache/"get_pip_${pipver//./_}.py"
 dest=.build/sanity/ansible_collections/medimg/dicom_tls
 rm -rf .build/sanity
 mkdir -p "$dest"

@@ -10,30 +10,48 @@ from __future__ import annotations
 
 import datetime
 import re
+import traceback
 from dataclasses import dataclass
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import namehash
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atomic_write, read_bytes, read_optional
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
-from cryptography.x509.oid import ExtensionOID
 
-REASONS = {
-    "unspecified": x509.ReasonFlags.unspecified,
-    "key_compromise": x509.ReasonFlags.key_compromise,
-    "ca_compromise": x509.ReasonFlags.ca_compromise,
-    "affiliation_changed": x509.ReasonFlags.affiliation_changed,
-    "superseded": x509.ReasonFlags.superseded,
-    "cessation_of_operation": x509.ReasonFlags.cessation_of_operation,
-    "certificate_hold": x509.ReasonFlags.certificate_hold,
-    "privilege_withdrawn": x509.ReasonFlags.privilege_withdrawn,
-    "aa_compromise": x509.ReasonFlags.aa_compromise,
-}
-REASON_NAMES = {v: k for k, v in REASONS.items()}
-DIGESTS = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+try:
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
+    from cryptography.x509.oid import ExtensionOID
+
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+except ImportError:  # the module reports it with missing_required_lib
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+
+# RFC 5280 reason codes by their cryptography.x509.ReasonFlags names (remove_from_crl is for
+# delta CRLs and not offered).
+REASONS = (
+    "unspecified",
+    "key_compromise",
+    "ca_compromise",
+    "affiliation_changed",
+    "superseded",
+    "cessation_of_operation",
+    "certificate_hold",
+    "privilege_withdrawn",
+    "aa_compromise",
+)
+DIGESTS = ("sha256", "sha384", "sha512")
+
+
+def _reason_flag(name: str):
+    return getattr(x509.ReasonFlags, name)
+
+
+def _digest(name: str):
+    return getattr(hashes, name.upper())()
 
 
 def utcnow() -> datetime.datetime:
@@ -219,7 +237,7 @@ def read_existing(path: str, issuer: Issuer) -> Existing | None:
     entries = {}
     for rc in crl:
         try:
-            reason = REASON_NAMES[rc.extensions.get_extension_for_class(x509.CRLReason).value.reason]
+            reason = rc.extensions.get_extension_for_class(x509.CRLReason).value.reason.name
         except x509.ExtensionNotFound:
             reason = None
         entries[rc.serial_number] = (reason, rc.revocation_date_utc.replace(microsecond=0))
@@ -348,9 +366,9 @@ def build_crl(plan: CrlPlan, issuer: Issuer, digest: str) -> x509.CertificateRev
     for serial, reason, when in plan.revocations:
         rb = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
         if reason and reason != "unspecified":
-            rb = rb.add_extension(x509.CRLReason(REASONS[reason]), critical=False)
+            rb = rb.add_extension(x509.CRLReason(_reason_flag(reason)), critical=False)
         builder = builder.add_revoked_certificate(rb.build())
-    algorithm = None if _is_eddsa(issuer.key) else DIGESTS[digest]()
+    algorithm = None if _is_eddsa(issuer.key) else _digest(digest)
     return builder.sign(issuer.key, algorithm)
 
 

@@ -38,12 +38,19 @@ def read_optional(path: str | None) -> bytes | None:
 
 
 def check_writable_dir(path: str) -> None:
-    """Fail before any change when the file's directory is missing or not writable."""
+    """Fail before any change when the file's directory is missing or not writable.
+
+    Probes with a real temporary file: permission bits say nothing for root, while read-only
+    mounts, immutable directories and pseudo file systems still refuse."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise DicomTlsError("directory %s does not exist" % directory, path)
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise DicomTlsError("directory %s is not writable" % directory, path)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=directory)
+    except OSError as exc:
+        raise DicomTlsError("directory %s is not writable: %s" % (directory, exc.strerror), path) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
@@ -89,3 +96,18 @@ def locked(lock_path: str):
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def backup_copy(path: str) -> str:
+    """Copy ``path`` beside itself as ``path.YYYYmmddTHHMMSS.ffffff~`` with the same mode; return its name."""
+    import datetime
+    import shutil
+
+    stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S.%f")
+    dest = "%s.%s~" % (path, stamp)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, os.stat(path).st_mode & 0o7777)
+    with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+        shutil.copyfileobj(src, out)
+        out.flush()
+        os.fsync(out.fileno())
+    return dest

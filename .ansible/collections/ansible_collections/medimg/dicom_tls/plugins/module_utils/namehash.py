@@ -22,6 +22,13 @@ _CANON_CODECS = {
     0x1E: "utf-16-be",  # BMPString
 }
 _SPACE = frozenset(b" \t\n\v\f\r")
+# Universal tags OpenSSL accepts as an attribute value when it parses a Name (DirectoryString-like
+# mask B_ASN1_PRINTABLE through ASN1_tag2bit): BIT STRING, UTF8String, SEQUENCE, NumericString,
+# PrintableString, T61String, IA5String, UniversalString, BMPString and the tags it maps to
+# "unknown" (7-11, 13-15, 29). Anything else (VisibleString, OCTET STRING, INTEGER, ...) makes
+# OpenSSL refuse the whole certificate or CRL.
+_ACCEPTED_TAGS = frozenset({0x03, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F, 0x12, 0x13, 0x14, 0x16})
+_ACCEPTED_TAGS |= frozenset({0x1C, 0x1D, 0x1E, 0x30})
 
 
 class DerError(ValueError):
@@ -70,7 +77,23 @@ def encode_tlv(tag: int, value: bytes) -> bytes:
     return bytes((tag, 0x80 | len(raw))) + raw + value
 
 
+def _collect(data: bytes, start: int, end: int) -> bytes:
+    """The content of a BER constructed string: its segments' contents, concatenated."""
+    out = b""
+    for tag, s, e, _hdr in children(data, start, end):
+        out += _collect(data, s, e) if tag & 0x20 else data[s:e]
+    return out
+
+
 def _canon_value(tag: int, value: bytes) -> bytes:
+    if tag & 0x20 and tag != 0x30 and (tag & ~0x20) in _ACCEPTED_TAGS:
+        # BER constructed string (OpenSSL reads it as the primitive string of its segments)
+        tag, value = tag & ~0x20, _collect(value, 0, len(value))
+    if tag not in _ACCEPTED_TAGS:
+        raise DerError("name attribute value has ASN.1 tag 0x%02x, which OpenSSL does not accept in a name" % tag)
+    if tag == 0x1E:  # BMPString is UCS-2: surrogate code units are not characters
+        if len(value) % 2 or any(0xD8 <= value[i] <= 0xDF for i in range(0, len(value), 2)):
+            raise DerError("name attribute is not valid BMPString (UCS-2)")
     codec = _CANON_CODECS.get(tag)
     if codec is None:
         return encode_tlv(tag, value)
@@ -112,6 +135,8 @@ def canonical_name(name_der: bytes) -> bytes:
             oid = name_der[parts[0][3] : parts[0][2]]
             vtag, vs, ve, _hdr = parts[1]
             entries.append(encode_tlv(0x30, oid + _canon_value(vtag, name_der[vs:ve])))
+        if not entries:  # OpenSSL keeps no trace of an empty RDN
+            continue
         # DER SET OF: sort by encoded bytes (shorter first on a common prefix, as bytes compare).
         entries.sort()
         out += encode_tlv(0x31, b"".join(entries))
@@ -120,7 +145,12 @@ def canonical_name(name_der: bytes) -> bytes:
 
 def name_hash(name_der: bytes) -> str:
     """``openssl x509 -subject_hash`` of a DER Name: 8 lowercase hex digits."""
-    md = hashlib.sha1(canonical_name(name_der)).digest()
+    return canonical_hash(canonical_name(name_der))
+
+
+def canonical_hash(canon: bytes) -> str:
+    """The name hash of an already canonical name (the output of ``canonical_name``)."""
+    md = hashlib.sha1(canon).digest()
     return "%08x" % int.from_bytes(md[:4], "little")
 
 

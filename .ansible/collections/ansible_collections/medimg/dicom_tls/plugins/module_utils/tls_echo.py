@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import ipaddress
 import logging
 import os
@@ -28,8 +27,10 @@ import ssl
 import tempfile
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 
 try:
@@ -113,17 +114,16 @@ DEFAULTS = {
 }
 TARGET_KEYS = tuple(DEFAULTS)
 
-# OpenSSL alert reasons a client sees when the server refused the client's certificate
-# (or the absence of one).
+# TLS alerts (by name) a server sends when it refuses the client's certificate (or its absence).
 _CLIENT_CERT_ALERTS = {
-    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the server requires a client certificate",
-    "TLSV1_ALERT_UNKNOWN_CA": "the server does not trust the CA that issued the client certificate",
-    "SSLV3_ALERT_BAD_CERTIFICATE": "the server rejected the client certificate as bad",
-    "SSLV3_ALERT_CERTIFICATE_REVOKED": "the server reports the client certificate as revoked",
-    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the server reports the client certificate as expired or not yet valid",
-    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the server could not verify the client certificate",
-    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": "the server does not accept this type of client certificate",
-    "TLSV1_ALERT_ACCESS_DENIED": "the server denied access to this client certificate",
+    "certificate_required": "the server requires a client certificate",
+    "unknown_ca": "the server does not trust the CA that issued the client certificate",
+    "bad_certificate": "the server rejected the client certificate as bad",
+    "certificate_revoked": "the server reports the client certificate as revoked",
+    "certificate_expired": "the server reports the client certificate as expired or not yet valid",
+    "certificate_unknown": "the server could not verify the client certificate",
+    "unsupported_certificate": "the server does not accept this type of client certificate",
+    "access_denied": "the server denied access to this client certificate",
 }
 _TLS_REASONS = {
     "WRONG_VERSION_NUMBER": "the peer did not answer with TLS (is it a plain, non-TLS DICOM port?)",
@@ -135,9 +135,36 @@ _TLS_REASONS = {
     "NO_SHARED_CIPHER": "no cipher suite in common",
     "UNEXPECTED_EOF_WHILE_READING": "the server closed the connection during the TLS handshake",
     "TLSV1_ALERT_INSUFFICIENT_SECURITY": "the server finds the offered cipher suites too weak",
+    "DH_KEY_TOO_SMALL": "the server's Diffie-Hellman key is too small for this profile",
+    "UNSAFE_LEGACY_RENEGOTIATION_DISABLED": "the server does not support secure renegotiation",
 }
 _TLS_VERSION_NAMES = {0x0301: "TLSv1", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}
-_CERTIFICATE_REQUEST = 13  # TLS handshake message type
+# TLS record content types, handshake message type and alert descriptions (RFC 8446, 5246).
+_ALERT, _HANDSHAKE = 21, 22
+_CERTIFICATE_REQUEST = 13
+_ALERTS = {
+    10: "unexpected_message",
+    20: "bad_record_mac",
+    40: "handshake_failure",
+    42: "bad_certificate",
+    43: "unsupported_certificate",
+    44: "certificate_revoked",
+    45: "certificate_expired",
+    46: "certificate_unknown",
+    47: "illegal_parameter",
+    48: "unknown_ca",
+    49: "access_denied",
+    50: "decode_error",
+    51: "decrypt_error",
+    70: "protocol_version",
+    71: "insufficient_security",
+    80: "internal_error",
+    86: "inappropriate_fallback",
+    109: "missing_extension",
+    112: "unrecognized_name",
+    116: "certificate_required",
+    120: "no_application_protocol",
+}
 _VERIFICATION_SUCCESS = 0x0000
 
 LOG = logging.getLogger(__name__)
@@ -243,7 +270,7 @@ def _check_client_identity(target: dict) -> x509.Certificate:
     passphrase = target["client_key_passphrase"]
     password = passphrase.encode() if isinstance(passphrase, str) else passphrase
     try:
-        key = serialization.load_pem_private_key(data, password=password or None)
+        key = serialization.load_pem_private_key(data, password=password or None, unsafe_skip_rsa_key_validation=True)
     except TypeError as exc:
         if "encrypted" in str(exc) and not password:
             reason = "client_key is encrypted: give client_key_passphrase"
@@ -261,7 +288,7 @@ def _check_client_identity(target: dict) -> x509.Certificate:
     der = serialization.Encoding.DER
     if key.public_key().public_bytes(der, spki) != leaf.public_key().public_bytes(der, spki):
         raise DicomTlsError(
-            "client_key does not match the certificate in client_cert (%s)" % leaf.subject.rfc4514_string(),
+            "client_key does not match the certificate in client_cert (%s)" % crypto.name_text(leaf.subject),
             target["client_key"],
         )
     return leaf
@@ -290,8 +317,11 @@ def build_context(target: dict) -> ssl.SSLContext:
     min_version, max_version, suites, _option, legacy = PROFILES[target["profile"]]
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
-        ctx.minimum_version = min_version
-        ctx.maximum_version = max_version
+        with warnings.catch_warnings():
+            # TLS 1.0/1.1 are deprecated in Python; profiles bcp195, aes and null offer them on purpose.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = min_version
+            ctx.maximum_version = max_version
         ctx.set_ciphers(":".join(suites) + (":@SECLEVEL=0" if legacy else ""))
     except (ssl.SSLError, ValueError) as exc:
         raise DicomTlsError("this Python's OpenSSL cannot do profile %s (%s)" % (target["profile"], exc)) from None
@@ -352,7 +382,7 @@ def server_hostname(target: dict) -> str | None:
 class WireRecord:
     """Filled in by the TLS socket as the check goes: phase, first error, TLS parameters."""
 
-    def __init__(self):
+    def __init__(self, io_timeout: float = 10.0):
         self.phase = "tcp"  # tcp -> tls -> dicom
         self.error: BaseException | None = None
         self.error_phase: str | None = None
@@ -361,6 +391,7 @@ class WireRecord:
         self.peer_der: bytes | None = None
         self.certificate_requested = False
         self.alert_received: str | None = None
+        self.io_timeout = io_timeout
         self.lock = threading.Lock()
 
     def fail(self, exc: BaseException) -> None:
@@ -380,13 +411,10 @@ class WireRecord:
         """ssl message callback: notes a CertificateRequest and alerts from the server."""
         if direction != "read":
             return
-        if content_type == ssl._TLSContentType.HANDSHAKE and msg_type == _CERTIFICATE_REQUEST:
+        if content_type == _HANDSHAKE and msg_type == _CERTIFICATE_REQUEST:
             self.certificate_requested = True
-        elif content_type == ssl._TLSContentType.ALERT and len(data) >= 2:
-            try:
-                self.alert_received = ssl._TLSAlertType(data[1]).name.lower()
-            except ValueError:
-                self.alert_received = "alert %d" % data[1]
+        elif content_type == _ALERT and len(data) >= 2 and data[1] != 0:  # 0: close_notify
+            self.alert_received = _ALERTS.get(data[1], "alert %d" % data[1])
 
 
 class _RecordingSocket(ssl.SSLSocket):
@@ -394,9 +422,18 @@ class _RecordingSocket(ssl.SSLSocket):
 
     record: WireRecord
 
-    def connect(self, address):
+    def settimeout(self, value):
+        # pynetdicom clears the timeout after connecting; a silent peer would then block its
+        # reader thread (and the process) for ever. Every read and write stays bounded.
+        super().settimeout(self.record.io_timeout if value is None else value)
+
+    def connect(self, addr):
+        # DICOM PDUs go out in several small writes: without TCP_NODELAY each exchange can wait
+        # for the peer's delayed ACK (40 ms on Linux).
+        with contextlib.suppress(OSError):
+            self.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            return super().connect(address)
+            return super().connect(addr)
         except BaseException as exc:
             self.record.fail(exc)
             raise
@@ -411,6 +448,8 @@ class _RecordingSocket(ssl.SSLSocket):
         self.record.handshake_done(self)
 
     def recv(self, buflen=1024, flags=0):
+        with contextlib.suppress(OSError, AttributeError):
+            self.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         try:
             return super().recv(buflen, flags)
         except BaseException as exc:
@@ -438,39 +477,10 @@ def _instrument(ctx: ssl.SSLContext, record: WireRecord) -> None:
 
 
 def describe_certificate(der: bytes | None, now: datetime.datetime | None = None) -> dict | None:
-    """subject, issuer, serial, not_after, days_remaining, fingerprint_sha256, subject_alt_names."""
+    """The collection's certificate description (crypto.describe_certificate) of DER bytes, or None."""
     if not der:
         return None
-    cert = x509.load_der_x509_certificate(der)
-    now = now or datetime.datetime.now(datetime.UTC)
-    not_after = cert.not_valid_after_utc
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        sans = []
-        for name in san:
-            if isinstance(name, x509.DNSName):
-                sans.append("DNS:" + name.value)
-            elif isinstance(name, x509.IPAddress):
-                sans.append("IP:" + str(name.value))
-            elif isinstance(name, x509.UniformResourceIdentifier):
-                sans.append("URI:" + name.value)
-            elif isinstance(name, x509.RFC822Name):
-                sans.append("email:" + name.value)
-            else:
-                sans.append(str(name.value))
-    except x509.ExtensionNotFound:
-        sans = []
-    digest = hashlib.sha256(der).hexdigest().upper()
-    return {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "serial": "%X" % cert.serial_number,
-        "not_before": cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "not_after": not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "days_remaining": (not_after - now).days,
-        "fingerprint_sha256": ":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
-        "subject_alt_names": sans,
-    }
+    return crypto.describe_certificate(x509.load_der_x509_certificate(der), now)
 
 
 def _fetch_unverified_certificate(target: dict, timeout: float) -> bytes | None:
@@ -493,13 +503,17 @@ def _sni_name(target: dict) -> str | None:
 # One check
 
 
-def check(target: dict) -> dict:
-    """Check one normalized target (with retries); the result dict described in the module."""
+def check(target: dict, ctx: ssl.SSLContext | None = None) -> dict:
+    """Check one normalized target (with retries); the result dict described in the module.
+
+    ``ctx`` is the target's context from build_context() (built here when not given)."""
+    if ctx is None:
+        ctx = build_context(target)
     attempts = 0
     started = time.monotonic()
     while True:
         attempts += 1
-        result = _attempt(target)
+        result = _attempt(target, ctx)
         if result["status"] not in RETRYABLE or attempts > target["retries"]:
             break
         time.sleep(target["retry_delay"])
@@ -528,14 +542,12 @@ def _base_result(target: dict) -> dict:
     }
 
 
-def _attempt(target: dict) -> dict:
+def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
     if not HAS_PYNETDICOM:
         raise DicomTlsError("the Python library pynetdicom is required")
     result = _base_result(target)
-    record = WireRecord()
-    ctx = build_context(target)
-    _instrument(ctx, record)
-    where = "%s:%d" % (target["host"], target["port"])
+    seen = _Seen(target)
+    _instrument(ctx, seen.record)  # attempts of one target run one after the other
     timeout = target["timeout"]
 
     ae = AE(ae_title=target["calling_ae_title"])
@@ -544,12 +556,10 @@ def _attempt(target: dict) -> dict:
     ae.acse_timeout = timeout
     ae.dimse_timeout = timeout
     ae.network_timeout = timeout
-    received = []
-    handlers = [(evt.EVT_ACSE_RECV, lambda event: received.append(event.primitive))]
+    handlers = [(evt.EVT_ACSE_RECV, lambda event: seen.received.append(event.primitive))]
 
     assoc = None
-    echo_status = None
-    echo_error = None
+    started = time.monotonic()
     try:
         assoc = ae.associate(
             target["host"],
@@ -558,24 +568,28 @@ def _attempt(target: dict) -> dict:
             tls_args=(ctx, server_hostname(target)),
             evt_handlers=handlers,
         )
+        seen.associate_seconds = time.monotonic() - started
         if assoc.is_established:
+            seen.echo_sent = True
             try:
                 rsp = assoc.send_c_echo()
             except Exception as exc:  # pynetdicom raises on a dead association
                 rsp = None
-                echo_error = str(exc)
+                seen.echo_error = str(exc)
             if rsp is not None and "Status" in rsp:
-                echo_status = int(rsp.Status)
+                seen.echo_status = int(rsp.Status)
             assoc.release()
     finally:
         if assoc is not None:
             _finish(assoc)
+    seen.assoc = assoc
 
+    record = seen.record
     result["tls_version"] = record.tls_version
     result["cipher"] = record.cipher
-    result["echo_status"] = echo_status
+    result["echo_status"] = seen.echo_status
     peer_der = record.peer_der
-    status, reason = _classify(target, record, assoc, received, echo_status, echo_error, where)
+    status, reason = seen.classify()
     if status == "server_certificate_rejected" and not peer_der:
         peer_der = _fetch_unverified_certificate(target, timeout)
         if peer_der:
@@ -612,138 +626,263 @@ def _ssl_reason(exc: BaseException) -> str:
     return (getattr(exc, "reason", None) or "").upper()
 
 
-def _classify(target, record, assoc, received, echo_status, echo_error, where):
-    err = record.error
-    phase = record.error_phase
-    called = target["called_ae_title"]
-    sent_cert = bool(target["client_cert"])
-    client_desc = (
-        "client certificate %s" % target["client_cert"] if sent_cert else "no client certificate (anonymous TLS)"
-    )
+def _alert_name(code: str) -> str | None:
+    """'TLSV1_ALERT_UNKNOWN_CA' -> 'unknown_ca'."""
+    _head, sep, tail = code.partition("_ALERT_")
+    return tail.lower() if sep else None
 
-    if err is not None and phase == "tcp":
+
+def _is_timeout(exc) -> bool:
+    return isinstance(exc, (TimeoutError, socket.timeout))
+
+
+# X509_V_ERR codes worth a hint.
+_VERIFY_HINTS = {
+    2: "ca_file/ca_path lacks the issuer of a CA certificate in the chain",
+    3: "no CRL of the issuer was found (crl_check needs one per checked certificate)",
+    10: "the certificate has expired",
+    12: "the CRL has expired; refresh it",
+    18: "it is self-signed and not in ca_file/ca_path",
+    19: "the chain ends in a root that is not in ca_file/ca_path",
+    20: "the server sends no chain to a CA in ca_file/ca_path (wrong CA, or the server does not send its "
+    "intermediate CA)",
+    23: "the certificate is revoked",
+}
+
+
+class _Seen:
+    """Everything one attempt observed; classify() turns it into (status, reason)."""
+
+    def __init__(self, target: dict):
+        self.target = target
+        self.record = WireRecord(target["timeout"])
+        self.received: list = []
+        self.assoc = None
+        self.associate_seconds = 0.0
+        self.echo_status: int | None = None
+        self.echo_error: str | None = None
+        self.echo_sent = False
+        self.where = "%s:%d" % (target["host"], target["port"])
+        self.sent_cert = bool(target["client_cert"])
+
+    # -- the sentences ---------------------------------------------------------------------
+    def _client(self) -> str:
+        subject = _client_subject(self.target["client_cert"])
+        return "client certificate %s%s" % (self.target["client_cert"], " (%s)" % subject if subject else "")
+
+    def _trust(self) -> str:
+        t = self.target
+        if t["ca_file"] and t["ca_path"]:
+            return "ca_file %s and ca_path %s" % (t["ca_file"], t["ca_path"])
+        if t["ca_file"]:
+            return "ca_file %s" % t["ca_file"]
+        if t["ca_path"]:
+            return "ca_path %s" % t["ca_path"]
+        return "the system trust store"
+
+    # -- classification --------------------------------------------------------------------
+    def classify(self) -> tuple[str, str]:
+        err, phase, where, t = self.record.error, self.record.error_phase, self.where, self.target
+        if err is not None and phase == "tcp":
+            return self._tcp_failure(err)
+        if err is not None and phase == "tls":
+            if isinstance(err, ssl.SSLCertVerificationError):
+                return self._verify_failure(err)
+            if _is_timeout(err):
+                return "timeout", "the TLS handshake with %s did not finish within %gs" % (where, t["timeout"])
+            return self._tls_failure(err)
+        if err is not None and phase == "dicom" and isinstance(err, ssl.SSLError):
+            # TLS 1.3: the server checks our certificate after our side of the handshake is
+            # done; its refusal arrives as an alert on the first read.
+            status, reason = self._tls_failure(err)
+            if status == "client_certificate_rejected":
+                return status, reason
+        assoc = self.assoc
+        if assoc is None:
+            return "association_aborted", "the association with %s could not be started" % where
+        if assoc.is_rejected:
+            return self._rejected()
+        if assoc.is_aborted or not (assoc.is_established or assoc.is_released):
+            return self._aborted()
+        if self.echo_status is None:
+            return "echo_failed", "%s accepted the association but sent no C-ECHO response%s" % (
+                where,
+                ": %s" % self.echo_error if self.echo_error else " within %gs" % t["timeout"],
+            )
+        if self.echo_status != _VERIFICATION_SUCCESS:
+            return "echo_failed", "%s answered the C-ECHO with status 0x%04X" % (where, self.echo_status)
+        return "success", "C-ECHO to %s at %s succeeded over %s (%s)%s" % (
+            t["called_ae_title"],
+            where,
+            self.record.tls_version,
+            self.record.cipher,
+            " with %s" % self._client() if self.sent_cert else " with anonymous TLS (no client certificate)",
+        )
+
+    def _tcp_failure(self, err):
+        where, t = self.where, self.target
         if isinstance(err, ConnectionRefusedError):
             return "connection_refused", "%s refused the TCP connection (nothing listening on that port?)" % where
-        if isinstance(err, (TimeoutError, socket.timeout)):
-            return "timeout", "no TCP connection to %s within %gs" % (where, target["timeout"])
+        if _is_timeout(err):
+            return "timeout", "no TCP connection to %s within %gs" % (where, t["timeout"])
         if isinstance(err, socket.gaierror):
-            return "connection_refused", "cannot resolve host name %s: %s" % (target["host"], err.strerror)
+            return "connection_refused", "cannot resolve host name %s: %s" % (t["host"], err.strerror)
         return "connection_refused", "cannot connect to %s: %s" % (where, getattr(err, "strerror", None) or err)
 
-    if err is not None and phase == "tls":
-        if isinstance(err, ssl.SSLCertVerificationError):
-            what = err.verify_message or str(err)
-            if err.verify_code == 62 or "Hostname mismatch" in what or "IP address mismatch" in what:
-                return "server_certificate_rejected", "the server certificate does not match %r: %s" % (
-                    server_hostname(target),
+    def _verify_failure(self, err):
+        what = (err.verify_message or str(err)).rstrip(".")
+        name = server_hostname(self.target)
+        if err.verify_code == 62 or "mismatch" in what:
+            return (
+                "server_certificate_rejected",
+                "the server certificate of %s does not match %r (check_hostname): %s"
+                % (
+                    self.where,
+                    name,
                     what,
-                )
-            trust = target["ca_file"] or target["ca_path"] or "the system trust store"
-            return "server_certificate_rejected", "the server certificate failed verification against %s: %s" % (
-                trust,
-                what,
+                ),
             )
-        if isinstance(err, (TimeoutError, socket.timeout)):
-            return "timeout", "TLS handshake with %s did not finish within %gs" % (where, target["timeout"])
-        return _tls_failure(err, record, sent_cert, client_desc, where)
+        hint = _VERIFY_HINTS.get(err.verify_code)
+        return "server_certificate_rejected", "the server certificate of %s failed verification against %s: %s%s" % (
+            self.where,
+            self._trust(),
+            what,
+            " (%s)" % hint if hint and hint != what else "",
+        )
 
-    if err is not None and phase == "dicom" and isinstance(err, ssl.SSLError):
-        # TLS 1.3: the server checks our certificate after the client's side of the handshake
-        # finished; its refusal arrives as an alert on the first read.
-        status, reason = _tls_failure(err, record, sent_cert, client_desc, where)
-        if status == "client_certificate_rejected":
-            return status, reason
-
-    if assoc is None:
-        return "association_aborted", "the association with %s could not be started" % where
-
-    if assoc.is_rejected:
-        rj = _last(received, "result")
-        if rj is not None:
-            detail = "%s (%s, %s)" % (
-                rj.reason_str,
-                rj.result_str.lower(),
-                "by the " + rj.source_str.lower() if rj.source_str else "",
-            )
-            if getattr(rj, "diagnostic", None) == 0x07 or "Called AE title" in rj.reason_str:
-                detail = "called AE title %r not recognised by the server (%s)" % (called, rj.result_str.lower())
-            elif "Calling AE title" in rj.reason_str:
-                detail = "calling AE title %r not recognised by the server (%s)" % (
-                    target["calling_ae_title"],
-                    rj.result_str.lower(),
-                )
-            return "association_rejected", "%s rejected the association: %s" % (where, detail.rstrip(", ()"))
-        return "association_rejected", "%s rejected the association" % where
-
-    if assoc.is_aborted or not (assoc.is_established or assoc.is_released):
-        if err is not None and phase == "dicom":
-            if isinstance(err, ssl.SSLError):
-                status, reason = _tls_failure(err, record, sent_cert, client_desc, where)
-                return "association_aborted", "the TLS connection failed after the handshake: %s" % reason
-            if isinstance(err, (TimeoutError, socket.timeout)):
-                return "timeout", "%s did not answer the association request within %gs" % (where, target["timeout"])
-        if record.tls_version and not sent_cert and record.certificate_requested and record.alert_received:
-            return "client_certificate_rejected", (
-                "%s asked for a client certificate, none was sent, and it ended the connection (%s alert)"
-                % (where, record.alert_received.replace("_", " "))
-            )
-        abort = _last(received, "abort_source") or _last(received, "provider_reason")
-        if abort is not None and getattr(abort, "abort_source", None) is not None:
-            return "association_aborted", "%s aborted the association (A-ABORT, source %s)" % (
+    def _tls_failure(self, err):
+        where, rec = self.where, self.record
+        code = _ssl_reason(err)
+        # The alert seen by the message callback is the server's own word, even when the error
+        # that surfaced is a plain EOF.
+        alert = rec.alert_received or _alert_name(code)
+        if alert in _CLIENT_CERT_ALERTS and not self.sent_cert:
+            return "client_certificate_rejected", "%s requires a client certificate and none was sent (%s alert)" % (
                 where,
-                {0: "service user", 2: "service provider"}.get(abort.abort_source, abort.abort_source),
+                alert.replace("_", " "),
             )
-        if record.tls_version is None:
-            return "association_aborted", "%s: the connection ended before the TLS handshake finished" % where
-        return "association_aborted", (
-            "%s closed the connection after the TLS handshake, without answering the association request "
-            "(it may have refused %s)" % (where, client_desc)
+        if alert in _CLIENT_CERT_ALERTS:
+            return "client_certificate_rejected", "%s refused %s: %s (%s alert)" % (
+                where,
+                self._client(),
+                _CLIENT_CERT_ALERTS[alert],
+                alert.replace("_", " "),
+            )
+        if alert == "handshake_failure" and rec.certificate_requested and not self.sent_cert:
+            return "client_certificate_rejected", (
+                "%s asked for a client certificate and ended the handshake when none was sent" % where
+            )
+        if alert == "unrecognized_name":
+            return "tls_handshake_failed", "%s does not serve the name sent as SNI (%r): unrecognized name alert" % (
+                where,
+                _sni_name(self.target),
+            )
+        if isinstance(err, ssl.SSLEOFError) or code == "UNEXPECTED_EOF_WHILE_READING":
+            if rec.certificate_requested and not self.sent_cert:
+                return "client_certificate_rejected", (
+                    "%s asked for a client certificate and closed the connection when none was sent" % where
+                )
+            return "tls_handshake_failed", "%s closed the connection during the TLS handshake" % where
+        if isinstance(err, ConnectionResetError):
+            return "tls_handshake_failed", "%s reset the connection during the TLS handshake" % where
+        text = _TLS_REASONS.get(code)
+        detail = getattr(err, "reason", None) or str(err)
+        profile = self.target["profile"]
+        if text:
+            return "tls_handshake_failed", "TLS handshake with %s failed with profile %s: %s (%s)" % (
+                where,
+                profile,
+                text,
+                detail,
+            )
+        return "tls_handshake_failed", "TLS handshake with %s failed with profile %s: %s" % (where, profile, detail)
+
+    def _rejected(self):
+        t = self.target
+        rj = _last(self.received, "result")
+        if rj is None:
+            return "association_rejected", "%s rejected the association" % self.where
+        why = rj.reason_str
+        if "Called AE title" in why:
+            why = "called AE title %r not recognised" % t["called_ae_title"]
+        elif "Calling AE title" in why:
+            why = "calling AE title %r not recognised" % t["calling_ae_title"]
+        return "association_rejected", "%s rejected the association: %s (A-ASSOCIATE-RJ %s, source %s)" % (
+            self.where,
+            why,
+            rj.result_str.lower(),
+            rj.source_str.lower(),
         )
 
-    if echo_status is None:
-        return "echo_failed", "%s accepted the association but sent no C-ECHO response%s" % (
-            where,
-            ": %s" % echo_error if echo_error else " within %gs" % target["timeout"],
+    def _aborted(self):
+        where, t, rec = self.where, self.target, self.record
+        err, phase = rec.error, rec.error_phase
+        if err is not None and phase == "dicom":
+            if _is_timeout(err):
+                return "timeout", "%s did not answer the association request within %gs" % (where, t["timeout"])
+            if isinstance(err, ssl.SSLError):
+                _status, reason = self._tls_failure(err)
+                return "association_aborted", "the TLS connection to %s failed after the handshake: %s" % (
+                    where,
+                    reason,
+                )
+        got_answer = any(hasattr(p, "result") and p.result is not None for p in self.received)
+        abort = _last(self.received, "abort_source")
+        if abort is not None:
+            source = {0: "the server", 2: "the server's DICOM stack"}.get(abort.abort_source, abort.abort_source)
+            accepted = any(getattr(p, "result", None) == 0 for p in self.received)
+            if accepted and self.echo_sent:
+                return "association_aborted", (
+                    "%s accepted the association from calling AE title %r, then aborted it at the C-ECHO "
+                    "(A-ABORT from %s), as a server that answers C-ECHO only from known peers does (Orthanc: "
+                    "calling AE title not in DicomModalities and DicomAlwaysAllowEcho false)"
+                    % (where, t["calling_ae_title"], source)
+                )
+            if accepted:
+                return "association_aborted", "%s aborted the association after accepting it (A-ABORT from %s)" % (
+                    where,
+                    source,
+                )
+            return "association_aborted", (
+                "%s aborted the association request from calling AE title %r to %r (A-ABORT from %s); "
+                "servers do this for a calling AE title they do not know"
+                % (where, t["calling_ae_title"], t["called_ae_title"], source)
+            )
+        if not got_answer and err is None and self.associate_seconds >= t["timeout"] * 0.9:
+            return "timeout", (
+                "%s finished the TLS handshake but did not answer the association request within %gs "
+                "(is it a DICOM port?)" % (where, t["timeout"])
+            )
+        if rec.tls_version is None:
+            return "association_aborted", "%s: the connection ended before the TLS handshake finished" % where
+        if self.assoc is not None and self.assoc.is_established is False and got_answer:
+            return "association_aborted", "%s accepted the association but no presentation context for Verification" % (
+                where
+            )
+        return "association_aborted", (
+            "%s closed the connection after the TLS handshake without answering the association request" % where
         )
-    if echo_status != _VERIFICATION_SUCCESS:
-        return "echo_failed", "%s answered the C-ECHO with status 0x%04X" % (where, echo_status)
-    return "success", "C-ECHO to %s at %s succeeded over %s (%s)%s" % (
-        called,
-        where,
-        record.tls_version,
-        record.cipher,
-        "" if sent_cert else " with anonymous TLS",
-    )
+
+
+_SUBJECTS: dict = {}
+
+
+def _client_subject(path: str | None) -> str | None:
+    if not path:
+        return None
+    if path not in _SUBJECTS:
+        try:
+            _SUBJECTS[path] = crypto.name_text(_load_pem_certificates(path, "client_cert")[0].subject)
+        except DicomTlsError:
+            _SUBJECTS[path] = None
+    return _SUBJECTS[path]
 
 
 def _last(primitives, attr):
     for prim in reversed(primitives):
-        if hasattr(prim, attr) and getattr(prim, attr) is not None:
+        if getattr(prim, attr, None) is not None:
             return prim
     return None
-
-
-def _tls_failure(err, record, sent_cert, client_desc, where):
-    code = _ssl_reason(err)
-    if code in _CLIENT_CERT_ALERTS:
-        return "client_certificate_rejected", "%s refused %s: %s" % (where, client_desc, _CLIENT_CERT_ALERTS[code])
-    if code == "SSLV3_ALERT_HANDSHAKE_FAILURE" and record.certificate_requested and not sent_cert:
-        return "client_certificate_rejected", (
-            "%s asked for a client certificate and ended the handshake when none was sent" % where
-        )
-    if isinstance(err, ssl.SSLEOFError) or code == "UNEXPECTED_EOF_WHILE_READING":
-        if record.certificate_requested and not sent_cert:
-            return "client_certificate_rejected", (
-                "%s asked for a client certificate and closed the connection when none was sent" % where
-            )
-        return "tls_handshake_failed", "%s closed the connection during the TLS handshake" % where
-    if isinstance(err, ConnectionResetError):
-        return "tls_handshake_failed", "%s reset the connection during the TLS handshake" % where
-    text = _TLS_REASONS.get(code)
-    detail = getattr(err, "reason", None) or str(err)
-    if text:
-        return "tls_handshake_failed", "TLS handshake with %s failed: %s (%s)" % (where, text, detail)
-    return "tls_handshake_failed", "TLS handshake with %s failed: %s" % (where, detail)
 
 
 # --------------------------------------------------------------------------------------------
@@ -754,13 +893,12 @@ def check_many(targets: list[dict], max_workers: int = 8) -> list[dict]:
     """Check normalized targets concurrently; results in the order of ``targets``.
 
     All contexts are built first, so bad input fails before any connection is made."""
-    for target in targets:
-        build_context(target)
+    contexts = [build_context(target) for target in targets]
     if len(targets) == 1:
-        return [check(targets[0])]
+        return [check(targets[0], contexts[0])]
     workers = max(1, min(int(max_workers), len(targets)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dicom-tls-echo") as pool:
-        return list(pool.map(check, targets))
+        return list(pool.map(check, targets, contexts))
 
 
 def silence_pynetdicom() -> None:

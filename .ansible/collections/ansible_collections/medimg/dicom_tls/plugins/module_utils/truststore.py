@@ -44,14 +44,23 @@ import pwd
 import re
 import stat
 import tempfile
+import traceback
 from dataclasses import dataclass, field
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import namehash
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir, locked
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+except ImportError:  # the module reports it with missing_required_lib
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
 
 ENTRY_RE = re.compile(r"^([0-9a-f]{8})\.(r?)([0-9]+)$")
 PEM_RE = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.S)
@@ -199,6 +208,22 @@ def _verify_signature(cert: x509.Certificate, public_key) -> bool:
     return True
 
 
+def _akid_matches_skid(cert: x509.Certificate) -> bool:
+    """OpenSSL's test for a self-signed certificate (X509_self_signed without signature check, as
+    the chain builder uses it): issuer name equals subject name (checked by the caller) and, when
+    both are present, the authority key identifier equals the subject key identifier."""
+    try:
+        exts = cert.extensions
+    except ValueError:
+        return True
+    try:
+        akid = exts.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+        skid = exts.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return True
+    return akid is None or akid == skid
+
+
 def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
     where = source if n == 0 else "%s (certificate %d)" % (source, n + 1)
     try:
@@ -209,18 +234,13 @@ def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
         issuer_canon = namehash.canonical_name(issuer_der)
     except (ValueError, namehash.DerError) as exc:
         raise DicomTlsError("not a valid X.509 certificate (%s)" % exc, where) from None
-    self_signed = False
-    if subject_canon == issuer_canon:
-        try:
-            self_signed = _verify_signature(cert, cert.public_key())
-        except (ValueError, UnsupportedAlgorithm):
-            self_signed = False
+    self_signed = subject_canon == issuer_canon and _akid_matches_skid(cert)
     return TrustObject(
         kind="cert",
         der=der,
         source=where,
         subject=_fmt_name(lambda: cert.subject, subject_der),
-        subject_hash=namehash.name_hash(subject_der),
+        subject_hash=namehash.canonical_hash(subject_canon),
         fingerprint_sha256=fingerprint(der),
         not_after=not_after,
         canon=subject_canon,
@@ -244,7 +264,7 @@ def _load_crl(der: bytes, source: str, n: int) -> TrustObject:
         der=der,
         source=where,
         subject=_fmt_name(lambda: crl.issuer, issuer_der),
-        subject_hash=namehash.name_hash(issuer_der),
+        subject_hash=namehash.canonical_hash(canon),
         fingerprint_sha256=fingerprint(der),
         next_update=next_update,
         last_update=last_update,
@@ -260,8 +280,13 @@ def load_objects(
     on_expired: str = "fail",
     input_format: str = "auto",
     now: datetime.datetime | None = None,
+    crl_issuers: list[str] | None = None,
 ) -> Loaded:
-    """Read, parse and check every input; duplicates (same SHA-256 fingerprint) kept once."""
+    """Read, parse and check every input; duplicates (same SHA-256 fingerprint) kept once.
+
+    ``crl_issuers`` are CA certificates (intermediates that travel in the peers' chains) whose CRLs
+    may be stored; they are not written to the store. Each must be issued by a certificate of the
+    store or by another of them, so that a reader can connect its CRLs to a trusted root."""
     now = now or datetime.datetime.now(datetime.UTC)
     warnings: list[str] = []
     objects: list[TrustObject] = []
@@ -290,6 +315,20 @@ def load_objects(
                 warnings.append("%s: %s; kept (on_expired: warn)" % (obj.source, msg))
             objects.append(obj)
     certs = list(objects)
+    extra: list[TrustObject] = []
+    for i, item in enumerate(crl_issuers or []):
+        data, source = _read_input(item, i, "crl_issuers")
+        for n, der in enumerate(_split_blobs(data, source, "cert", input_format)):
+            extra.append(_load_cert(der, source, n))
+    for obj in extra:
+        parents = [c for c in certs + extra if c is not obj and c.canon == _issuer_canon(obj)]
+        if not any(_verify_signature(obj.obj, c.obj.public_key()) for c in parents):
+            raise DicomTlsError(
+                "CRL issuer certificate '%s' is not issued by a certificate of the store (nor by another "
+                "of crl_issuers)" % obj.subject,
+                obj.source,
+            )
+    certs += extra
     for i, item in enumerate(crls or []):
         data, source = _read_input(item, i, "crls")
         for n, der in enumerate(_split_blobs(data, source, "crl", input_format)):
@@ -309,12 +348,17 @@ def load_objects(
             if not any(_crl_signed_by(obj.obj, c.obj) for c in issuers):
                 why = "no certificate in the store has its name" if not issuers else "its signature does not verify"
                 raise DicomTlsError(
-                    "CRL issuer '%s' is not in the store (%s): a CRL without its CA in the store would "
-                    "make dcmtk refuse peers; add the issuing CA to certificates" % (obj.subject, why),
+                    "CRL issuer '%s' is not in the store (%s): a CRL that no trusted CA issued is of no "
+                    "use to a reader; add its CA to certificates, or to crl_issuers for an intermediate"
+                    % (obj.subject, why),
                     obj.source,
                 )
             objects.append(obj)
     return Loaded(objects, warnings)
+
+
+def _issuer_canon(obj: TrustObject) -> bytes:
+    return namehash.canonical_name(namehash.certificate_names(obj.der)[0])
 
 
 def _crl_signed_by(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bool:
@@ -386,10 +430,12 @@ def read_hashed_dir(path: str, meta: FileMeta) -> Current:
         st = os.lstat(full)
         ok = stat.S_ISREG(st.st_mode) and _meta_ok(st, meta)
         data = None
-        if stat.S_ISREG(st.st_mode):
+        if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
             try:
                 with open(full, "rb") as fh:
                     data = fh.read()
+            except FileNotFoundError:  # dangling symlink
+                data = None
             except OSError as exc:
                 raise DicomTlsError("cannot read entry: %s" % exc.strerror, full) from None
         entries[name] = (data, ok)
@@ -457,18 +503,18 @@ def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> 
     want = {name: obj.pem() for name, obj in desired.items()}
     old_fp = {name: _fp_of(data) for name, (data, _ok) in current.entries.items()}
     new_fp = {name: obj.fingerprint_sha256 for name, obj in desired.items()}
-    # Group by sequence.
-    seqs: dict[tuple[str, str], tuple[int, int]] = {}
+    # Group by sequence: existing indices and wanted length.
+    seqs: dict[tuple[str, str], tuple[set[int], int]] = {}
     for name in set(want) | set(current.entries):
         h, r, n = ENTRY_RE.match(name).groups()
-        old_len, new_len = seqs.get((h, r), (0, 0))
+        have, new_len = seqs.get((h, r), (set(), 0))
         if name in current.entries:
-            old_len = max(old_len, int(n) + 1)
+            have.add(int(n))
         if name in want:
             new_len = max(new_len, int(n) + 1)
-        seqs[(h, r)] = (old_len, new_len)
+        seqs[(h, r)] = (have, new_len)
     steps: list[tuple[str, str, bytes | None]] = []
-    for (h, r), (m, n) in sorted(seqs.items()):
+    for (h, r), (have, n) in sorted(seqs.items()):
 
         def nm(i, h=h, r=r):
             return "%s.%s%d" % (h, r, i)
@@ -478,25 +524,27 @@ def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> 
             cur = current.entries.get(name)
             return cur is None or cur[0] != want[name] or not cur[1]
 
-        # 2. appends
+        # 0. entries behind a gap are invisible to readers: remove them first (a reader cannot
+        #    notice), leaving a gap-free sequence of the m entries readers do see
+        m = 0
+        while m in have:
+            m += 1
+        for i in sorted((i for i in have if i > m), reverse=True):
+            steps.append(("unlink", nm(i), None))
+        # 1. appends, growing the sequence from its end
         for j in range(m, n):
             steps.append(("write", nm(j), want[nm(j)]))
-        # 3. replacements, each new content first visible at a tail copy
+        # 2. replacements: each new content first visible at a tail copy, then put in place
         replace = [j for j in range(min(m, n)) if differs(j)]
         tail = max(m, n)
         for k, j in enumerate(replace):
-            # a tail copy is only needed when there is something to keep visible: a replaced
-            # position whose old object is wanted elsewhere, or a new object arriving mid-sequence
             steps.append(("write", nm(tail + k), want[nm(j)]))
         for j in replace:
             steps.append(("write", nm(j), want[nm(j)]))
-        # 4. shrink from the end
+        # 3. shrink from the end: surplus old positions and the tail copies
         for i in range(tail + len(replace) - 1, n - 1, -1):
-            if nm(i) in current.entries or i >= tail:
+            if i < m or i >= tail:
                 steps.append(("unlink", nm(i), None))
-    # Simplify: a tail copy at a position that is then unlinked is only useful while something is
-    # replaced; when a sequence only has positions replaced that hold no other wanted object, the
-    # extra writes are harmless. Keep them: correctness first.
     added, removed, renumbered, rewritten = [], [], [], []
     old_by_fp = {}
     for name in sorted(current.entries, key=_sort_key):
@@ -550,7 +598,7 @@ def _sort_key(name: str):
 # Applying
 
 
-def _write_temp(directory: str, data: bytes, meta: FileMeta) -> str:
+def _write_temp(directory: str, data: bytes, meta: FileMeta, sync: bool = True) -> str:
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".tmp", dir=directory)
     try:
         os.fchmod(fd, meta.mode)
@@ -559,7 +607,8 @@ def _write_temp(directory: str, data: bytes, meta: FileMeta) -> str:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -567,46 +616,92 @@ def _write_temp(directory: str, data: bytes, meta: FileMeta) -> str:
     return tmp
 
 
+def _syncfs(directory: str) -> bool:
+    """Flush the whole filesystem holding ``directory`` in one call (Linux syncfs(2)): one journal
+    commit instead of one fsync per file. False when unavailable (then fsync each file)."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        return syncfs(fd) == 0
+    finally:
+        os.close(fd)
+
+
+def _write_temps(directory: str, contents: list[bytes], meta: FileMeta) -> list[str]:
+    """Temporary files for every content, all durable on disk when this returns."""
+    temps: list[str] = []
+    try:
+        for data in contents:
+            temps.append(_write_temp(directory, data, meta, sync=False))
+        if not _syncfs(directory):
+            for tmp in temps:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+    except BaseException:
+        for tmp in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+    return temps
+
+
 def apply_hashed_dir(plan: Plan, meta: FileMeta, dir_mode: int = 0o755) -> None:
     """Execute the plan (see the module docstring for why the order is safe for readers)."""
     path = plan.path
     if plan.create_dir:
         ensure_dir(path, dir_mode)
-    temps: list[str] = []
+    writes = [data for action, _name, data in plan.steps if action == "write"]
     try:
-        # 1. every new content written and fsync'd next to the old entries before any rename
-        staged = []
-        for action, name, data in plan.steps:
-            if action == "write":
-                tmp = _write_temp(path, data, meta)
-                temps.append(tmp)
-                staged.append((action, name, tmp))
-            else:
-                staged.append((action, name, None))
+        # 1. every new content written and made durable next to the old entries before any rename
+        temps = _write_temps(path, writes, meta)
+    except OSError as exc:
+        raise DicomTlsError("cannot write into hashed directory: %s" % exc.strerror, path) from None
+    pending = iter(temps)
+    try:
         # 2-4. renames and unlinks in plan order
-        for action, name, tmp in staged:
+        for action, name, _data in plan.steps:
             target = os.path.join(path, name)
             if action == "write":
-                os.rename(tmp, target)
+                os.rename(next(pending), target)
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(target)
     except OSError as exc:
         raise DicomTlsError("cannot update hashed directory: %s" % exc.strerror, path) from None
     finally:
-        for tmp in temps:
+        for tmp in pending:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     fsync_dir(path)
 
 
-def check_dir_writable(path: str) -> None:
-    """Fail before any change when the directory (or its parent, to create it) is not writable."""
+def check_parent(path: str) -> None:
+    """Fail when the directory that would hold ``path`` does not exist (no write: check mode)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise DicomTlsError("parent directory %s does not exist" % parent, path)
+
+
+def check_dir_writable(path: str, probe: bool = True) -> None:
+    """Fail before any change when the directory (or its parent, to create it) is not writable.
+    ``probe=False`` (check mode) only checks what can be seen without writing."""
     target = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     if os.path.lexists(path) and not os.path.isdir(path):
         raise DicomTlsError("exists and is not a directory", path)
     if not os.path.isdir(target):
         raise DicomTlsError("parent directory %s does not exist" % target, path)
+    if not probe:
+        return
     probe = None
     try:
         fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".probe", dir=target)

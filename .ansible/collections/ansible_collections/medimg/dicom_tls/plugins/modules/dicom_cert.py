@@ -1,111 +1,394 @@
 #!/usr/bin/python
-# TEMPORARY local stand-in (never committed) until main's dicom_cert lands.
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
 from __future__ import annotations
-import datetime, ipaddress, os
+
+DOCUMENTATION = r"""
+---
+module: dicom_cert
+short_description: Private keys, CSRs, root and intermediate CAs and DICOM node certificates
+version_added: 0.1.0
+description:
+  - Manages the PKI of a DICOM TLS fleet, one certificate per task. The private key is born where it is
+    used (O(state=csr) on the node), the CSR travels to the CA host (O(csr_path) or O(csr_content) without
+    O(privatekey_path) signs it there) and the certificate travels back (O(certificate_content) installs it
+    next to its key).
+  - A certificate is renewed, with the same key unless O(regenerate_key) is set, when it is missing or
+    unreadable, does not match the key (or the CSR's key), is no longer signed by the given issuer (CA
+    replaced), differs from the desired subject, subject alternative names, usage or key type and size, or
+    has less than O(renew_before) days left. Otherwise nothing is written and RV(ignore:changed) is false.
+  - Certificates carry the extensions dcmtk, Orthanc and OpenSSL expect - basicConstraints (critical;
+    pathlen 0 on an intermediate CA), keyUsage, extendedKeyUsage, subjectKeyIdentifier and
+    authorityKeyIdentifier. notBefore is set five minutes in the past.
+  - Keys are written mode 0600 before any byte lands in them; every write is atomic. No private key byte
+    appears in results, diffs or logs.
+author:
+  - medimg.dicom_tls maintainers (@medimg)
+extends_documentation_fragment:
+  - ansible.builtin.files
+attributes:
+  check_mode:
+    support: full
+    description: Check mode reads every file and returns the plan that a real run carries out.
+  diff_mode:
+    support: full
+    description: Shows subjects, serials, dates and file names; never key bytes.
+  idempotent:
+    support: full
+    description: A second run with the same options reports no change.
+options:
+  state:
+    description:
+      - V(present) makes sure a certificate exists at O(path) (self-signed, issued here, signed from a CSR,
+        or installed from O(certificate_content)).
+      - V(csr) makes sure a private key and a CSR exist (the node side of "key born on the host").
+      - V(absent) removes O(path), O(chain_path), O(pkcs12_path), O(csr_path) and O(privatekey_path) when given.
+    type: str
+    choices: [present, csr, absent]
+    default: present
+  path:
+    description: The certificate file. Required with O(state=present).
+    type: path
+  privatekey_path:
+    description:
+      - The private key on this host. Generated when missing (or when the key type or size changed).
+      - Leave it out, and give O(csr_path) or O(csr_content), to sign a CSR on the CA host.
+    type: path
+  privatekey_passphrase:
+    description: Passphrase of O(privatekey_path). New keys are written encrypted with it.
+    type: str
+  csr_path:
+    description:
+      - With O(state=csr), where the CSR is written.
+      - With O(state=present) and no O(privatekey_path), the CSR to sign.
+    type: path
+  csr_content:
+    description: The PEM text of a CSR to sign (instead of O(csr_path)), e.g. from a node's RV(csr).
+    type: str
+  certificate_content:
+    description:
+      - The PEM text of a certificate issued elsewhere (optionally followed by intermediates), to install at
+        O(path) next to O(privatekey_path). It must match that key; with O(issuer_cert_path) it must be
+        issued by that CA.
+    type: str
+  chain_path:
+    description:
+      - The certificate followed by its intermediate CAs (never the root) - the "fullchain" file dcmtk
+        (C(+tls KEY CHAIN)) and Orthanc (C(DicomTlsCertificate)) read.
+    type: path
+  usage:
+    description:
+      - V(root_ca) self-signed CA; V(intermediate_ca) issuing CA (pathlen 0); V(node) serverAuth and
+        clientAuth (a DICOM node is SCU and SCP); V(server); V(client).
+    type: str
+    choices: [root_ca, intermediate_ca, node, server, client]
+    default: node
+  subject:
+    description:
+      - A dict of attribute names to values (C(CN), C(O), C(OU), C(C), C(ST), C(L), C(emailAddress), C(DC), ...)
+        or an OpenSSL-style string C(/C=BE/O=Hospital/CN=ct-01).
+      - When signing a CSR, defaults to the CSR's subject.
+    type: raw
+  subject_alt_names:
+    description:
+      - C(DNS:name), C(IP:address), C(URI:uri) or C(email:address) entries. Hostname checks against
+        C(127.0.0.1) need an C(IP:) entry.
+      - When signing a CSR, defaults to the CSR's.
+    type: list
+    elements: str
+  key_type:
+    description: Type of a generated key.
+    type: str
+    choices: [rsa, ecdsa]
+    default: rsa
+  key_size:
+    description: RSA key size in bits (at least 2048).
+    type: int
+    default: 3072
+  curve:
+    description: ECDSA curve.
+    type: str
+    choices: [secp256r1, secp384r1, secp521r1]
+    default: secp256r1
+  issuer_cert_path:
+    description: The CA certificate that signs. Without it a certificate is self-signed.
+    type: path
+  issuer_privatekey_path:
+    description: The CA's private key.
+    type: path
+  issuer_privatekey_passphrase:
+    description: Passphrase of O(issuer_privatekey_path).
+    type: str
+  issuer_chain_path:
+    description: The issuer's own intermediates, appended to O(chain_path) (roots are left out).
+    type: path
+  valid_days:
+    description:
+      - Lifetime of a new certificate. Defaults to 3650 for V(root_ca), 1825 for V(intermediate_ca) and
+        365 otherwise. Never later than the issuer's notAfter. A change alone does not renew.
+    type: int
+  renew_before:
+    description: Renew when fewer days than this are left. Defaults to a third of the certificate's lifetime.
+    type: int
+  force:
+    description: Renew the certificate (and regenerate the CSR) even when nothing requires it.
+    type: bool
+    default: false
+  regenerate_key:
+    description: When the certificate is renewed, generate a new private key too.
+    type: bool
+    default: false
+  format:
+    description: Encoding of O(path). O(chain_path) is always PEM.
+    type: str
+    choices: [pem, der]
+    default: pem
+  pkcs12_path:
+    description: Also write a PKCS#12 key store (key, certificate, intermediates), as dcm4che reads. Mode 0600.
+    type: path
+  pkcs12_passphrase:
+    description: Passphrase of O(pkcs12_path).
+    type: str
+  backup:
+    description: Keep a timestamped copy of each file before it is overwritten or removed.
+    type: bool
+    default: false
+notes:
+  - O(mode), O(owner) and O(group) apply to every file written; private keys and key stores are created mode
+    0600 and keep it unless O(mode) says otherwise for the certificate files only.
+requirements:
+  - cryptography >= 42
+seealso:
+  - module: medimg.dicom_tls.dicom_cert_info
+  - module: medimg.dicom_tls.dicom_truststore
+  - module: medimg.dicom_tls.dicom_crl
+  - module: community.crypto.x509_certificate
+    description: General-purpose certificates; this module adds DICOM-node defaults and renewal reasons.
+"""
+
+EXAMPLES = r"""
+- name: Root CA on the CA host
+  medimg.dicom_tls.dicom_cert:
+    path: /etc/dicom-pki/root.pem
+    privatekey_path: /etc/dicom-pki/root.key
+    usage: root_ca
+    subject: {O: Example Hospital, CN: Example Hospital DICOM Root CA}
+
+- name: Issuing CA
+  medimg.dicom_tls.dicom_cert:
+    path: /etc/dicom-pki/issuing.pem
+    privatekey_path: /etc/dicom-pki/issuing.key
+    usage: intermediate_ca
+    subject: /O=Example Hospital/CN=Example Hospital DICOM Issuing CA
+    issuer_cert_path: /etc/dicom-pki/root.pem
+    issuer_privatekey_path: /etc/dicom-pki/root.key
+
+- name: Key and CSR born on the node
+  medimg.dicom_tls.dicom_cert:
+    state: csr
+    privatekey_path: /etc/dicom-tls/node.key
+    csr_path: /etc/dicom-tls/node.csr
+    subject: {O: Example Hospital, CN: ct-01.example.org}
+    subject_alt_names: [DNS:ct-01.example.org, IP:10.1.2.3]
+  register: node_csr
+
+- name: Signed on the CA host
+  medimg.dicom_tls.dicom_cert:
+    path: /etc/dicom-pki/issued/ct-01.pem
+    csr_content: "{{ node_csr.csr }}"
+    issuer_cert_path: /etc/dicom-pki/issuing.pem
+    issuer_privatekey_path: /etc/dicom-pki/issuing.key
+    valid_days: 365
+  delegate_to: localhost
+  register: issued
+
+- name: Installed next to its key, with the full chain dcmtk and Orthanc read
+  medimg.dicom_tls.dicom_cert:
+    path: /etc/dicom-tls/node.pem
+    privatekey_path: /etc/dicom-tls/node.key
+    certificate_content: "{{ issued.certificate }}{{ lookup('file', '/etc/dicom-pki/issuing.pem') }}"
+    chain_path: /etc/dicom-tls/node-chain.pem
+"""
+
+RETURN = r"""
+actions:
+  description: What was done (or, in check mode, would be done), each with its reason.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {target: certificate, path: /etc/dicom-tls/node.pem, action: renewed,
+       reason: "subject_alt_names changed from ['DNS:a'] to ['DNS:b']"}
+serial:
+  description:
+    - Serial number, uppercase hex as C(openssl x509 -serial) prints it.
+    - The form M(medimg.dicom_tls.dicom_crl) takes in C(revoked).
+  returned: when a certificate exists after the run (not in check mode before it is created)
+  type: str
+subject:
+  description: Subject, OpenSSL one-line form (C(/O=.../CN=...)).
+  returned: when a certificate or CSR exists after the run
+  type: str
+issuer:
+  description: Issuer, OpenSSL one-line form.
+  returned: when a certificate exists after the run
+  type: str
+not_before:
+  description: Start of validity, ISO 8601 UTC.
+  returned: when a certificate exists after the run
+  type: str
+not_after:
+  description: End of validity, ISO 8601 UTC.
+  returned: when a certificate exists after the run
+  type: str
+days_remaining:
+  description: Whole days until O(path) expires.
+  returned: when a certificate exists after the run
+  type: int
+fingerprint_sha256:
+  description: SHA-256 fingerprint, lowercase hex pairs joined by colons.
+  returned: when a certificate exists after the run
+  type: str
+subject_hash:
+  description: OpenSSL's 8-hex-digit subject name hash (C(openssl x509 -hash)), the name of its C(hash.N) entry.
+  returned: when a certificate exists after the run
+  type: str
+subject_alt_names:
+  description: Subject alternative names of the certificate.
+  returned: when a certificate exists after the run
+  type: list
+  elements: str
+certificate:
+  description: The certificate, PEM (public data), to carry to the node.
+  returned: when a certificate exists after the run
+  type: str
+csr:
+  description: The CSR, PEM (public data), to carry to the CA host.
+  returned: with O(state=csr), when the CSR exists after the run
+  type: str
+backup_files:
+  description: Backups made with O(backup).
+  returned: always
+  type: list
+  elements: str
+"""
+
 from ansible.module_utils.basic import AnsibleModule
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 
-OIDS = {"C": NameOID.COUNTRY_NAME, "O": NameOID.ORGANIZATION_NAME, "OU": NameOID.ORGANIZATIONAL_UNIT_NAME, "CN": NameOID.COMMON_NAME}
 
-def name(s):
-    parts = [p for p in s.split("/") if p]
-    return x509.Name([x509.NameAttribute(OIDS[k], v) for k, v in (p.split("=", 1) for p in parts)])
+def argument_spec():
+    return dict(
+        state=dict(type="str", default="present", choices=["present", "csr", "absent"]),
+        path=dict(type="path"),
+        privatekey_path=dict(type="path"),
+        privatekey_passphrase=dict(type="str", no_log=True),
+        csr_path=dict(type="path"),
+        csr_content=dict(type="str"),
+        certificate_content=dict(type="str"),
+        chain_path=dict(type="path"),
+        usage=dict(type="str", default="node", choices=list(backend.USAGES)),
+        subject=dict(type="raw"),
+        subject_alt_names=dict(type="list", elements="str"),
+        key_type=dict(type="str", default="rsa", choices=["rsa", "ecdsa"]),
+        key_size=dict(type="int", default=3072),
+        curve=dict(type="str", default="secp256r1", choices=list(backend.CURVES)),
+        issuer_cert_path=dict(type="path"),
+        issuer_privatekey_path=dict(type="path"),
+        issuer_privatekey_passphrase=dict(type="str", no_log=True),
+        issuer_chain_path=dict(type="path"),
+        valid_days=dict(type="int"),
+        renew_before=dict(type="int"),
+        force=dict(type="bool", default=False),
+        regenerate_key=dict(type="bool", default=False),
+        format=dict(type="str", default="pem", choices=["pem", "der"]),
+        pkcs12_path=dict(type="path"),
+        pkcs12_passphrase=dict(type="str", no_log=True),
+        backup=dict(type="bool", default=False),
+    )
 
-def sans(lst):
-    out = []
-    for s in lst or []:
-        k, v = s.split(":", 1)
-        out.append(x509.DNSName(v) if k == "DNS" else x509.IPAddress(ipaddress.ip_address(v)))
+
+def _facts(cert):
+    if cert is None:
+        return {}
+    info = crypto.describe_certificate(cert)
+    keep = ("serial", "subject", "issuer", "not_before", "not_after", "days_remaining", "fingerprint_sha256")
+    out = {k: info[k] for k in keep}
+    out.update(subject_hash=info["subject_hash"], subject_alt_names=info["subject_alt_names"])
+    out["certificate"] = crypto.cert_pem(cert).decode("ascii")
     return out
 
-def w(path, data, mode=0o644):
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh: fh.write(data)
-    os.replace(tmp, path)
 
-def load_key(p, pw=None):
-    return serialization.load_pem_private_key(open(p, "rb").read(), pw.encode() if pw else None)
+def _diff(plan, before_cert, after_cert):
+    def side(cert):
+        if cert is None:
+            return {}
+        info = crypto.describe_certificate(cert)
+        return {k: info[k] for k in ("subject", "issuer", "serial", "not_before", "not_after", "subject_alt_names")}
 
-def spki(k):
-    return k.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    after = side(after_cert) if after_cert is not None else {}
+    if after_cert is None and plan.has("certificate"):
+        after = {"subject": crypto.name_text(plan.subject) if plan.subject else None, "serial": "(new)"}
+    files = sorted("%s %s: %s" % (a.action, a.path, a.reason) for a in plan.actions)
+    return {"before": {"certificate": side(before_cert)}, "after": {"certificate": after, "actions": files}}
+
 
 def main():
-    m = AnsibleModule(argument_spec=dict(state=dict(default="present"), path=dict(type="path"), privatekey_path=dict(type="path"),
-        privatekey_passphrase=dict(no_log=True), csr_path=dict(type="path"), chain_path=dict(type="path"), usage=dict(default="node"),
-        subject=dict(type="raw"), subject_alt_names=dict(type="list", elements="str", default=[]), key_type=dict(default="rsa"),
-        key_size=dict(type="int", default=3072), curve=dict(default="secp256r1"), issuer_cert_path=dict(type="path"), issuer_privatekey_path=dict(type="path"),
-        issuer_privatekey_passphrase=dict(no_log=True), issuer_chain_path=dict(type="path"), valid_days=dict(type="int", default=397),
-        renew_before=dict(type="int"), force=dict(type="bool", default=False)))
-    p = m.params
-    changed = False
-    key = None
-    if p["privatekey_path"]:
-        if not os.path.exists(p["privatekey_path"]):
-            key = ec.generate_private_key(ec.SECP256R1()) if p["key_type"] == "ecdsa" else rsa.generate_private_key(65537, p["key_size"])
-            w(p["privatekey_path"], key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), 0o600)
-            changed = True
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        add_file_common_args=True,
+        mutually_exclusive=[("csr_path", "csr_content"), ("certificate_content", "csr_content")],
+    )
+    require(module, "cryptography")
+    spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})
+    try:
+        plan = backend.plan(spec)
+        before = plan.cert
+        if module.check_mode:
+            outcome = {
+                "backup_files": [],
+                "certificate": None if plan.has("certificate") else backend.current_certificate(plan),
+                "csr": None,
+            }
         else:
-            key = load_key(p["privatekey_path"], p["privatekey_passphrase"])
-    if p["state"] == "csr":
-        ok = False
-        if os.path.exists(p["csr_path"]):
-            csr = x509.load_pem_x509_csr(open(p["csr_path"], "rb").read())
-            ok = spki(csr.public_key()) == spki(key.public_key()) and csr.subject == name(p["subject"])
-        if not ok:
-            b = x509.CertificateSigningRequestBuilder().subject_name(name(p["subject"]))
-            if p["subject_alt_names"]:
-                b = b.add_extension(x509.SubjectAlternativeName(sans(p["subject_alt_names"])), False)
-            w(p["csr_path"], b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
-            changed = True
-        m.exit_json(changed=changed)
-    if p["csr_path"] and not p["privatekey_path"]:
-        pub = x509.load_pem_x509_csr(open(p["csr_path"], "rb").read()).public_key()
-    else:
-        pub = key.public_key()
-    issuer_cert = x509.load_pem_x509_certificate(open(p["issuer_cert_path"], "rb").read()) if p["issuer_cert_path"] else None
-    now = datetime.datetime.now(datetime.UTC)
-    renew = True
-    if os.path.exists(p["path"]):
-        cur = x509.load_pem_x509_certificate(open(p["path"], "rb").read())
-        same_issuer = issuer_cert is None or cur.issuer == issuer_cert.subject
-        if same_issuer and issuer_cert is not None:
-            try:
-                cur.verify_directly_issued_by(issuer_cert)
-            except Exception:
-                same_issuer = False
-        left = (cur.not_valid_after_utc - now).days
-        renew = not (spki(cur.public_key()) == spki(pub) and same_issuer and left > (p["renew_before"] or p["valid_days"] // 3) and cur.subject == name(p["subject"]))
-    if renew:
-        ca = p["usage"] in ("root_ca", "intermediate_ca")
-        subj = name(p["subject"])
-        signer = load_key(p["issuer_privatekey_path"], p["issuer_privatekey_passphrase"]) if issuer_cert else key
-        b = (x509.CertificateBuilder().subject_name(subj).issuer_name(issuer_cert.subject if issuer_cert else subj).public_key(pub)
-             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-             .not_valid_after(now + datetime.timedelta(days=p["valid_days"]))
-             .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if p["usage"] == "intermediate_ca" else None), True)
-             .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), False)
-             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), False))
-        if ca:
-            b = b.add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), True)
-        else:
-            b = b.add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False), True).add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), False)
-            if p["subject_alt_names"]:
-                b = b.add_extension(x509.SubjectAlternativeName(sans(p["subject_alt_names"])), False)
-        cert = b.sign(signer, hashes.SHA256())
-        w(p["path"], cert.public_bytes(serialization.Encoding.PEM))
-        changed = True
-    if p["chain_path"]:
-        chain = open(p["path"], "rb").read()
-        if issuer_cert is not None and issuer_cert.issuer != issuer_cert.subject:
-            chain += issuer_cert.public_bytes(serialization.Encoding.PEM)
-        if not os.path.exists(p["chain_path"]) or open(p["chain_path"], "rb").read() != chain:
-            w(p["chain_path"], chain)
-            changed = True
-    m.exit_json(changed=changed)
+            outcome = backend.apply(plan)
+    except DicomTlsError as exc:
+        module.fail_json(msg=str(exc), path=exc.path)
+    except OSError as exc:
+        module.fail_json(msg="%s: %s" % (exc.filename or "", exc.strerror))
 
-main()
+    changed = bool(plan.actions)
+    if spec.state != "absent":
+        for path, is_secret in (
+            (spec.path, False),
+            (spec.chain_path, False),
+            (spec.csr_path if spec.state == "csr" else None, False),
+            (spec.privatekey_path, True),
+            (spec.pkcs12_path, True),
+        ):
+            if path and (not module.check_mode or not any(a.path == path for a in plan.actions)):
+                file_args = module.load_file_common_arguments(module.params, path=path)
+                if is_secret:
+                    file_args["mode"] = None  # keys and key stores stay 0600
+                changed = module.set_fs_attributes_if_different(file_args, changed)
+
+    result = dict(changed=changed, actions=[a.as_dict() for a in plan.actions], backup_files=outcome["backup_files"])
+    result.update(_facts(outcome["certificate"]))
+    csr = outcome["csr"]
+    if spec.state == "csr" and csr is None and not plan.has("csr"):
+        csr = crypto.load_csr(open(spec.csr_path, "rb").read(), spec.csr_path)
+    if csr is not None:
+        result["csr"] = crypto.csr_pem(csr).decode("ascii")
+        result["subject"] = crypto.name_text(csr.subject)
+    if module._diff:
+        result["diff"] = _diff(plan, before, outcome["certificate"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

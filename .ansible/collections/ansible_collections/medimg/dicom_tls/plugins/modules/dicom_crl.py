@@ -24,7 +24,7 @@ description:
   - A long-running C(storescp) without C(--fork) caches the CRLs it read; restart it after a new CRL
     lands in its directory.
 author:
-  - medimg.dicom_tls contributors
+  - medimg.dicom_tls contributors (@medimg)
 options:
   path:
     description: The CRL file to write (its directory must exist).
@@ -162,11 +162,11 @@ reason:
   sample: "refresh window reached"
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.truststore import file_meta  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.truststore import check_parent, file_meta  # noqa: E402
 
 
 def _diff_side(summary: dict | None) -> str:
@@ -211,7 +211,9 @@ def run(module: AnsibleModule) -> dict:
                 "before_header": p["path"],
                 "after_header": p["path"],
             }
-        if not module.check_mode:
+        if module.check_mode:
+            check_parent(p["path"])
+        else:
             check_writable_dir(p["path"])
             new = crlib.build_crl(plan, issuer, p["digest"])
             crlib.write_crl(p["path"], new, p["format"], meta.mode)
@@ -232,7 +234,7 @@ def main():
                 options=dict(
                     serial=dict(type="raw"),
                     certificate_path=dict(type="path"),
-                    reason=dict(type="str", choices=sorted(crlib.REASONS, key=list(crlib.REASONS).index)),
+                    reason=dict(type="str", choices=list(crlib.REASONS)),
                     revocation_date=dict(type="str"),
                 ),
                 mutually_exclusive=[("serial", "certificate_path")],
@@ -241,11 +243,13 @@ def main():
             next_update_days=dict(type="int", default=7),
             refresh_before=dict(type="float"),
             format=dict(type="str", choices=["pem", "der"], default="pem"),
-            digest=dict(type="str", choices=["sha256", "sha384", "sha512"], default="sha256"),
+            digest=dict(type="str", choices=list(crlib.DIGESTS), default="sha256"),
             mode=dict(type="raw", default="0644"),
         ),
         supports_check_mode=True,
     )
+    if not crlib.HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=crlib.CRYPTOGRAPHY_IMPORT_ERROR)
     try:
         result = run(module)
     except DicomTlsError as exc:

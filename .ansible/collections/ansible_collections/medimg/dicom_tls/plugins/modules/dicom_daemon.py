@@ -8,9 +8,10 @@ DOCUMENTATION = r"""
 module: dicom_daemon
 short_description: Run a DICOM listener (storescp, Orthanc) as a pid-file daemon
 version_added: "0.1.0"
-author: medimg.dicom_tls maintainers
+author:
+  - medimg.dicom_tls contributors (@medimg)
 description:
-  - For hosts without systemd (containers, CI runners): starts O(command) detached in its own
+  - For hosts without systemd (containers, CI runners), starts O(command) detached in its own
     session with its output appended to O(log_path), records its PID in O(pidfile), and waits
     until O(port) accepts connections. Where the host runs systemd, use a unit and
     M(ansible.builtin.systemd_service) instead (the collection's roles choose for you).
@@ -26,7 +27,7 @@ options:
     required: true
   command:
     description:
-      - The command line, executable first, by absolute path (for example C(/usr/bin/storescp):
+      - The command line, executable first, by absolute path (for example C(/usr/bin/storescp), since
         pynetdicom installs a C(storescp) of its own that can shadow dcmtk's on the PATH).
     type: list
     elements: str
@@ -70,6 +71,7 @@ attributes:
     description: Reports what would be done (start, restart, stop) without doing it.
   diff_mode:
     support: none
+    description: Nothing to show as a diff; RV(action) and RV(reason) say what was done.
   idempotent:
     support: partial
     description: V(started) and V(stopped) are idempotent; V(restarted) always changes.
@@ -139,7 +141,7 @@ def main():
     if not p["command"]:
         module.fail_json(msg="command must not be empty")
     action, reason = daemon.plan(p["state"], p["command"], p["pidfile"])
-    pid, _ = daemon.running_pid(p["pidfile"], p["command"])
+    pid = daemon.running_pid(p["pidfile"], p["command"])[0]
     if action and not module.check_mode:
         try:
             if action in ("stop", "restart") and pid:

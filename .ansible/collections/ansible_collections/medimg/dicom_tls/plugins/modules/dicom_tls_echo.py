@@ -21,7 +21,7 @@ description:
   - Read-only; it changes nothing on any host, and runs for real in check mode.
   - Never leaves an association or a thread behind; every association is released or aborted.
 author:
-  - medimg.dicom_tls contributors
+  - medimg.dicom_tls contributors (@medimg)
 requirements:
   - pynetdicom >= 3.0
   - cryptography
@@ -220,9 +220,10 @@ attributes:
     description: Runs the check for real; it changes nothing.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to show.
   idempotent:
     support: full
-    description: Never changes anything; RV(changed) is always false.
+    description: Never changes anything; C(changed) is always false.
 notes:
   - The task fails when an outcome differs from O(expect), or on bad input (a missing or unreadable
     file, a key that does not match its certificate, a wrong passphrase), which is reported before
@@ -231,6 +232,8 @@ notes:
   - With TLS 1.3 a server checks the client certificate after the client finished its side of the
     handshake; its refusal is still reported as C(client_certificate_rejected).
 seealso:
+  - module: medimg.dicom_tls.dicom_cert_info
+  - module: medimg.dicom_tls.dicom_truststore
   - name: echoscu
     description: The dcmtk tool this module stands in for.
     link: https://support.dcmtk.org/docs/echoscu.html
@@ -361,16 +364,17 @@ results:
     peer_certificate:
       description:
         - The server's certificate, when one was received (also when we rejected it), else null.
+        - The same description as M(medimg.dicom_tls.dicom_cert_info) gives.
       type: dict
       contains:
         subject:
-          description: Subject (RFC 4514).
+          description: Subject, OpenSSL one-line form (C(/O=Hospital/CN=pacs)).
           type: str
         issuer:
-          description: Issuer (RFC 4514).
+          description: Issuer, OpenSSL one-line form.
           type: str
         serial:
-          description: Serial number in hexadecimal.
+          description: Serial number as C(openssl x509 -serial) prints it.
           type: str
         not_before:
           description: Start of validity, ISO 8601 UTC.
@@ -379,17 +383,21 @@ results:
           description: End of validity, ISO 8601 UTC.
           type: str
         days_remaining:
-          description: Whole days until O(results[].peer_certificate.not_after) (negative when expired).
+          description: Whole days until RV(results[].peer_certificate.not_after) (negative when expired).
           type: int
         fingerprint_sha256:
-          description:
-            - SHA-256 fingerprint of the DER certificate, colon-separated upper-case hex
-              (as C(openssl x509 -fingerprint -sha256)).
+          description: SHA-256 fingerprint of the DER certificate, lower-case hex pairs joined by colons.
           type: str
         subject_alt_names:
           description: subjectAltName entries as C(DNS:name), C(IP:address), ...
           type: list
           elements: str
+        subject_hash:
+          description: OpenSSL subject name hash (C(openssl x509 -hash)).
+          type: str
+        key_type:
+          description: Public key type (C(rsa), C(ecdsa), ...).
+          type: str
     echo_status:
       description: The C-ECHO response status (0 is success), when a response arrived.
       type: int
@@ -452,10 +460,9 @@ summary:
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (  # noqa: E402
-    HAS_CRYPTOGRAPHY,
-    HAS_PYNETDICOM,
     PROFILES,
     TARGET_KEYS,
     check_many,
@@ -522,10 +529,7 @@ def main():
         required_together=[("client_cert", "client_key")],
         supports_check_mode=True,
     )
-    if not HAS_PYNETDICOM:
-        module.fail_json(msg="dicom_tls_echo needs the Python library pynetdicom on the managed host")
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg="dicom_tls_echo needs the Python library cryptography on the managed host")
+    require(module, "cryptography", "pynetdicom")
     params = module.params
     defaults = {key: params[key] for key in TARGET_KEYS if key not in ("host", "port")}
     single = not params["targets"]

@@ -15,7 +15,7 @@ description:
     C(HHHHHHHH.N), CRLs as C(HHHHHHHH.rN), where C(HHHHHHHH) is OpenSSL's subject name hash
     (the CRL issuer's for a CRL), as regular files (one PEM object each, self-contained on the host)."
   - Every C(HHHHHHHH.N) / C(HHHHHHHH.rN) entry in the directory belongs to this module (as C(c_rehash)
-    treats them): entries not wanted any more are removed, sequences are renumbered so that they have no
+    treats them). Entries not wanted any more are removed, sequences are renumbered so that they have no
     gaps (OpenSSL stops at the first missing number). Other files in the directory are left alone.
   - Objects with the same SHA-256 fingerprint are stored once. Inside a collision sequence (several
     certificates with the same subject hash) the order is the order of the inputs, so reruns change
@@ -32,7 +32,7 @@ description:
     is a root), an expired certificate, an expired CRL or one whose issuer is not in the store (with CRL
     checking on, dcmtk would refuse every peer), unparsable input, PEM where DER was declared and vice versa."
 author:
-  - medimg.dicom_tls contributors
+  - medimg.dicom_tls contributors (@medimg)
 options:
   path:
     description:
@@ -59,6 +59,15 @@ options:
       - CRLs for O(layout=hashed_dir), as paths (PEM or DER) or inline PEM text. Each must be current
         and issued by a certificate in O(certificates).
       - Not allowed with O(layout=bundle) (Orthanc ignores CRLs).
+    type: list
+    elements: str
+    default: []
+  crl_issuers:
+    description:
+      - CA certificates that issue CRLs in O(crls) but are not trust anchors, typically intermediate
+        CAs (they travel in the peers' certificate chains). They are used to check the CRLs' signatures
+        and are not written to the store. Each must be issued by a certificate in O(certificates) or by
+        another of them.
     type: list
     elements: str
     default: []
@@ -126,6 +135,9 @@ EXAMPLES = r"""
       - /etc/dicom-tls/root-ca.pem
     crls:
       - /etc/dicom-tls/root-ca.crl
+      - /etc/dicom-tls/issuing-ca.crl
+    crl_issuers:
+      - /etc/dicom-tls/issuing-ca.pem
   register: trust
 
 - name: Trust bundle for Orthanc
@@ -200,7 +212,7 @@ crl_next_update:
 """
 
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import truststore as ts  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
@@ -226,6 +238,7 @@ def run(module: AnsibleModule) -> dict:
         allow_non_root=p["allow_non_root"],
         on_expired=p["on_expired"],
         input_format=p["input_format"],
+        crl_issuers=p["crl_issuers"],
     )
     for w in loaded.warnings:
         module.warn(w)
@@ -242,7 +255,9 @@ def run(module: AnsibleModule) -> dict:
                     "before_header": path,
                     "after_header": path,
                 }
-            if not module.check_mode:
+            if module.check_mode:
+                ts.check_parent(path)
+            else:
                 check_writable_dir(path)
                 ts.apply_bundle(plan, meta)
         return result
@@ -252,6 +267,7 @@ def run(module: AnsibleModule) -> dict:
         return ts.plan_hashed_dir(path, loaded.objects, current)
 
     if module.check_mode:
+        ts.check_dir_writable(path, probe=False)
         plan = plan_now()
         changed = plan.changed
     else:
@@ -286,6 +302,7 @@ def main():
             layout=dict(type="str", choices=["hashed_dir", "bundle"], default="hashed_dir"),
             certificates=dict(type="list", elements="str", default=[]),
             crls=dict(type="list", elements="str", default=[]),
+            crl_issuers=dict(type="list", elements="str", default=[]),
             input_format=dict(type="str", choices=["auto", "pem", "der"], default="auto"),
             allow_non_root=dict(type="bool", default=False),
             on_expired=dict(type="str", choices=["fail", "warn", "drop"], default="fail"),
@@ -295,6 +312,8 @@ def main():
         ),
         supports_check_mode=True,
     )
+    if not ts.HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=ts.CRYPTOGRAPHY_IMPORT_ERROR)
     try:
         result = run(module)
     except DicomTlsError as exc:

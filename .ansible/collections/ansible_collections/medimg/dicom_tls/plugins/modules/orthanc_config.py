@@ -8,7 +8,8 @@ DOCUMENTATION = r"""
 module: orthanc_config
 short_description: Set Orthanc options so each is defined exactly once in its configuration folder
 version_added: "0.1.0"
-author: medimg.dicom_tls maintainers
+author:
+  - medimg.dicom_tls contributors (@medimg)
 description:
   - Orthanc reads every C(*.json) file of its configuration folder (comments allowed) and refuses
     to start when an option is defined in two files. Debian's stock C(/etc/orthanc/orthanc.json)
@@ -18,9 +19,9 @@ description:
     place; the comments and layout of the rest of the file kept). Options no file defines go to the
     drop-in file O(dropin), which this module owns and rewrites as plain JSON.
   - An option that the drop-in holds but another file also defines is removed from the drop-in.
-    An option defined in two other files is an error (naming both): Orthanc would not start.
+    An option defined in two other files is an error (naming both), since Orthanc would not start.
   - When O(settings) names C(DicomTlsPrivateKey) and that file is a passphrase-protected key, the
-    module fails: Orthanc cannot read such a key.
+    module fails, since Orthanc cannot read such a key.
   - Orthanc reads its configuration at start; restart it (or C(POST /tools/reset)) when this
     module reports a change.
 options:
@@ -45,7 +46,7 @@ attributes:
     description: Reports exactly what would change; writes nothing.
   diff_mode:
     support: full
-    description: Shows C(file: option = value) lines before and after, for the changed options only.
+    description: Shows C(FILE - OPTION = VALUE) lines before and after, for the changed options only.
   idempotent:
     support: full
     description: A second run with the same settings reports no change.
@@ -114,7 +115,7 @@ def _lines(changes, side):
     for c in changes:
         value = c[side]
         if value is not None:
-            out.append("%s: %s = %s\n" % (c["file"], c["key"], json.dumps(value, sort_keys=True)))
+            out.append("%s - %s = %s\n" % (c["file"], c["key"], json.dumps(value, sort_keys=True)))
     return "".join(out)
 
 

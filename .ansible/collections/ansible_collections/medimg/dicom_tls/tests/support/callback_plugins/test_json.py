@@ -17,7 +17,7 @@ description:
   - Prints every play, task and host result as one JSON document at the end of the run.
 """
 
-import json  # noqa: E402
+import json  # noqa: E402 - after DOCUMENTATION, as Ansible plugins are laid out
 
 from ansible.parsing.ajson import AnsibleJSONEncoder  # noqa: E402
 from ansible.plugins.callback import CallbackBase  # noqa: E402
