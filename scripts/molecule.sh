@@ -5,7 +5,7 @@
 # shared settings from extensions/molecule/config.yml. MOLECULE_SCENARIOS="a b" runs only those.
 # Every scenario runs; the exit status is non-zero when any failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 shopt -s nullglob
 scenarios=(extensions/molecule/*/molecule.yml)
 if [ ${#scenarios[@]} -eq 0 ]; then echo "molecule: no scenarios yet"; exit 0; fi
