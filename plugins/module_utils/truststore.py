@@ -121,8 +121,7 @@ def to_pem(der: bytes, label: str) -> bytes:
 
 
 def fingerprint(der: bytes) -> str:
-    digest = hashlib.sha256(der).hexdigest().upper()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+    return hashlib.sha256(der).digest().hex(":").upper()
 
 
 def _fmt_name(name_thunk, fallback_der: bytes) -> str:
@@ -231,7 +230,8 @@ def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
         issuer_der, subject_der = namehash.certificate_names(der)
         not_after = cert.not_valid_after_utc
         subject_canon = namehash.canonical_name(subject_der)
-        issuer_canon = namehash.canonical_name(issuer_der)
+        # identical bytes fold identically: only compute the issuer's form when they differ
+        issuer_canon = subject_canon if issuer_der == subject_der else namehash.canonical_name(issuer_der)
     except (ValueError, namehash.DerError) as exc:
         raise DicomTlsError("not a valid X.509 certificate (%s)" % exc, where) from None
     self_signed = subject_canon == issuer_canon and _akid_matches_skid(cert)
@@ -329,6 +329,9 @@ def load_objects(
                 obj.source,
             )
     certs += extra
+    by_canon: dict[bytes, list[TrustObject]] = {}
+    for c in certs:
+        by_canon.setdefault(c.canon, []).append(c)
     for i, item in enumerate(crls or []):
         data, source = _read_input(item, i, "crls")
         for n, der in enumerate(_split_blobs(data, source, "crl", input_format)):
@@ -344,7 +347,7 @@ def load_objects(
                     "every peer; issue a fresh CRL" % (obj.subject, _iso(obj.next_update)),
                     obj.source,
                 )
-            issuers = [c for c in certs if c.canon == obj.canon]
+            issuers = by_canon.get(obj.canon, [])
             if not any(_crl_signed_by(obj.obj, c.obj) for c in issuers):
                 why = "no certificate in the store has its name" if not issuers else "its signature does not verify"
                 raise DicomTlsError(
