@@ -145,7 +145,12 @@ def canonical_name(name_der: bytes) -> bytes:
 
 def name_hash(name_der: bytes) -> str:
     """``openssl x509 -subject_hash`` of a DER Name: 8 lowercase hex digits."""
-    md = hashlib.sha1(canonical_name(name_der)).digest()
+    return canonical_hash(canonical_name(name_der))
+
+
+def canonical_hash(canon: bytes) -> str:
+    """The name hash of an already canonical name (the output of ``canonical_name``)."""
+    md = hashlib.sha1(canon).digest()
     return "%08x" % int.from_bytes(md[:4], "little")
 
 

@@ -121,8 +121,7 @@ def to_pem(der: bytes, label: str) -> bytes:
 
 
 def fingerprint(der: bytes) -> str:
-    digest = hashlib.sha256(der).hexdigest().upper()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+    return hashlib.sha256(der).digest().hex(":").upper()
 
 
 def _fmt_name(name_thunk, fallback_der: bytes) -> str:
@@ -208,6 +207,22 @@ def _verify_signature(cert: x509.Certificate, public_key) -> bool:
     return True
 
 
+def _akid_matches_skid(cert: x509.Certificate) -> bool:
+    """OpenSSL's test for a self-signed certificate (X509_self_signed without signature check, as
+    the chain builder uses it): issuer name equals subject name (checked by the caller) and, when
+    both are present, the authority key identifier equals the subject key identifier."""
+    try:
+        exts = cert.extensions
+    except ValueError:
+        return True
+    try:
+        akid = exts.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+        skid = exts.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return True
+    return akid is None or akid == skid
+
+
 def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
     where = source if n == 0 else "%s (certificate %d)" % (source, n + 1)
     try:
@@ -215,21 +230,17 @@ def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
         issuer_der, subject_der = namehash.certificate_names(der)
         not_after = cert.not_valid_after_utc
         subject_canon = namehash.canonical_name(subject_der)
-        issuer_canon = namehash.canonical_name(issuer_der)
+        # identical bytes fold identically: only compute the issuer's form when they differ
+        issuer_canon = subject_canon if issuer_der == subject_der else namehash.canonical_name(issuer_der)
     except (ValueError, namehash.DerError) as exc:
         raise DicomTlsError("not a valid X.509 certificate (%s)" % exc, where) from None
-    self_signed = False
-    if subject_canon == issuer_canon:
-        try:
-            self_signed = _verify_signature(cert, cert.public_key())
-        except (ValueError, UnsupportedAlgorithm):
-            self_signed = False
+    self_signed = subject_canon == issuer_canon and _akid_matches_skid(cert)
     return TrustObject(
         kind="cert",
         der=der,
         source=where,
         subject=_fmt_name(lambda: cert.subject, subject_der),
-        subject_hash=namehash.name_hash(subject_der),
+        subject_hash=namehash.canonical_hash(subject_canon),
         fingerprint_sha256=fingerprint(der),
         not_after=not_after,
         canon=subject_canon,
@@ -253,7 +264,7 @@ def _load_crl(der: bytes, source: str, n: int) -> TrustObject:
         der=der,
         source=where,
         subject=_fmt_name(lambda: crl.issuer, issuer_der),
-        subject_hash=namehash.name_hash(issuer_der),
+        subject_hash=namehash.canonical_hash(canon),
         fingerprint_sha256=fingerprint(der),
         next_update=next_update,
         last_update=last_update,
@@ -318,6 +329,9 @@ def load_objects(
                 obj.source,
             )
     certs += extra
+    by_canon: dict[bytes, list[TrustObject]] = {}
+    for c in certs:
+        by_canon.setdefault(c.canon, []).append(c)
     for i, item in enumerate(crls or []):
         data, source = _read_input(item, i, "crls")
         for n, der in enumerate(_split_blobs(data, source, "crl", input_format)):
@@ -333,7 +347,7 @@ def load_objects(
                     "every peer; issue a fresh CRL" % (obj.subject, _iso(obj.next_update)),
                     obj.source,
                 )
-            issuers = [c for c in certs if c.canon == obj.canon]
+            issuers = by_canon.get(obj.canon, [])
             if not any(_crl_signed_by(obj.obj, c.obj) for c in issuers):
                 why = "no certificate in the store has its name" if not issuers else "its signature does not verify"
                 raise DicomTlsError(
@@ -587,7 +601,7 @@ def _sort_key(name: str):
 # Applying
 
 
-def _write_temp(directory: str, data: bytes, meta: FileMeta) -> str:
+def _write_temp(directory: str, data: bytes, meta: FileMeta, sync: bool = True) -> str:
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".tmp", dir=directory)
     try:
         os.fchmod(fd, meta.mode)
@@ -596,7 +610,8 @@ def _write_temp(directory: str, data: bytes, meta: FileMeta) -> str:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -604,46 +619,92 @@ def _write_temp(directory: str, data: bytes, meta: FileMeta) -> str:
     return tmp
 
 
+def _syncfs(directory: str) -> bool:
+    """Flush the whole filesystem holding ``directory`` in one call (Linux syncfs(2)): one journal
+    commit instead of one fsync per file. False when unavailable (then fsync each file)."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        return syncfs(fd) == 0
+    finally:
+        os.close(fd)
+
+
+def _write_temps(directory: str, contents: list[bytes], meta: FileMeta) -> list[str]:
+    """Temporary files for every content, all durable on disk when this returns."""
+    temps: list[str] = []
+    try:
+        for data in contents:
+            temps.append(_write_temp(directory, data, meta, sync=False))
+        if not _syncfs(directory):
+            for tmp in temps:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+    except BaseException:
+        for tmp in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+    return temps
+
+
 def apply_hashed_dir(plan: Plan, meta: FileMeta, dir_mode: int = 0o755) -> None:
     """Execute the plan (see the module docstring for why the order is safe for readers)."""
     path = plan.path
     if plan.create_dir:
         ensure_dir(path, dir_mode)
-    temps: list[str] = []
+    writes = [data for action, _name, data in plan.steps if action == "write"]
     try:
-        # 1. every new content written and fsync'd next to the old entries before any rename
-        staged = []
-        for action, name, data in plan.steps:
-            if action == "write":
-                tmp = _write_temp(path, data, meta)
-                temps.append(tmp)
-                staged.append((action, name, tmp))
-            else:
-                staged.append((action, name, None))
+        # 1. every new content written and made durable next to the old entries before any rename
+        temps = _write_temps(path, writes, meta)
+    except OSError as exc:
+        raise DicomTlsError("cannot write into hashed directory: %s" % exc.strerror, path) from None
+    pending = iter(temps)
+    try:
         # 2-4. renames and unlinks in plan order
-        for action, name, tmp in staged:
+        for action, name, _data in plan.steps:
             target = os.path.join(path, name)
             if action == "write":
-                os.rename(tmp, target)
+                os.rename(next(pending), target)
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(target)
     except OSError as exc:
         raise DicomTlsError("cannot update hashed directory: %s" % exc.strerror, path) from None
     finally:
-        for tmp in temps:
+        for tmp in pending:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     fsync_dir(path)
 
 
-def check_dir_writable(path: str) -> None:
-    """Fail before any change when the directory (or its parent, to create it) is not writable."""
+def check_parent(path: str) -> None:
+    """Fail when the directory that would hold ``path`` does not exist (no write: check mode)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise DicomTlsError("parent directory %s does not exist" % parent, path)
+
+
+def check_dir_writable(path: str, probe: bool = True) -> None:
+    """Fail before any change when the directory (or its parent, to create it) is not writable.
+    ``probe=False`` (check mode) only checks what can be seen without writing."""
     target = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     if os.path.lexists(path) and not os.path.isdir(path):
         raise DicomTlsError("exists and is not a directory", path)
     if not os.path.isdir(target):
         raise DicomTlsError("parent directory %s does not exist" % target, path)
+    if not probe:
+        return
     probe = None
     try:
         fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".probe", dir=target)

@@ -166,7 +166,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # no
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.truststore import file_meta  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.truststore import check_parent, file_meta  # noqa: E402
 
 
 def _diff_side(summary: dict | None) -> str:
@@ -211,7 +211,9 @@ def run(module: AnsibleModule) -> dict:
                 "before_header": p["path"],
                 "after_header": p["path"],
             }
-        if not module.check_mode:
+        if module.check_mode:
+            check_parent(p["path"])
+        else:
             check_writable_dir(p["path"])
             new = crlib.build_crl(plan, issuer, p["digest"])
             crlib.write_crl(p["path"], new, p["format"], meta.mode)

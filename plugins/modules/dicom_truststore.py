@@ -255,7 +255,9 @@ def run(module: AnsibleModule) -> dict:
                     "before_header": path,
                     "after_header": path,
                 }
-            if not module.check_mode:
+            if module.check_mode:
+                ts.check_parent(path)
+            else:
                 check_writable_dir(path)
                 ts.apply_bundle(plan, meta)
         return result
@@ -265,6 +267,7 @@ def run(module: AnsibleModule) -> dict:
         return ts.plan_hashed_dir(path, loaded.objects, current)
 
     if module.check_mode:
+        ts.check_dir_writable(path, probe=False)
         plan = plan_now()
         changed = plan.changed
     else:

@@ -61,15 +61,37 @@ def store(path, certificates, crls=(), check=False, **kw):
     return run_module("dicom_truststore", args, check=check, diff=True)
 
 
-def run_many(calls: list[tuple[str, dict]]) -> list[dict]:
-    """Several module calls in one playbook run (each may fail): one Ansible start-up for all."""
-    tasks = [
-        {"name": "call %d" % i, "medimg.dicom_tls." + module: args, "ignore_errors": True}
-        for i, (module, args) in enumerate(calls)
-    ]
-    results = run_tasks(tasks).results()
-    assert len(results) == len(calls)
+def run_many(calls: list) -> list[dict]:
+    """Several tasks in one playbook run (each may fail): one Ansible start-up for all. A call is
+    (module, args) or (module, args, check) with check=True for a task in check mode; a module name
+    with a dot is used as is (ansible.builtin.stat ...), others are this collection's."""
+    tasks = []
+    for i, call in enumerate(calls):
+        module, args = call[0], call[1]
+        name = module if "." in module else "medimg.dicom_tls." + module
+        task = {"name": "call %d" % i, name: args, "ignore_errors": True}
+        if len(call) > 2 and call[2]:
+            task["check_mode"] = True
+        if "." not in module:
+            task["diff"] = True
+        tasks.append(task)
+    play = run_tasks(tasks)
+    results = play.results()
+    assert len(results) == len(calls), play.output[-3000:]
     return results
+
+
+def truststore_args(path, certificates, crls=(), **kw) -> dict:
+    crls = [str(c) for c in crls]
+    return dict(path=str(path), certificates=[str(c) for c in certificates], crls=crls, **kw)
+
+
+def crl_args(path, ca, revoked=(), **kw) -> dict:
+    return dict(path=str(path), issuer_cert_path=ca.cert, issuer_privatekey_path=ca.key, revoked=list(revoked), **kw)
+
+
+def stat(path) -> tuple:
+    return ("ansible.builtin.stat", {"path": str(path), "get_checksum": True})
 
 
 def ok(res):
@@ -112,9 +134,8 @@ def collide(tmp_path_factory):
         shutil.copy(roots[stem].cert, src / (stem + ".pem"))
     shutil.copy(pki.root.cert, src / "plain-root.pem")
     # CRLs of two colliding roots: same issuer hash -> .r0 and .r1
-    for stem in ["beta", "gamma"]:
-        res = ok(crl(src / ("%s-crl.pem" % stem), roots[stem]))
-        assert res["changed"]
+    results = run_many([("dicom_crl", crl_args(src / ("%s-crl.pem" % s), roots[s])) for s in ["beta", "gamma"]])
+    assert all(ok(r)["changed"] for r in results)
     return base, src, roots, pki
 
 
@@ -136,18 +157,21 @@ def test_same_mapping_as_openssl_rehash_and_idempotent(collide, tmp_path):
     assert any(n.endswith(".r1") for n in expected)
 
     target = tmp_path / "trust"
-    predicted = ok(store(target, certs, crls, check=True))
-    assert predicted["changed"] and not target.exists()  # check mode touches nothing
-    first = ok(store(target, certs, crls))
-    assert first["changed"]
+    args = truststore_args(target, certs, crls)
+    predicted, after_check, first, second, second_check = run_many(
+        [("dicom_truststore", args, True), stat(target), ("dicom_truststore", args), ("dicom_truststore", args)]
+        + [("dicom_truststore", args, True)]
+    )
+    assert ok(predicted)["changed"] and not after_check["stat"]["exists"]  # check mode touches nothing
+    assert ok(first)["changed"]
     assert mapping(str(target)) == expected  # same name -> object as openssl rehash, same order
-    for key in ("entries", "added", "removed", "renumbered"):
+    for key in ("entries", "added", "removed", "renumbered", "crl_next_update"):
         assert predicted[key] == first[key], key  # check mode predicted the run exactly
+    assert predicted["diff"] == first["diff"]
     assert sorted(first["added"]) == sorted(expected)
     assert all(os.path.isfile(target / n) and not os.path.islink(target / n) for n in expected)
-    second = ok(store(target, certs, crls))
-    assert second["changed"] is False and "diff" not in second
-    assert ok(store(target, certs, crls, check=True))["changed"] is False
+    assert ok(second)["changed"] is False and "diff" not in second
+    assert ok(second_check)["changed"] is False
     assert first["crl_next_update"] == min(e["next_update"] for e in first["entries"] if e["kind"] == "crl")
 
 
@@ -155,20 +179,26 @@ def test_removing_from_the_middle_of_a_collision_leaves_no_gap(collide, tmp_path
     _base, src, roots, _pki = collide
     certs, crls = _inputs(src)
     target = tmp_path / "trust"
-    ok(store(target, certs, crls))
+    target.mkdir()
     (target / "README").write_text("not ours")
     leaf_issuer = roots["gamma"]  # last of the sequence: hidden if a gap appeared before it
     leaf = TestPKI.__new__(TestPKI)
     leaf.dir, leaf.key_type, leaf.root = str(tmp_path), "rsa", None
     node = leaf._issue("gamma-node", leaf_issuer, file_stem="gamma-node")
-    assert verify(target, node.cert, leaf_issuer.cert).returncode == 0
-
     without_beta = [c for c in certs if not c.endswith("beta.pem")]
     crls_no_beta = [c for c in crls if "beta" not in c]
-    predicted = ok(store(target, without_beta, crls_no_beta, check=True))
-    res = ok(store(target, without_beta, crls_no_beta))
-    assert res["changed"] and predicted["removed"] == res["removed"] and predicted["renumbered"] == res["renumbered"]
-    assert res["renumbered"] and "before" in res["diff"] and "after" in res["diff"]
+    smaller = truststore_args(target, without_beta, crls_no_beta)
+    full, predicted, res, again = run_many(
+        [
+            ("dicom_truststore", truststore_args(target, certs, crls)),
+            ("dicom_truststore", smaller, True),
+            ("dicom_truststore", smaller),
+            ("dicom_truststore", smaller),
+        ]
+    )
+    assert ok(full)["changed"] and ok(res)["changed"] and ok(again)["changed"] is False
+    assert predicted["removed"] == res["removed"] and predicted["renumbered"] == res["renumbered"]
+    assert res["renumbered"] and res["removed"] and "before" in res["diff"] and "after" in res["diff"]
     # same as openssl rehash on the same inputs
     rehashed = tmp_path / "rehashed"
     rehashed.mkdir()
@@ -184,7 +214,6 @@ def test_removing_from_the_middle_of_a_collision_leaves_no_gap(collide, tmp_path
             assert "%s.%s%d" % (stem, "r" if ".r" in name else "", i) in names
     assert (target / "README").read_text() == "not ours"
     assert verify(target, node.cert, leaf_issuer.cert).returncode == 0
-    assert ok(store(target, without_beta, crls_no_beta))["changed"] is False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,35 +228,40 @@ def revocation(tmp_path_factory, pki):
     inter_crl = base / "inter.crl"
     root_crl = base / "root.crl"
     revoked = [{"certificate_path": bad.cert, "reason": "key_compromise"}]
-    first = ok(crl(inter_crl, pki.inter, revoked))
-    assert first["changed"] and first["crl_number"] == 1
-    assert first["revoked_serials"] == [
-        "%X" % bad.certificate.serial_number
-        if len("%X" % bad.certificate.serial_number) % 2 == 0
-        else "0%X" % bad.certificate.serial_number
-    ]
-    ok(crl(root_crl, pki.root))
     trust = base / "trust"
-    res = ok(store(trust, [pki.root.cert], [str(root_crl), str(inter_crl)], crl_issuers=[pki.inter.cert]))
-    assert [e["kind"] for e in res["entries"]].count("crl") == 2
-    return base, trust, good, bad, inter_crl
+    store_args = truststore_args(trust, [pki.root.cert], [root_crl, inter_crl], crl_issuers=[pki.inter.cert])
+    first, root_res, res = run_many(
+        [
+            ("dicom_crl", crl_args(inter_crl, pki.inter, revoked)),
+            ("dicom_crl", crl_args(root_crl, pki.root)),
+            ("dicom_truststore", store_args),
+        ]
+    )
+    assert ok(first)["changed"] and first["crl_number"] == 1 and ok(root_res)["changed"]
+    assert first["revoked_serials"] == [crlib.serial_hex(bad.certificate.serial_number)]
+    assert [e["kind"] for e in ok(res)["entries"]].count("crl") == 2
+    return base, trust, good, bad, str(inter_crl)
 
 
 def test_dicom_crl_idempotent_and_numbered(revocation, pki):
     base, _trust, _good, bad, inter_crl = revocation
     revoked = [{"certificate_path": bad.cert, "reason": "key_compromise"}]
-    again = ok(crl(inter_crl, pki.inter, revoked))
-    assert again["changed"] is False and again["crl_number"] == 1 and again["reason"] is None
     copy = base / "copy.crl"
     shutil.copy(inter_crl, copy)
     more = revoked + [{"serial": "7F"}]
-    predicted = ok(crl(copy, pki.inter, more, check=True))
-    assert predicted["changed"] and predicted["crl_number"] == 2 and "7F" in predicted["revoked_serials"]
-    assert open(copy, "rb").read() == open(inter_crl, "rb").read()
-    done = ok(crl(copy, pki.inter, more))
-    assert {k: done[k] for k in ("crl_number", "revoked_serials", "reason", "issuer_hash")} == {
-        k: predicted[k] for k in ("crl_number", "revoked_serials", "reason", "issuer_hash")
-    }
+    again, predicted, after_check, done = run_many(
+        [
+            ("dicom_crl", crl_args(inter_crl, pki.inter, revoked)),
+            ("dicom_crl", crl_args(copy, pki.inter, more), True),
+            stat(copy),
+            ("dicom_crl", crl_args(copy, pki.inter, more)),
+        ]
+    )
+    assert ok(again)["changed"] is False and again["crl_number"] == 1 and again["reason"] is None
+    assert ok(predicted)["changed"] and predicted["crl_number"] == 2 and "7F" in predicted["revoked_serials"]
+    assert after_check["stat"]["checksum"] == hashlib.sha1(open(inter_crl, "rb").read()).hexdigest()
+    keys = ("crl_number", "revoked_serials", "reason", "issuer_hash")
+    assert {k: ok(done)[k] for k in keys} == {k: predicted[k] for k in keys}
     text = subprocess.run(
         ["openssl", "crl", "-in", str(copy), "-noout", "-text"], capture_output=True, text=True, check=False
     ).stdout
@@ -273,9 +307,12 @@ def test_storescp_crv_accepts_valid_and_refuses_revoked(revocation, pki, tmp_pat
 def test_orthanc_loads_bundle(pki, tmp_path):
     other = TestPKI(tmp_path / "other", prefix="Partner")
     bundle = tmp_path / "trusted.pem"
-    res = ok(store(bundle, [pki.root.cert, other.root.cert], layout="bundle"))
-    assert res["changed"] and len(res["entries"]) == 2
-    assert ok(store(bundle, [pki.root.cert, other.root.cert], layout="bundle"))["changed"] is False
+    args = truststore_args(bundle, [pki.root.cert, other.root.cert], layout="bundle")
+    predicted, res, again = run_many(
+        [("dicom_truststore", args, True), ("dicom_truststore", args), ("dicom_truststore", args)]
+    )
+    assert ok(res)["changed"] and len(res["entries"]) == 2 and ok(again)["changed"] is False
+    assert predicted["entries"] == res["entries"] and predicted["added"] == res["added"]
     server = pki.node("orthanc-server")
     settings = {
         "DicomTlsEnabled": True,
@@ -303,12 +340,6 @@ def test_orthanc_loads_bundle(pki, tmp_path):
         theirs = echo(partner)
         assert theirs.returncode == 0, theirs.stderr
         assert echo(stranger).returncode != 0
-
-
-def test_bundle_refuses_crls(pki, tmp_path):
-    res = store(tmp_path / "b.pem", [pki.root.cert], [pki.root.cert], layout="bundle")
-    assert res["failed"] and "Orthanc does not check CRLs" in res["msg"]
-    assert not (tmp_path / "b.pem").exists()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,6 +380,7 @@ def test_bad_inputs_change_nothing(populated, pki, tmp_path):
         ({"certificates": [root], "crls": [str(expired_crl)]}, "expired on", str(expired_crl)),
         ({"certificates": [root], "crls": [str(foreign_crl)]}, "not in the store", str(foreign_crl)),
         ({"certificates": [root], "crls": [root]}, "is not a CRL", root),
+        ({"certificates": [root], "crls": [root], "layout": "bundle"}, "Orthanc does not check CRLs", ""),
     ]
     before = snapshot(str(populated))
     results = run_many([("dicom_truststore", dict(path=str(populated), **args)) for args, _m, _p in cases])

@@ -219,3 +219,48 @@ def test_crl_of_an_intermediate_needs_crl_issuers(pki, tmp_path):
     stranger = TestPKI(tmp_path / "stranger", prefix="Stranger")
     with pytest.raises(DicomTlsError, match="not issued by a certificate of the store"):
         ts.load_objects([pki.root.cert], [crl], crl_issuers=[stranger.inter.cert])
+
+
+def _locked_update(directory, certificates, done_path):
+    with ts.lock(directory):
+        loaded = ts.load_objects(certificates)
+        plan = ts.plan_hashed_dir(directory, loaded.objects, ts.read_hashed_dir(directory, ts.FileMeta()))
+        ts.apply_hashed_dir(plan, ts.FileMeta())
+    with open(done_path, "w") as fh:
+        fh.write("done")
+
+
+def test_a_second_run_waits_for_the_lock(pki, tmp_path):
+    import multiprocessing
+
+    d = tmp_path / "d"
+    d.mkdir()
+    done = tmp_path / "done"
+    with ts.lock(str(d)):
+        child = multiprocessing.get_context("fork").Process(
+            target=_locked_update, args=(str(d), [pki.root.cert], str(done))
+        )
+        child.start()
+        child.join(0.5)
+        assert child.is_alive() and not done.exists()  # blocked while we hold the lock
+        assert not [n for n in os.listdir(d) if ts.ENTRY_RE.match(n)]
+    child.join(30)
+    assert child.exitcode == 0 and done.exists()
+    assert [n for n in os.listdir(d) if ts.ENTRY_RE.match(n)]
+
+
+def test_mode_owner_group(pki, tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    meta = ts.file_meta("0640", "root", "0")
+    assert (meta.mode, meta.uid, meta.gid) == (0o640, 0, 0)
+    loaded = ts.load_objects([pki.root.cert])
+    ts.apply_hashed_dir(ts.plan_hashed_dir(str(d), loaded.objects, ts.read_hashed_dir(str(d), meta)), meta)
+    (entry,) = [n for n in os.listdir(d) if ts.ENTRY_RE.match(n)]
+    st = os.stat(d / entry)
+    assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o640, 0, 0)
+    assert not ts.plan_hashed_dir(str(d), loaded.objects, ts.read_hashed_dir(str(d), meta)).changed
+    with pytest.raises(DicomTlsError, match="no such user"):
+        ts.file_meta("0644", "no-such-user-here", None)
+    with pytest.raises(DicomTlsError, match="octal"):
+        ts.file_meta("rw-r--r--", None, None)
