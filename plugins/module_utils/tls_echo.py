@@ -167,8 +167,6 @@ _ALERTS = {
 }
 _VERIFICATION_SUCCESS = 0x0000
 
-LOG = logging.getLogger(__name__)
-
 
 # --------------------------------------------------------------------------------------------
 # Input
@@ -238,16 +236,15 @@ def _is_ip(name: str) -> bool:
 
 
 def _load_pem_certificates(path: str, what: str) -> list:
+    """The certificates of a PEM file (other PEM blocks, such as CRLs, are skipped)."""
     data = _read(path, what)
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
         certs = []
     if not certs:
-        try:
-            certs = [x509.load_der_x509_certificate(data)]
-        except ValueError:
-            raise DicomTlsError("%s holds no PEM certificate" % what, path) from None
+        hint = " (DER? convert it with openssl x509 -inform der)" if b"-----BEGIN" not in data else ""
+        raise DicomTlsError("%s holds no PEM certificate%s" % (what, hint), path)
     return certs
 
 
@@ -295,13 +292,13 @@ def _check_client_identity(target: dict) -> x509.Certificate:
 
 
 def _crl_pem(path: str) -> bytes:
+    """A CRL file (PEM, possibly several CRLs, or DER) as PEM bytes OpenSSL can load."""
     data = _read(path, "CRL file")
-    try:
-        crls = [x509.load_pem_x509_crl(data)] if b"-----BEGIN X509 CRL-----" in data else []
-    except ValueError:
-        crls = []
-    if b"-----BEGIN X509 CRL-----" in data and crls:
-        # A PEM file may hold several CRLs: keep the PEM blocks as they are.
+    if b"-----BEGIN X509 CRL-----" in data:
+        try:
+            x509.load_pem_x509_crl(data)
+        except ValueError:
+            raise DicomTlsError("unparsable PEM CRL", path) from None
         return data
     try:
         crl = x509.load_der_x509_crl(data)
