@@ -566,6 +566,8 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
             evt_handlers=handlers,
         )
         seen.associate_seconds = time.monotonic() - started
+        if not assoc.is_established and not assoc.is_rejected:
+            seen.received.extend(_unread_primitives(assoc))
         if assoc.is_established:
             seen.echo_sent = True
             try:
@@ -596,6 +598,20 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
     result["status"] = status
     result["reason"] = reason
     return result
+
+
+def _unread_primitives(assoc) -> list:
+    """Primitives the DUL delivered that the ACSE never read.
+
+    pynetdicom 3.0 races with a server that answers the A-ASSOCIATE-RQ and closes the connection
+    at once (Orthanc rejecting a called AE title): when its reader thread has already closed the
+    socket, the requesting thread takes the closed socket for a failed connection and aborts,
+    leaving the A-ASSOCIATE-RJ unread in the queue. Reading it back keeps the right status."""
+    out = []
+    with contextlib.suppress(Exception):
+        while True:
+            out.append(assoc.dul.to_user_queue.get_nowait())
+    return out
 
 
 def _finish(assoc) -> None:
@@ -697,7 +713,7 @@ class _Seen:
         assoc = self.assoc
         if assoc is None:
             return "association_aborted", "the association with %s could not be started" % where
-        if assoc.is_rejected:
+        if assoc.is_rejected or self._rejection() is not None:
             return self._rejected()
         if assoc.is_aborted or not (assoc.is_established or assoc.is_released):
             return self._aborted()
@@ -794,9 +810,15 @@ class _Seen:
             )
         return "tls_handshake_failed", "TLS handshake with %s failed with profile %s: %s" % (where, profile, detail)
 
+    def _rejection(self):
+        for prim in reversed(self.received):
+            if getattr(prim, "result", None) in (0x01, 0x02):
+                return prim
+        return None
+
     def _rejected(self):
         t = self.target
-        rj = _last(self.received, "result")
+        rj = self._rejection()
         if rj is None:
             return "association_rejected", "%s rejected the association" % self.where
         why = rj.reason_str
