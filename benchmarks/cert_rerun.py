@@ -144,7 +144,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     firsts, seconds = [], []
-    for _ in range(args.rounds):
+    for _round in range(args.rounds):
         d = tempfile.mkdtemp(prefix="bench-cert-")
         try:
             firsts.append(timed(d, args.nodes))
@@ -152,7 +152,7 @@ def main() -> None:
         finally:
             shutil.rmtree(d)
     lib_first, lib_second, pings = [], [], []
-    for _ in range(args.rounds):
+    for _round in range(args.rounds):
         d = tempfile.mkdtemp(prefix="bench-cert-lib-")
         try:
             lib_first.append(library_run(d, args.nodes)[0])

@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 $PY benchmarks/cert_rerun.py
+$PY benchmarks/dicom_sign.py
 $PY benchmarks/tls_echo.py

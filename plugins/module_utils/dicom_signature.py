@@ -1,0 +1,565 @@
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""DICOM digital signatures (PS3.15 Annex C) as dcmtk's dcmsign writes and checks them:
+read the signatures of a file, verify them, plan a new one, plan removals.
+
+Plain Python over the raw-byte parser in dicom_stream and the keys/trust code in dicom_trust.
+Every function works on one parsed file; nothing is kept between files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import struct
+
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_profiles import (
+    PURPOSES,
+    profile_required,
+)
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_stream import (
+    DIGITAL_SIGNATURES_SEQ,
+    EXPLICIT_BE,
+    IMPLICIT_LE,
+    MAC_PARAMETERS_SEQ,
+    ORIGINAL_ATTRIBUTES_SEQ,
+    Edits,
+    _Parser,
+    encode_element,
+    encode_item,
+    encode_sequence,
+    insertion_point,
+    parse_tag,
+    stream_dataset,
+    tag_name,
+    unsignable_reason,
+)
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_trust import (
+    BY_DICOM_NAME,
+    MAC_ALGORITHMS,
+    der_length,
+    key_kind,
+    signature_matches,
+    subject_text,
+)
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+
+try:
+    from cryptography import x509
+    from pydicom.uid import generate_uid
+except ImportError:  # pragma: no cover - reported by the module
+    x509 = generate_uid = None
+
+MAC_ID = 0x04000005
+MAC_TS_UID = 0x04000010
+MAC_ALGORITHM = 0x04000015
+DATA_ELEMENTS_SIGNED = 0x04000020
+SIGNATURE_UID = 0x04000100
+SIGNATURE_DATETIME = 0x04000105
+CERTIFICATE_TYPE = 0x04000110
+CERTIFICATE_OF_SIGNER = 0x04000115
+SIGNATURE = 0x04000120
+TIMESTAMP_TYPE = 0x04000305
+TIMESTAMP = 0x04000310
+PURPOSE_CODE_SEQ = 0x04000401
+NOT_IN_STREAM = frozenset((CERTIFICATE_OF_SIGNER, SIGNATURE, TIMESTAMP_TYPE, TIMESTAMP))
+
+# ---------------------------------------------------------------- reading values
+
+
+def _value(buf, elem) -> bytes:
+    return bytes(buf[elem.val : elem.val + (elem.length or 0)]) if elem.length else b""
+
+
+def _text(buf, elem) -> str:
+    return _value(buf, elem).rstrip(b"\x00 ").decode("ascii", "replace")
+
+
+def _find(elements, tag):
+    for elem in elements:
+        if elem.tag == tag:
+            return elem
+    return None
+
+
+def _us(buf, elem):
+    raw = _value(buf, elem)
+    return struct.unpack_from("<H", raw)[0] if len(raw) >= 2 else None
+
+
+_DT = re.compile(r"^(\d{4})(\d\d)(\d\d)(\d\d)?(\d\d)?(\d\d)?(?:\.(\d{1,6}))?([+-]\d{4})?$")
+
+
+def parse_dt(text: str):
+    m = _DT.match(text.strip())
+    if not m:
+        return None
+    y, mo, d, h, mi, s, frac, tz = m.groups()
+    offset = datetime.timedelta(0)
+    if tz:
+        offset = datetime.timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5])) * (-1 if tz[0] == "-" else 1)
+    try:
+        return datetime.datetime(
+            int(y),
+            int(mo),
+            int(d),
+            int(h or 0),
+            int(mi or 0),
+            int(s or 0),
+            int((frac or "0").ljust(6, "0")),
+            tzinfo=datetime.timezone(offset),
+        )
+    except ValueError:
+        return None
+
+
+def location_text(path) -> str:
+    return ".".join("%s[%d]" % (tag_name(seq.tag), index) for seq, _item, index in path)
+
+
+def resolve_location(f, location: str):
+    """``Seq[0].Seq[1]`` -> (elements, ancestors, content_end) of that item; errors name what is missing."""
+    elements = f.dataset
+    ancestors = []
+    content_end = f.size
+    for part in location.split("."):
+        m = re.match(r"^\s*(.+?)\s*\[\s*(\d+)\s*\]\s*$", part)
+        if not m:
+            raise DicomTlsError("invalid item location %r: expected Sequence[index].Sequence[index]" % location)
+        tag = parse_tag(m.group(1))
+        index = int(m.group(2))
+        seq = _find(elements, tag)
+        if seq is None or seq.items is None:
+            raise DicomTlsError("item location %r does not exist: no sequence %s" % (location, tag_name(tag)), f.path)
+        if index >= len(seq.items):
+            raise DicomTlsError(
+                "item location %r does not exist: %s has %d item(s)" % (location, tag_name(tag), len(seq.items)),
+                f.path,
+            )
+        item = seq.items[index]
+        ancestors.append((seq, item))
+        elements = item.elements
+        content_end = item.content_end
+    return elements, ancestors, content_end
+
+
+def iter_datasets(elements, path=()):
+    """(elements, path) for the main dataset and every item, skipping Original Attributes Sequence;
+    ``path`` is a tuple of (sequence, item, index)."""
+    yield elements, path
+    for elem in elements:
+        if elem.items and elem.tag not in (ORIGINAL_ATTRIBUTES_SEQ, DIGITAL_SIGNATURES_SEQ, MAC_PARAMETERS_SEQ):
+            for index, item in enumerate(elem.items):
+                yield from iter_datasets(item.elements, path + ((elem, item, index),))
+
+
+# ---------------------------------------------------------------- verification
+
+
+class SignatureRecord:
+    """One signature found in a file, with what verification found. ``public()`` is what the
+    module returns; the rest serves profile checks and idempotency."""
+
+    __slots__ = (
+        "uid", "mac_id", "algorithm", "subject", "datetime", "location", "valid", "reason", "cert_der",
+        "tags", "purpose", "mac_ts", "key_kind", "elements", "format_old", "timestamp",
+    )  # fmt: skip
+
+    def public(self) -> dict:
+        out = {
+            "uid": self.uid,
+            "mac_id": self.mac_id,
+            "mac_algorithm": self.algorithm,
+            "signer": self.subject,
+            "datetime": self.datetime,
+            "location": self.location,
+            "valid": self.valid,
+        }
+        if self.purpose:
+            out["purpose"] = self.purpose
+        if self.timestamp:
+            out["certified_timestamp"] = True
+        if self.format_old:
+            out["format"] = "old"
+        if not self.valid:
+            out["reason"] = self.reason
+        return out
+
+
+def read_signatures(f, trust=None, retry_old_format=True, check_crypto=True):
+    """Every signature in the file, each verified (MAC, signature, certificate validity at its
+    datetime, and the chain against ``trust`` when given)."""
+    out = []
+    for elements, path in iter_datasets(f.dataset):
+        sigs = _find(elements, DIGITAL_SIGNATURES_SEQ)
+        if sigs is None or not sigs.items:
+            continue
+        macs = _find(elements, MAC_PARAMETERS_SEQ)
+        mac_items = {}
+        for item in macs.items if macs is not None and macs.items else ():
+            mid = _find(item.elements, MAC_ID)
+            if mid is not None:
+                mac_items[_us(f.buf, mid)] = item
+        for item in sigs.items:
+            out.append(_check_one(f, elements, path, item, mac_items, trust, retry_old_format, check_crypto))
+    return out
+
+
+def _check_one(f, elements, path, sig_item, mac_items, trust, retry_old_format, check_crypto):
+    buf = f.buf
+    rec = SignatureRecord()
+    rec.location = location_text(path)
+    rec.valid = False
+    rec.reason = None
+    rec.elements = elements
+    rec.format_old = False
+    get = {e.tag: e for e in sig_item.elements}
+    rec.uid = _text(buf, get[SIGNATURE_UID]) if SIGNATURE_UID in get else ""
+    rec.mac_id = _us(buf, get[MAC_ID]) if MAC_ID in get else None
+    rec.datetime = _text(buf, get[SIGNATURE_DATETIME]) if SIGNATURE_DATETIME in get else ""
+    rec.timestamp = TIMESTAMP in get
+    rec.purpose = None
+    purpose = get.get(PURPOSE_CODE_SEQ)
+    if purpose is not None and purpose.items:
+        code = _find(purpose.items[0].elements, 0x00080100)
+        rec.purpose = _text(buf, code) if code is not None else None
+    rec.algorithm = None
+    rec.subject = None
+    rec.cert_der = None
+    rec.tags = ()
+    rec.mac_ts = None
+    rec.key_kind = None
+    name = "signature %s" % (rec.uid or "(no UID)")
+
+    def bad(reason):
+        rec.reason = "%s: %s" % (name, reason)
+        return rec
+
+    if CERTIFICATE_OF_SIGNER not in get or SIGNATURE not in get or rec.mac_id is None:
+        return bad("the signature item lacks MAC ID, certificate or signature")
+    mac = mac_items.get(rec.mac_id)
+    if mac is None:
+        return bad("no MAC Parameters item with MAC ID %d" % rec.mac_id)
+    mget = {e.tag: e for e in mac.elements}
+    alg_name = _text(buf, mget[MAC_ALGORITHM]) if MAC_ALGORITHM in mget else ""
+    alg = BY_DICOM_NAME.get(alg_name)
+    rec.algorithm = alg.name if alg else alg_name
+    if alg is None:
+        return bad("unsupported MAC algorithm %r" % alg_name)
+    rec.mac_ts = _text(buf, mget[MAC_TS_UID]) if MAC_TS_UID in mget else ""
+    signed = _value(buf, mget[DATA_ELEMENTS_SIGNED]) if DATA_ELEMENTS_SIGNED in mget else b""
+    tags = []
+    for i in range(0, len(signed) - 3, 4):
+        g, e = struct.unpack_from("<HH", signed, i)
+        tags.append((g << 16) | e)
+    rec.tags = tuple(tags)
+    try:
+        cert_raw = _value(buf, get[CERTIFICATE_OF_SIGNER])
+        rec.cert_der = cert_raw[: der_length(cert_raw)]
+        cert = x509.load_der_x509_certificate(rec.cert_der)
+    except ValueError:
+        return bad("the signer certificate cannot be parsed")
+    rec.subject = subject_text(cert)
+    rec.key_kind = key_kind(cert.public_key())
+    if not check_crypto:
+        rec.valid = None
+        return rec
+    if not tags:
+        return bad("Data Elements Signed is empty")
+    tagset = set(tags)
+    for elem in elements:
+        if elem.tag in tagset:
+            why = unsignable_reason(elem)
+            if why:
+                return bad("it lists %s, which cannot be signed (%s)" % (tag_name(elem.tag), why))
+    if rec.mac_ts != f.mac_transfer_syntax():
+        return bad(
+            "the content changed: the file's transfer syntax %s differs from the one signed (%s)"
+            % (f.transfer_syntax, rec.mac_ts)
+        )
+    sig_raw = _value(buf, get[SIGNATURE])
+    own = {e.tag for e in sig_item.elements if e.tag not in NOT_IN_STREAM and unsignable_reason(e) is None}
+    ok = signature_matches(cert, alg, _digest(f, elements, tagset, sig_item, own, alg, False), sig_raw)
+    if not ok and retry_old_format and _has_encapsulated(elements, tagset):
+        ok = signature_matches(cert, alg, _digest(f, elements, tagset, sig_item, own, alg, True), sig_raw)
+        rec.format_old = ok
+    if not ok:
+        return bad("the signed content changed since signing (MAC mismatch) or the signature is corrupt")
+    when = parse_dt(rec.datetime)
+    if when is None:
+        return bad("Digital Signature DateTime %r cannot be parsed" % rec.datetime)
+    if not cert.not_valid_before_utc < when < cert.not_valid_after_utc:
+        return bad(
+            "the signer certificate was not valid at the signature datetime %s (valid %s to %s)"
+            % (rec.datetime, cert.not_valid_before_utc.isoformat(), cert.not_valid_after_utc.isoformat())
+        )
+    if trust is not None:
+        why = trust.check(cert, rec.cert_der)
+        if why:
+            return bad("signer certificate '%s' is not trusted: %s" % (rec.subject, why))
+    rec.valid = True
+    return rec
+
+
+def _has_encapsulated(elements, tagset) -> bool:
+    return any(e.frags is not None for e in elements if e.tag in tagset)
+
+
+def _digest(f, elements, tagset, sig_item, own, alg, old_format) -> bytes:
+    h = alg.new()
+    stream_dataset(h.update, f.buf, elements, tagset, old_format)
+    stream_dataset(h.update, f.buf, sig_item.elements, own, old_format)
+    return h.digest()
+
+
+def meets_profile(rec: SignatureRecord, profile: str) -> bool:
+    """Does a valid signature meet a profile, as ``dcmsign --require-*`` checks it?"""
+    if not rec.valid or rec.key_kind != "RSA" or rec.mac_ts in (IMPLICIT_LE, EXPLICIT_BE):
+        return False
+    if profile == "creator" and rec.location:
+        return False
+    present = {e.tag for e in rec.elements}
+    required, missing = profile_required(profile, present)
+    return not missing and required <= set(rec.tags)
+
+
+# ---------------------------------------------------------------- signing
+
+
+def _dt_now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S.%f+0000")
+
+
+class SignRequest:
+    """What a new signature should be: signer, algorithm, profile, tags (None = all), item
+    location (None = main dataset), purpose code (None = none)."""
+
+    def __init__(self, signer, mac_algorithm="sha256", profile="none", tags=None, item=None, purpose=None):
+        alg = MAC_ALGORITHMS.get(mac_algorithm)
+        if alg is None or not alg.can_sign:
+            raise DicomTlsError("mac_algorithm %s can only be used for verification" % mac_algorithm)
+        if profile != "none" and signer.kind != "RSA":
+            raise DicomTlsError("profile %s requires an RSA key; the key is %s" % (profile, signer.kind))
+        if profile == "creator" and item:
+            raise DicomTlsError("profile creator signs the main dataset only; item cannot be used with it")
+        if purpose is not None and purpose not in PURPOSES:
+            raise DicomTlsError("purpose must be a code from 1 to 18")
+        self.signer = signer
+        self.alg = alg
+        self.profile = profile
+        self.tags = None if tags is None else [parse_tag(t) for t in tags]
+        self.item = item or None
+        self.purpose = purpose
+
+
+def signed_tags(f, elements, req: SignRequest) -> list:
+    """The tags a new signature by ``req`` puts in its stream, in dataset order."""
+    present = {e.tag: e for e in elements}
+    required, missing = profile_required(req.profile, set(present))
+    if missing:
+        raise DicomTlsError(
+            "profile %s needs %s, missing from the dataset" % (req.profile, ", ".join(tag_name(t) for t in missing)),
+            f.path,
+        )
+    if req.tags is None:
+        chosen = [e.tag for e in elements if unsignable_reason(e) is None]
+        for tag in required:
+            why = unsignable_reason(present[tag])
+            if why:
+                raise DicomTlsError("profile %s needs %s signed, but %s" % (req.profile, tag_name(tag), why), f.path)
+    else:
+        wanted = set(req.tags) | required
+        for tag in sorted(wanted):
+            if tag >> 16 < 0x0008 or tag & 0xFFFF == 0:
+                raise DicomTlsError("%s cannot be signed (group length or file meta information)" % tag_name(tag))
+            if tag in present:
+                why = unsignable_reason(present[tag])
+                if why:
+                    raise DicomTlsError("%s cannot be signed: %s" % (tag_name(tag), why), f.path)
+        chosen = [e.tag for e in elements if e.tag in wanted]
+    if not chosen:
+        raise DicomTlsError("nothing to sign: none of the requested attributes is in the dataset", f.path)
+    return sorted(chosen)
+
+
+def find_matching(f, req: SignRequest, location: str, tags: list):
+    """An existing valid signature by the same certificate, algorithm, tags, location, purpose."""
+    want_purpose = str(req.purpose) if req.purpose is not None else None
+    candidates = {
+        (rec.uid, rec.location)
+        for rec in read_signatures(f, check_crypto=False)
+        if rec.location == location
+        and rec.cert_der == req.signer.cert_der
+        and rec.algorithm == req.alg.name
+        and set(rec.tags) == set(tags)
+        and rec.purpose == want_purpose
+    }
+    if not candidates:
+        return None
+    for rec in read_signatures(f):
+        if (rec.uid, rec.location) in candidates and rec.valid:
+            return rec
+    return None
+
+
+def plan_sign(f, req: SignRequest, make_edits=True):
+    """(existing matching SignatureRecord or None, Edits or None, new signature dict or None)."""
+    if req.item:
+        elements, ancestors, content_end = resolve_location(f, req.item)
+        location = ".".join("%s[%d]" % (tag_name(s.tag), s.items.index(i)) for s, i in ancestors)
+    else:
+        elements, ancestors, content_end, location = f.dataset, [], f.size, ""
+    tags = signed_tags(f, elements, req)
+    existing = find_matching(f, req, location, tags)
+    if existing is not None:
+        return existing, None, None
+    if not make_edits:
+        return None, None, None
+    return None, *_build(f, req, elements, ancestors, content_end, location, tags)
+
+
+def _build(f, req, elements, ancestors, content_end, location, tags):
+    implicit = f.implicit
+    macs = _find(elements, MAC_PARAMETERS_SEQ)
+    sigs = _find(elements, DIGITAL_SIGNATURES_SEQ)
+    used = set()
+    for seq in (macs, sigs):
+        for item in seq.items if seq is not None and seq.items else ():
+            mid = _find(item.elements, MAC_ID)
+            if mid is not None:
+                used.add(_us(f.buf, mid))
+    mac_id = next(i for i in range(0x10000) if i not in used)
+    uid = generate_uid()
+    when = _dt_now()
+    ts = f.mac_transfer_syntax()
+
+    signed_list = b"".join(struct.pack("<HH", t >> 16, t & 0xFFFF) for t in tags)
+    mac_item = b"".join(
+        (
+            encode_element(MAC_ID, "US", struct.pack("<H", mac_id), implicit),
+            encode_element(MAC_TS_UID, "UI", ts.encode(), implicit),
+            encode_element(MAC_ALGORITHM, "CS", req.alg.dicom.encode(), implicit),
+            encode_element(DATA_ELEMENTS_SIGNED, "AT", signed_list, implicit),
+        )
+    )
+    head = b"".join(
+        (
+            encode_element(MAC_ID, "US", struct.pack("<H", mac_id), implicit),
+            encode_element(SIGNATURE_UID, "UI", uid.encode(), implicit),
+            encode_element(SIGNATURE_DATETIME, "DT", when.encode(), implicit),
+            encode_element(CERTIFICATE_TYPE, "CS", b"X509_1993_SIG", implicit),
+        )
+    )
+    tail = b""
+    if req.purpose is not None:
+        code = b"".join(
+            (
+                encode_element(0x00080100, "SH", str(req.purpose).encode(), implicit),
+                encode_element(0x00080102, "SH", b"ASTM-sigpurpose", implicit),
+                encode_element(0x00080104, "LO", PURPOSES[req.purpose].encode(), implicit),
+            )
+        )
+        tail = encode_sequence(PURPOSE_CODE_SEQ, [code], implicit)
+
+    # The signature item's own elements go into the stream after the signed dataset elements.
+    own_bytes = head + tail
+    parser = _Parser(own_bytes, f.path, implicit)
+    own_elements = parser.dataset(0, len(own_bytes), implicit, True)[0]
+    h = req.alg.new()
+    stream_dataset(h.update, f.buf, elements, set(tags))
+    stream_dataset(h.update, own_bytes, own_elements, {e.tag for e in own_elements})
+    signature = req.signer.sign(req.alg, h.digest())
+
+    sig_item = (
+        head
+        + encode_element(CERTIFICATE_OF_SIGNER, "OB", req.signer.cert_der, implicit)
+        + encode_element(SIGNATURE, "OB", signature, implicit)
+        + tail
+    )
+    edits = Edits()
+    for tag, seq, item in ((MAC_PARAMETERS_SEQ, macs, mac_item), (DIGITAL_SIGNATURES_SEQ, sigs, sig_item)):
+        if seq is not None and seq.items is not None:
+            edits.append_item(seq, encode_item(item), ancestors)
+        else:
+            if seq is not None:  # present but not a sequence: refuse rather than guess
+                raise DicomTlsError("%s is present but is not a sequence" % tag_name(tag), f.path)
+            edits.insert(insertion_point(elements, tag, content_end), encode_sequence(tag, [item], implicit), ancestors)
+    new = {
+        "uid": uid,
+        "mac_id": mac_id,
+        "mac_algorithm": req.alg.name,
+        "signer": req.signer.subject,
+        "datetime": when,
+        "location": location,
+        "valid": True,
+    }
+    if req.purpose is not None:
+        new["purpose"] = str(req.purpose)
+    return edits, new
+
+
+# ---------------------------------------------------------------- removal
+
+
+def plan_remove(f, signature_uid=None):
+    """(Edits, removed signature dicts). Certified timestamps of other signatures stay as they are."""
+    edits = Edits()
+    removed = []
+    buf = f.buf
+    for elements, path in iter_datasets(f.dataset):
+        sigs = _find(elements, DIGITAL_SIGNATURES_SEQ)
+        if sigs is None or not sigs.items:
+            continue
+        macs = _find(elements, MAC_PARAMETERS_SEQ)
+        ancestors = [(seq, item) for seq, item, _i in path]
+        anc_nodes = [n for pair in ancestors for n in pair]
+        drop_ids = set()
+        drop_sig = []
+        for item in sigs.items:
+            uid_e = _find(item.elements, SIGNATURE_UID)
+            uid = _text(buf, uid_e) if uid_e is not None else ""
+            if signature_uid is None or uid == signature_uid:
+                drop_sig.append(item)
+                mid = _find(item.elements, MAC_ID)
+                if mid is not None:
+                    drop_ids.add(_us(buf, mid))
+                removed.append({"uid": uid, "location": location_text(path)})
+        if not drop_sig:
+            continue
+        drop_mac = []
+        if macs is not None and macs.items:
+            for item in macs.items:
+                mid = _find(item.elements, MAC_ID)
+                if mid is not None and _us(buf, mid) in drop_ids:
+                    drop_mac.append(item)
+        for seq, drop in ((sigs, drop_sig), (macs, drop_mac)):
+            if seq is None or not drop:
+                continue
+            if len(drop) == len(seq.items):
+                edits.delete(seq.hdr, seq.end, anc_nodes)
+            else:
+                for item in drop:
+                    edits.delete(item.hdr, item.end, [seq] + anc_nodes)
+    return edits, removed
+
+
+def signature_stream(f, uid: str, old_format: bool = False) -> bytes:
+    """The exact MAC input of the signature ``uid`` (what ``dcmsign --dump`` writes)."""
+    for elements, _path in iter_datasets(f.dataset):
+        sigs = _find(elements, DIGITAL_SIGNATURES_SEQ)
+        macs = _find(elements, MAC_PARAMETERS_SEQ)
+        for item in sigs.items if sigs is not None and sigs.items else ():
+            uid_e = _find(item.elements, SIGNATURE_UID)
+            if uid_e is None or _text(f.buf, uid_e) != uid:
+                continue
+            mac_id = _us(f.buf, _find(item.elements, MAC_ID))
+            for mac in macs.items:
+                if _us(f.buf, _find(mac.elements, MAC_ID)) == mac_id:
+                    raw = _value(f.buf, _find(mac.elements, DATA_ELEMENTS_SIGNED))
+                    tags = {(g << 16) | e for g, e in struct.iter_unpack("<HH", raw)}
+                    own = {e.tag for e in item.elements if e.tag not in NOT_IN_STREAM and unsignable_reason(e) is None}
+                    parts = []
+                    stream_dataset(parts.append, f.buf, elements, tags, old_format)
+                    stream_dataset(parts.append, f.buf, item.elements, own, old_format)
+                    return b"".join(bytes(p) for p in parts)
+    raise DicomTlsError("no signature with UID %s" % uid, f.path)

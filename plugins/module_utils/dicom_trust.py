@@ -1,0 +1,290 @@
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Signer keys and certificates, MAC algorithms, and the certificate chain check used when
+verifying DICOM signatures (trusted anchors, untrusted intermediates, optional CRLs)."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import read_bytes
+
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa, utils
+
+    class _RIPEMD160(hashes.HashAlgorithm):
+        """RIPEMD-160 for prehashed signing (cryptography has no class of its own for it)."""
+
+        name = "ripemd160"
+        digest_size = 20
+        block_size = 64
+
+    HAS_CRYPTOGRAPHY = True
+except ImportError:  # pragma: no cover - reported by the module
+    HAS_CRYPTOGRAPHY = False
+
+
+class MacAlgorithm:
+    __slots__ = ("name", "dicom", "digest_info", "can_sign")
+
+    def __init__(self, name, dicom, digest_info, can_sign):
+        self.name = name
+        self.dicom = dicom
+        self.digest_info = bytes.fromhex(digest_info)
+        self.can_sign = can_sign
+
+    def new(self):
+        return hashlib.new(self.name)
+
+    def hash_class(self):
+        if self.name == "ripemd160":
+            return _RIPEMD160()
+        return getattr(hashes, self.name.upper())()
+
+
+MAC_ALGORITHMS = {
+    a.name: a
+    for a in (
+        MacAlgorithm("sha256", "SHA256", "3031300d060960864801650304020105000420", True),
+        MacAlgorithm("sha384", "SHA384", "3041300d060960864801650304020205000430", True),
+        MacAlgorithm("sha512", "SHA512", "3051300d060960864801650304020305000440", True),
+        MacAlgorithm("ripemd160", "RIPEMD160", "3021300906052b2403020105000414", True),
+        MacAlgorithm("sha1", "SHA1", "3021300906052b0e03021a05000414", False),
+        MacAlgorithm("md5", "MD5", "3020300c06082a864886f70d020505000410", False),
+    )
+}
+BY_DICOM_NAME = {a.dicom: a for a in MAC_ALGORITHMS.values()}
+
+
+def der_length(data: bytes) -> int:
+    """Total length of the DER TLV at the start of ``data`` (to cut off DICOM pad bytes)."""
+    if len(data) < 2 or data[0] != 0x30:
+        raise ValueError("not a DER SEQUENCE")
+    first = data[1]
+    if first < 0x80:
+        return 2 + first
+    n = first & 0x7F
+    if n == 0 or n > 4 or len(data) < 2 + n:
+        raise ValueError("bad DER length")
+    return 2 + n + int.from_bytes(data[2 : 2 + n], "big")
+
+
+def key_kind(public_key) -> str:
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return "RSA"
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return "ECDSA"
+    if isinstance(public_key, dsa.DSAPublicKey):
+        return "DSA"
+    return "unsupported"
+
+
+def subject_text(cert) -> str:
+    try:
+        return cert.subject.rfc4514_string()
+    except ValueError:
+        return "(undecodable subject)"
+
+
+class Signer:
+    """A private key and its certificate, checked to belong together."""
+
+    def __init__(self, privatekey_path: str, passphrase: str | None, certificate_path: str):
+        key_data = read_bytes(privatekey_path, "private key")
+        try:
+            self.key = serialization.load_pem_private_key(key_data, passphrase.encode() if passphrase else None)
+        except TypeError:
+            raise DicomTlsError(
+                "private key is encrypted and needs privatekey_passphrase"
+                if not passphrase
+                else "private key is not encrypted but a passphrase was given",
+                privatekey_path,
+            ) from None
+        except ValueError:
+            try:
+                self.key = serialization.load_der_private_key(key_data, passphrase.encode() if passphrase else None)
+            except (TypeError, ValueError):
+                raise DicomTlsError(
+                    "cannot load private key (not PEM/DER, or wrong privatekey_passphrase)", privatekey_path
+                ) from None
+        cert_data = read_bytes(certificate_path, "certificate")
+        try:
+            self.cert = (
+                x509.load_pem_x509_certificate(cert_data)
+                if b"-----BEGIN" in cert_data
+                else x509.load_der_x509_certificate(cert_data)
+            )
+        except ValueError:
+            raise DicomTlsError("cannot parse certificate (expected PEM or DER X.509)", certificate_path) from None
+        self.kind = key_kind(self.key.public_key())
+        if self.kind not in ("RSA", "ECDSA"):
+            raise DicomTlsError("only RSA and ECDSA keys can sign", privatekey_path)
+        spki = serialization.PublicFormat.SubjectPublicKeyInfo
+        der = serialization.Encoding.DER
+        if self.key.public_key().public_bytes(der, spki) != self.cert.public_key().public_bytes(der, spki):
+            raise DicomTlsError("private key %s does not match the certificate" % privatekey_path, certificate_path)
+        self.cert_der = self.cert.public_bytes(der)
+        self.subject = subject_text(self.cert)
+        self.certificate_path = certificate_path
+
+    def sign(self, alg: MacAlgorithm, digest: bytes) -> bytes:
+        prehashed = utils.Prehashed(alg.hash_class())
+        if self.kind == "RSA":
+            return self.key.sign(digest, padding.PKCS1v15(), prehashed)
+        return self.key.sign(digest, ec.ECDSA(prehashed))
+
+
+def signature_matches(cert, alg: MacAlgorithm, digest: bytes, signature: bytes) -> bool:
+    """Does ``signature`` (as stored, possibly padded) sign ``digest`` with the cert's key?"""
+    public = cert.public_key()
+    try:
+        if isinstance(public, rsa.RSAPublicKey):
+            recovered = public.recover_data_from_signature(signature, padding.PKCS1v15(), None)
+            return recovered == alg.digest_info + digest
+        der = signature[: der_length(signature)]
+        if isinstance(public, ec.EllipticCurvePublicKey):
+            public.verify(der, digest, ec.ECDSA(utils.Prehashed(alg.hash_class())))
+        elif isinstance(public, dsa.DSAPublicKey):
+            public.verify(der, digest, utils.Prehashed(alg.hash_class()))
+        else:
+            return False
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def _load_certs(data: bytes, path: str) -> list:
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError:
+        raise DicomTlsError("cannot parse certificates (expected PEM or DER X.509)", path) from None
+
+
+def _load_crl(data: bytes, path: str):
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except ValueError:
+        raise DicomTlsError("cannot parse CRL (expected PEM or DER)", path) from None
+
+
+def _self_signed(cert) -> bool:
+    if cert.subject != cert.issuer:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+        return True
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+
+
+class TrustStore:
+    """Trusted anchors (``ca_file``, ``ca_path``), untrusted intermediates and CRLs; the chain
+    check is done at the current time as dcmsign does, and cached per signer certificate."""
+
+    def __init__(self, ca_file=None, ca_path=None, untrusted_certs=None, crl_files=None):
+        self.trusted = []
+        self.untrusted = []
+        self.crls = []
+        if ca_file:
+            self.trusted += _load_certs(read_bytes(ca_file, "ca_file"), ca_file)
+        if ca_path:
+            if not os.path.isdir(ca_path):
+                raise DicomTlsError("ca_path is not a directory", ca_path)
+            for name in sorted(os.listdir(ca_path)):
+                full = os.path.join(ca_path, name)
+                if not os.path.isfile(full):
+                    continue
+                data = read_bytes(full)
+                stem, _dot, suffix = name.rpartition(".")
+                if suffix.startswith("r") and suffix[1:].isdigit() and len(stem) == 8:
+                    self.crls.append(_load_crl(data, full))
+                elif b"-----BEGIN CERTIFICATE" in data:
+                    self.trusted += _load_certs(data, full)
+        for path in untrusted_certs or ():
+            self.untrusted += _load_certs(read_bytes(path, "untrusted certificate file"), path)
+        for path in crl_files or ():
+            self.crls.append(_load_crl(read_bytes(path, "CRL file"), path))
+        self.trusted_der = {c.public_bytes(serialization.Encoding.DER) for c in self.trusted}
+        self._cache = {}
+
+    @property
+    def empty(self) -> bool:
+        return not self.trusted
+
+    def _issuer_of(self, cert):
+        for cand in self.trusted + self.untrusted:
+            if cand.subject == cert.issuer:
+                try:
+                    cert.verify_directly_issued_by(cand)
+                    return cand
+                except (InvalidSignature, ValueError, TypeError):
+                    continue
+        return None
+
+    def check(self, cert, der: bytes) -> str | None:
+        """None when the chain of ``cert`` reaches a trusted self-signed anchor, else why not."""
+        if der not in self._cache:
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[der] = self._check(cert)
+        return self._cache[der]
+
+    def _check(self, leaf) -> str | None:
+        if not self.trusted:
+            return "no trusted certificates were given (ca_file or ca_path)"
+        now = datetime.datetime.now(datetime.UTC)
+        chain = [leaf]
+        cur = leaf
+        for _depth in range(12):
+            name = subject_text(cur)
+            if not cur.not_valid_before_utc <= now <= cur.not_valid_after_utc:
+                return "certificate '%s' is expired or not yet valid (valid %s to %s)" % (
+                    name,
+                    cur.not_valid_before_utc.isoformat(),
+                    cur.not_valid_after_utc.isoformat(),
+                )
+            if _self_signed(cur):
+                if cur.public_bytes(serialization.Encoding.DER) in self.trusted_der:
+                    return self._crl_check(chain)
+                return "untrusted: self-signed certificate '%s' is not among the trusted certificates" % name
+            issuer = self._issuer_of(cur)
+            if issuer is None:
+                return "untrusted: no issuer certificate for '%s' in the trusted or untrusted certificates" % name
+            try:
+                bc = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
+                is_ca = bc.ca
+            except x509.ExtensionNotFound:
+                is_ca = False
+            if not is_ca:
+                return "untrusted: issuer '%s' is not a CA certificate" % subject_text(issuer)
+            chain.append(issuer)
+            cur = issuer
+        return "untrusted: certificate chain too long"
+
+    def _crl_check(self, chain) -> str | None:
+        if not self.crls:
+            return None
+        now = datetime.datetime.now(datetime.UTC)
+        for cert, issuer in zip(chain, chain[1:], strict=False):
+            crl = None
+            for cand in self.crls:
+                if cand.issuer == cert.issuer and cand.is_signature_valid(issuer.public_key()):
+                    crl = cand
+                    break
+            if crl is None:
+                return "no CRL from '%s' among the CRLs given" % subject_text(issuer)
+            if crl.next_update_utc is not None and crl.next_update_utc < now:
+                return "the CRL from '%s' expired on %s" % (subject_text(issuer), crl.next_update_utc.isoformat())
+            if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
+                return "certificate '%s' is revoked" % subject_text(cert)
+        return None
