@@ -7,3 +7,4 @@ PY=${VENV:-.venv}/bin/python
 $PY benchmarks/cert_rerun.py
 $PY benchmarks/dicom_sign.py
 $PY benchmarks/truststore.py --runs "${BENCH_RUNS:-5}"
+$PY benchmarks/tls_echo.py

@@ -1,0 +1,581 @@
+#!/usr/bin/python
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: dicom_tls_echo
+short_description: Live DICOM C-ECHO over TLS that says why it failed
+version_added: 0.1.0
+description:
+  - Opens a TLS connection to a DICOM listener (dcmtk C(storescp), Orthanc, a modality), requests an
+    association, sends a C-ECHO and releases the association, like C(echoscu +tls), and reports what
+    happened with a status a playbook can test and a reason a person can read.
+  - A failure is classified by where it happened (TCP, TLS handshake, association, C-ECHO) and, for
+    TLS, by who refused whom; see RV(status).
+  - Several listeners are checked concurrently in one call with O(targets), for full-mesh checks
+    across a fleet.
+  - Sends SNI when O(server_name) is set, which dcmtk 3.6.7 and dcm4che do not do, so listeners
+    behind ingresses that route TLS by SNI can be checked.
+  - Read-only; it changes nothing on any host, and runs for real in check mode.
+  - Never leaves an association or a thread behind; every association is released or aborted.
+author:
+  - medimg.dicom_tls contributors (@medimg)
+requirements:
+  - pynetdicom >= 3.0
+  - cryptography
+options:
+  host:
+    description:
+      - Host name or IP address of the DICOM TLS listener.
+      - Required unless O(targets) is given; not allowed with O(targets).
+    type: str
+  port:
+    description:
+      - TCP port of the listener.
+    type: int
+  called_ae_title:
+    description:
+      - AE title of the listener (C(echoscu -aec)).
+    type: str
+    default: ANY-SCP
+  calling_ae_title:
+    description:
+      - Our AE title (C(echoscu -aet)).
+    type: str
+    default: ECHOSCU
+  client_cert:
+    description:
+      - PEM file with our certificate (optionally followed by its intermediate CAs), as C(+tls KEY CERT).
+      - With neither O(client_cert) nor O(client_key), anonymous TLS (C(+tla)) is used.
+    type: path
+  client_key:
+    description:
+      - PEM private key of O(client_cert). Never shown in a result or a log.
+    type: path
+  client_key_passphrase:
+    description:
+      - Passphrase of O(client_key) when it is encrypted.
+    type: str
+  ca_file:
+    description:
+      - PEM file of trusted CA certificates, as C(+cf). May also hold CRLs.
+      - With neither O(ca_file) nor O(ca_path), the system trust store is used.
+    type: path
+  ca_path:
+    description:
+      - OpenSSL hashed directory of trusted CA certificates and CRLs (C(HHHHHHHH.N), C(HHHHHHHH.rN)), as C(+cd).
+    type: path
+  crl_check:
+    description:
+      - C(leaf) checks the server certificate against a CRL of its issuer (dcmtk C(+crv)); C(chain) checks
+        every certificate of the chain (C(+cra)). CRLs come from O(ca_path), O(ca_file) or O(crl_files);
+        a missing CRL fails the check.
+    type: str
+    choices: [none, leaf, chain]
+    default: none
+  crl_files:
+    description:
+      - CRL files (PEM or DER) used for O(crl_check).
+    type: list
+    elements: path
+  peer_verification:
+    description:
+      - C(require) verifies the server certificate against O(ca_file)/O(ca_path) (C(-rc)); C(ignore)
+        accepts any server certificate (C(-ic)), only for diagnosis.
+    type: str
+    choices: [require, ignore]
+    default: require
+  server_name:
+    description:
+      - Name sent as SNI (Server Name Indication) in the TLS ClientHello. An IP address is not sent as
+        SNI (TLS does not allow it).
+      - With O(check_hostname=true), the server certificate must match this name (default O(host)).
+    type: str
+  check_hostname:
+    description:
+      - Match the server certificate's subjectAltName against O(server_name) (or O(host)). dcmtk never
+        does this; a certificate for an IP address needs an C(IP:) subjectAltName.
+    type: bool
+    default: false
+  profile:
+    description:
+      - The dcmtk security profile, seen from the client side, that sets the TLS versions and the
+        TLS 1.2 and older cipher suites offered (TLS 1.3 suites are OpenSSL's defaults).
+      - C(rfc8996) (dcmtk C(+pg)) TLS 1.2-1.3, ECDHE-RSA/ECDHE-ECDSA with AES-GCM.
+      - C(bcp195-nd) (C(+py)) TLS 1.2-1.3, ECDHE-RSA/DHE-RSA with AES-GCM.
+      - C(bcp195) (C(+px)) TLS 1.0-1.3, as C(bcp195-nd) plus AES128-SHA.
+      - C(bcp195-ex) (C(+pz)) TLS 1.2 only, as C(bcp195-nd) plus ECDHE-ECDSA with AES-GCM.
+      - C(aes) (C(+pa), retired) TLS 1.0-1.2, AES128-SHA only.
+      - C(null) (C(+pn), retired) TLS 1.0-1.2, NULL-SHA only (authenticated, not encrypted).
+      - C(bcp195), C(aes) and C(null) lower OpenSSL's security level to 0, as dcmtk does, so that
+        TLS 1.0/1.1 and SHA-1 suites can be negotiated.
+    type: str
+    choices: [rfc8996, bcp195-nd, bcp195, bcp195-ex, aes, 'null']
+    default: rfc8996
+  timeout:
+    description:
+      - Seconds allowed for each step of one attempt (TCP connect and TLS handshake, association, C-ECHO,
+        release).
+    type: float
+    default: 10
+  retries:
+    description:
+      - How many more attempts after a C(connection_refused) or C(timeout) (a listener still starting).
+    type: int
+    default: 0
+  retry_delay:
+    description:
+      - Seconds to wait between attempts.
+    type: float
+    default: 1
+  expect:
+    description:
+      - The outcome this task expects. C(success) fails the task unless the C-ECHO succeeded;
+        C(failure) fails the task if it succeeded (for "the revoked client is refused").
+    type: str
+    choices: [success, failure]
+    default: success
+  targets:
+    description:
+      - Listeners to check concurrently in one call, one result each in RV(results).
+      - Each item takes the same keys as the module (O(host) and O(port) required in each); a key not
+        set in an item takes the value given to the module.
+    type: list
+    elements: dict
+    suboptions:
+      host:
+        description: See O(host).
+        type: str
+        required: true
+      port:
+        description: See O(port).
+        type: int
+        required: true
+      called_ae_title:
+        description: See O(called_ae_title).
+        type: str
+      calling_ae_title:
+        description: See O(calling_ae_title).
+        type: str
+      client_cert:
+        description: See O(client_cert).
+        type: path
+      client_key:
+        description: See O(client_key).
+        type: path
+      client_key_passphrase:
+        description: See O(client_key_passphrase).
+        type: str
+      ca_file:
+        description: See O(ca_file).
+        type: path
+      ca_path:
+        description: See O(ca_path).
+        type: path
+      crl_check:
+        description: See O(crl_check).
+        type: str
+        choices: [none, leaf, chain]
+      crl_files:
+        description: See O(crl_files).
+        type: list
+        elements: path
+      peer_verification:
+        description: See O(peer_verification).
+        type: str
+        choices: [require, ignore]
+      server_name:
+        description: See O(server_name).
+        type: str
+      check_hostname:
+        description: See O(check_hostname).
+        type: bool
+      profile:
+        description: See O(profile).
+        type: str
+        choices: [rfc8996, bcp195-nd, bcp195, bcp195-ex, aes, 'null']
+      timeout:
+        description: See O(timeout).
+        type: float
+      retries:
+        description: See O(retries).
+        type: int
+      retry_delay:
+        description: See O(retry_delay).
+        type: float
+      expect:
+        description: See O(expect).
+        type: str
+        choices: [success, failure]
+  max_workers:
+    description:
+      - How many O(targets) are checked at the same time.
+    type: int
+    default: 16
+attributes:
+  check_mode:
+    support: full
+    description: Runs the check for real; it changes nothing.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is nothing to show.
+  idempotent:
+    support: full
+    description: Never changes anything; C(changed) is always false.
+notes:
+  - The task fails when an outcome differs from O(expect), or on bad input (a missing or unreadable
+    file, a key that does not match its certificate, a wrong passphrase), which is reported before
+    any connection is made.
+  - dcmtk C(storescp) accepts any called AE title; Orthanc checks it when C(DicomCheckCalledAet) is true.
+  - With TLS 1.3 a server checks the client certificate after the client finished its side of the
+    handshake; its refusal is still reported as C(client_certificate_rejected).
+seealso:
+  - module: medimg.dicom_tls.dicom_cert_info
+  - module: medimg.dicom_tls.dicom_truststore
+  - name: echoscu
+    description: The dcmtk tool this module stands in for.
+    link: https://support.dcmtk.org/docs/echoscu.html
+  - name: pynetdicom
+    description: The DICOM networking library the module uses.
+    link: https://pydicom.github.io/pynetdicom/
+"""
+
+EXAMPLES = r"""
+- name: C-ECHO a dcmtk storescp with our node certificate
+  medimg.dicom_tls.dicom_tls_echo:
+    host: pacs.example.org
+    port: 2762
+    called_ae_title: STORESCP
+    client_cert: /etc/dicom-tls/node.pem
+    client_key: /etc/dicom-tls/node.key
+    ca_file: /etc/dicom-tls/ca.pem
+
+- name: A revoked client must be refused
+  medimg.dicom_tls.dicom_tls_echo:
+    host: pacs.example.org
+    port: 2762
+    client_cert: /etc/dicom-tls/revoked.pem
+    client_key: /etc/dicom-tls/revoked.key
+    ca_file: /etc/dicom-tls/ca.pem
+    expect: failure
+
+- name: TLS 1.1 (profile aes lets OpenSSL offer it) must be refused by a +py listener
+  medimg.dicom_tls.dicom_tls_echo:
+    host: pacs.example.org
+    port: 2762
+    ca_file: /etc/dicom-tls/ca.pem
+    profile: aes
+    expect: failure
+
+- name: Through an ingress that routes by SNI, checking the certificate's name
+  medimg.dicom_tls.dicom_tls_echo:
+    host: ingress.example.org
+    port: 11112
+    server_name: dicom.example.org
+    check_hostname: true
+    called_ae_title: ORTHANC
+    client_cert: /etc/dicom-tls/node.pem
+    client_key: /etc/dicom-tls/node.key
+    ca_file: /etc/dicom-tls/ca.pem
+
+- name: Full mesh from this host to every DICOM node, 16 at a time
+  medimg.dicom_tls.dicom_tls_echo:
+    client_cert: /etc/dicom-tls/node.pem
+    client_key: /etc/dicom-tls/node.key
+    ca_path: /etc/dicom-tls/trust
+    targets:
+      - {host: pacs.example.org, port: 2762, called_ae_title: STORESCP}
+      - {host: orthanc.example.org, port: 4242, called_ae_title: ORTHANC}
+      - {host: old-ct.example.org, port: 104, called_ae_title: CT1, profile: bcp195}
+  register: mesh
+
+- name: List what is not working
+  ansible.builtin.debug:
+    msg: "{{ mesh.results | rejectattr('status', 'eq', 'success') | map(attribute='reason') | list }}"
+
+- name: Wait for a listener that is still starting, then show what was negotiated
+  medimg.dicom_tls.dicom_tls_echo:
+    host: 127.0.0.1
+    port: 11112
+    ca_file: /etc/dicom-tls/ca.pem
+    retries: 10
+    retry_delay: 2
+  register: echo
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: >-
+      {{ echo.status }}: {{ echo.tls_version }} {{ echo.cipher }},
+      server certificate expires in {{ echo.peer_certificate.days_remaining }} days
+"""
+
+RETURN = r"""
+results:
+  description: One result per target, in the order of O(targets) (a single item without O(targets)).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    host:
+      description: The target's host.
+      type: str
+    port:
+      description: The target's port.
+      type: int
+    status:
+      description:
+        - C(success) the C-ECHO succeeded.
+        - C(connection_refused) no TCP connection (nothing listening, host unreachable, name does not resolve).
+        - C(timeout) no answer within O(timeout) (TCP, TLS handshake or association request).
+        - C(tls_handshake_failed) no TLS session (no common version or cipher suite, not a TLS port).
+        - C(server_certificate_rejected) we refused the server certificate (untrusted CA, expired,
+          revoked, name mismatch).
+        - C(client_certificate_rejected) the server refused our certificate, or required one and none was sent.
+        - C(association_rejected) A-ASSOCIATE-RJ (unknown called or calling AE title, ...).
+        - C(association_aborted) the association was aborted or the connection dropped.
+        - C(echo_failed) the association was accepted but the C-ECHO did not succeed.
+      type: str
+      sample: success
+    reason:
+      description: One sentence that says what happened, naming the certificate, the check or the AE title.
+      type: str
+      sample: >-
+        127.0.0.1:11112 refused client certificate /etc/dicom-tls/node.pem:
+        the server does not trust the CA that issued the client certificate
+    as_expected:
+      description: Whether the outcome matches O(expect).
+      type: bool
+    expect:
+      description: The expected outcome of this target.
+      type: str
+    tls_version:
+      description: Negotiated TLS version, when the handshake finished.
+      type: str
+      sample: TLSv1.3
+    cipher:
+      description: Negotiated cipher suite, when the handshake finished.
+      type: str
+      sample: TLS_AES_256_GCM_SHA384
+    sni_sent:
+      description: The name sent as SNI, or null when none was sent.
+      type: str
+    peer_certificate:
+      description:
+        - The server's certificate, when one was received (also when we rejected it), else null.
+        - The same description as M(medimg.dicom_tls.dicom_cert_info) gives.
+      type: dict
+      contains:
+        subject:
+          description: Subject, OpenSSL one-line form (C(/O=Hospital/CN=pacs)).
+          type: str
+        issuer:
+          description: Issuer, OpenSSL one-line form.
+          type: str
+        serial:
+          description: Serial number as C(openssl x509 -serial) prints it.
+          type: str
+        not_before:
+          description: Start of validity, ISO 8601 UTC.
+          type: str
+        not_after:
+          description: End of validity, ISO 8601 UTC.
+          type: str
+        days_remaining:
+          description: Whole days until RV(results[].peer_certificate.not_after) (negative when expired).
+          type: int
+        fingerprint_sha256:
+          description: SHA-256 fingerprint of the DER certificate, lower-case hex pairs joined by colons.
+          type: str
+        subject_alt_names:
+          description: subjectAltName entries as C(DNS:name), C(IP:address), ...
+          type: list
+          elements: str
+        subject_hash:
+          description: OpenSSL subject name hash (C(openssl x509 -hash)).
+          type: str
+        key_type:
+          description: Public key type (C(rsa), C(ecdsa), ...).
+          type: str
+    echo_status:
+      description: The C-ECHO response status (0 is success), when a response arrived.
+      type: int
+    elapsed_ms:
+      description: Time taken by the target, all attempts included, in milliseconds.
+      type: int
+    attempts:
+      description: Number of attempts made.
+      type: int
+    called_ae_title:
+      description: The called AE title used.
+      type: str
+    calling_ae_title:
+      description: The calling AE title used.
+      type: str
+    profile:
+      description: The security profile used.
+      type: str
+    client_certificate_sent:
+      description: Whether a client certificate was configured (false for anonymous TLS).
+      type: bool
+status:
+  description: RV(results[].status) of the single target. Only without O(targets).
+  returned: when O(targets) is not given
+  type: str
+  sample: success
+reason:
+  description: RV(results[].reason) of the single target. Only without O(targets).
+  returned: when O(targets) is not given
+  type: str
+tls_version:
+  description: RV(results[].tls_version) of the single target.
+  returned: when O(targets) is not given
+  type: str
+cipher:
+  description: RV(results[].cipher) of the single target.
+  returned: when O(targets) is not given
+  type: str
+sni_sent:
+  description: RV(results[].sni_sent) of the single target.
+  returned: when O(targets) is not given
+  type: str
+peer_certificate:
+  description: RV(results[].peer_certificate) of the single target.
+  returned: when O(targets) is not given
+  type: dict
+echo_status:
+  description: RV(results[].echo_status) of the single target.
+  returned: when O(targets) is not given
+  type: int
+elapsed_ms:
+  description: RV(results[].elapsed_ms) of the single target.
+  returned: when O(targets) is not given
+  type: int
+summary:
+  description: Number of targets per status.
+  returned: always
+  type: dict
+  sample: {success: 3, client_certificate_rejected: 1}
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (  # noqa: E402
+    PROFILES,
+    TARGET_KEYS,
+    check_many,
+    normalize_target,
+    silence_pynetdicom,
+)
+
+_PROFILES = list(PROFILES)
+
+# Options shared by the module and each target (defaults only at module level).
+_COMMON = dict(
+    host=dict(type="str"),
+    port=dict(type="int"),
+    called_ae_title=dict(type="str", default="ANY-SCP"),
+    calling_ae_title=dict(type="str", default="ECHOSCU"),
+    client_cert=dict(type="path"),
+    client_key=dict(type="path", no_log=False),
+    client_key_passphrase=dict(type="str", no_log=True),
+    ca_file=dict(type="path"),
+    ca_path=dict(type="path"),
+    crl_check=dict(type="str", choices=["none", "leaf", "chain"], default="none"),
+    crl_files=dict(type="list", elements="path"),
+    peer_verification=dict(type="str", choices=["require", "ignore"], default="require"),
+    server_name=dict(type="str"),
+    check_hostname=dict(type="bool", default=False),
+    profile=dict(type="str", choices=_PROFILES, default="rfc8996"),
+    timeout=dict(type="float", default=10.0),
+    retries=dict(type="int", default=0),
+    retry_delay=dict(type="float", default=1.0),
+    expect=dict(type="str", choices=["success", "failure"], default="success"),
+)
+
+_SINGLE_KEYS = (
+    "status",
+    "reason",
+    "tls_version",
+    "cipher",
+    "sni_sent",
+    "peer_certificate",
+    "echo_status",
+    "elapsed_ms",
+)
+
+
+def _target_spec() -> dict:
+    spec = {}
+    for key, value in _COMMON.items():
+        item = {k: v for k, v in value.items() if k != "default"}
+        if key in ("host", "port"):
+            item["required"] = True
+        spec[key] = item
+    return spec
+
+
+def main():
+    argument_spec = dict(_COMMON)
+    argument_spec["targets"] = dict(type="list", elements="dict", options=_target_spec())
+    argument_spec["max_workers"] = dict(type="int", default=16)
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=[("host", "targets")],
+        required_one_of=[("host", "targets")],
+        required_by={"host": "port"},
+        required_together=[("client_cert", "client_key")],
+        supports_check_mode=True,
+    )
+    require(module, "cryptography", "pynetdicom")
+    params = module.params
+    defaults = {key: params[key] for key in TARGET_KEYS if key not in ("host", "port")}
+    single = not params["targets"]
+    raw_targets = [{"host": params["host"], "port": params["port"]}] if single else params["targets"]
+    if params["max_workers"] < 1:
+        module.fail_json(msg="max_workers must be at least 1")
+
+    silence_pynetdicom()
+    try:
+        targets = []
+        for index, raw in enumerate(raw_targets):
+            try:
+                targets.append(normalize_target(raw, defaults))
+            except DicomTlsError as exc:
+                where = "" if single else "targets[%d] (%s:%s): " % (index, raw.get("host"), raw.get("port"))
+                raise DicomTlsError(where + exc.reason, exc.path) from None
+        results = check_many(targets, params["max_workers"])
+    except DicomTlsError as exc:
+        module.fail_json(msg=str(exc), path=exc.path)
+
+    summary = {}
+    for res in results:
+        summary[res["status"]] = summary.get(res["status"], 0) + 1
+    out = dict(changed=False, results=results, summary=summary)
+    unexpected = [res for res in results if not res["as_expected"]]
+    if single:
+        for key in _SINGLE_KEYS:
+            out[key] = results[0][key]
+    if unexpected:
+        if single:
+            res = unexpected[0]
+            if res["expect"] == "success":
+                msg = "DICOM TLS echo failed: %s: %s" % (res["status"], res["reason"])
+            else:
+                msg = "DICOM TLS echo succeeded but failure was expected: %s" % res["reason"]
+        else:
+            msg = "%d of %d targets did not meet expectations: %s" % (
+                len(unexpected),
+                len(results),
+                "; ".join(
+                    "%s:%s %s (expected %s)" % (r["host"], r["port"], r["status"], r["expect"]) for r in unexpected
+                ),
+            )
+        module.fail_json(msg=msg, **out)
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()
