@@ -9,6 +9,7 @@ reason. Descriptions never contain private key material.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import re
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
@@ -55,8 +56,13 @@ def isoformat(when: datetime.datetime) -> str:
     return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def fingerprint_der(der: bytes) -> str:
+    """SHA-256 fingerprint of DER bytes, lowercase hex pairs joined by colons (the collection's one form)."""
+    return hashlib.sha256(der).digest().hex(":")
+
+
 def fingerprint(cert: x509.Certificate) -> str:
-    """SHA-256 fingerprint as lowercase hex pairs joined by colons."""
+    """SHA-256 fingerprint of a certificate (see fingerprint_der)."""
     return cert.fingerprint(hashes.SHA256()).hex(":")
 
 

@@ -21,7 +21,7 @@ from support.pki import NOW, TestPKI
 
 def _obj(i: int, h: str, kind: str = "cert") -> ts.TrustObject:
     der = b"\x30\x03\x02\x01" + bytes([i])
-    return ts.TrustObject(kind, der, "x", "CN=%d" % i, h, ts.fingerprint(der))
+    return ts.TrustObject(kind, der, "x", "CN=%d" % i, h, ts.fingerprint_der(der))
 
 
 def _visible(state: dict, h: str, r: str) -> list[bytes]:
