@@ -244,7 +244,7 @@ def _load_issuer(spec: CertSpec, plan: Plan) -> None:
     if plan.mode == "install":  # only checks that the certificate comes from this CA
         return
     plan.issuer_key = crypto.load_private_key(
-        read_bytes(path, "issuer private key"), path, spec.issuer_privatekey_passphrase
+        read_bytes(path, "issuer private key"), path, spec.issuer_privatekey_passphrase, check_consistency=False
     )
     if crypto.public_key_der(plan.issuer_key) != crypto.public_key_der(plan.issuer_cert):
         raise DicomTlsError("issuer private key does not match the issuer certificate %s" % spec.issuer_cert_path, path)
@@ -257,7 +257,12 @@ def _read_key(spec: CertSpec):
     data = read_optional(spec.privatekey_path)
     if data is None:
         return None
-    return crypto.load_private_key(data, spec.privatekey_path, spec.privatekey_passphrase)
+    return crypto.load_private_key(data, spec.privatekey_path, spec.privatekey_passphrase, check_consistency=False)
+
+
+def _signing_key(path: str, passphrase: str | None):
+    """A key about to sign, loaded again with OpenSSL's consistency check (plan() skipped it)."""
+    return crypto.load_private_key(read_bytes(path, "private key"), path, passphrase)
 
 
 def _read_cert(path: str | None):
@@ -577,6 +582,10 @@ def apply(p: Plan) -> dict:
         backup(spec.privatekey_path)
         p.key = generate_key(spec)
         atomic_write(spec.privatekey_path, key_pem(p.key, spec.privatekey_passphrase), 0o600)
+    elif p.key is not None and (p.has("csr") or p.has("pkcs12") or (p.has("certificate") and p.mode == "self_signed")):
+        p.key = _signing_key(spec.privatekey_path, spec.privatekey_passphrase)
+    if p.issuer_key is not None and p.has("certificate") and p.mode in ("issue", "sign_csr"):
+        p.issuer_key = _signing_key(spec.issuer_privatekey_path, spec.issuer_privatekey_passphrase)
 
     if p.mode == "csr":
         csr = None

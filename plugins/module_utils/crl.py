@@ -13,7 +13,7 @@ import re
 import traceback
 from dataclasses import dataclass
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import namehash
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, namehash
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atomic_write, read_bytes, read_optional
 
@@ -59,13 +59,10 @@ def utcnow() -> datetime.datetime:
 
 
 def iso(when: datetime.datetime | None) -> str | None:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+    return crypto.isoformat(when) if when else None
 
 
-def serial_hex(serial: int) -> str:
-    """A serial as ``openssl x509 -serial`` prints it: uppercase hex, even number of digits."""
-    text = "%X" % serial
-    return "0" + text if len(text) % 2 else text
+serial_hex = crypto.serial_hex
 
 
 def parse_serial(value, where: str) -> int:
@@ -105,17 +102,6 @@ def parse_date(value, where: str) -> datetime.datetime:
     return when.astimezone(datetime.UTC).replace(microsecond=0)
 
 
-def load_certificate(data: bytes, path: str, what: str) -> x509.Certificate:
-    try:
-        if b"-----BEGIN" in data:
-            if b"-----BEGIN CERTIFICATE-----" not in data:
-                raise ValueError("no CERTIFICATE PEM block")
-            return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
-        raise DicomTlsError("not a valid %s (%s)" % (what, exc), path) from None
-
-
 @dataclass
 class Issuer:
     cert: x509.Certificate
@@ -124,31 +110,11 @@ class Issuer:
 
 
 def read_issuer(cert_path: str, key_path: str, passphrase: str | None) -> Issuer:
-    cert = load_certificate(read_bytes(cert_path, "issuer certificate"), cert_path, "issuer certificate")
-    data = read_bytes(key_path, "issuer private key")
-    pw = passphrase.encode("utf-8") if passphrase else None
-    try:
-        if b"-----BEGIN" in data:
-            key = serialization.load_pem_private_key(data, password=pw)
-        else:
-            key = serialization.load_der_private_key(data, password=pw)
-    except TypeError as exc:
-        # wording from cryptography: password given for unencrypted key, or missing
-        msg = "needs issuer_privatekey_passphrase" if "not encrypted" not in str(exc) else "is not encrypted"
-        raise DicomTlsError("issuer private key %s" % msg, key_path) from None
-    except (ValueError, UnsupportedAlgorithm):
-        msg = "cannot load issuer private key (wrong passphrase or not a private key)"
-        raise DicomTlsError(msg, key_path) from None
-    if key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    ) != cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
+    cert = crypto.load_certificate(read_bytes(cert_path, "issuer certificate"), cert_path)
+    key = crypto.load_private_key(read_bytes(key_path, "issuer private key"), key_path, passphrase)
+    if crypto.public_key_der(key) != crypto.public_key_der(cert):
         raise DicomTlsError("issuer private key does not match the issuer certificate %s" % cert_path, key_path)
-    try:
-        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        is_ca = bc.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    if not is_ca:
+    if not crypto.is_ca(cert):
         raise DicomTlsError("issuer certificate is not a CA (basicConstraints CA:TRUE missing)", cert_path)
     try:
         ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
@@ -176,7 +142,7 @@ def desired_revocations(revoked: list[dict], issuer: Issuer) -> list[Revocation]
         if (serial is None) == (cert_path is None):
             raise DicomTlsError("give exactly one of serial or certificate_path", where)
         if cert_path is not None:
-            cert = load_certificate(read_bytes(cert_path, "certificate to revoke"), cert_path, "certificate")
+            cert = crypto.load_certificate(read_bytes(cert_path, "certificate to revoke"), cert_path)
             if namehash.canonical_name(cert.issuer.public_bytes()) != issuer_canon:
                 raise DicomTlsError(
                     "certificate was issued by '%s', not by the CRL issuer '%s'"

@@ -167,8 +167,6 @@ _ALERTS = {
 }
 _VERIFICATION_SUCCESS = 0x0000
 
-LOG = logging.getLogger(__name__)
-
 
 # --------------------------------------------------------------------------------------------
 # Input
@@ -238,16 +236,15 @@ def _is_ip(name: str) -> bool:
 
 
 def _load_pem_certificates(path: str, what: str) -> list:
+    """The certificates of a PEM file (other PEM blocks, such as CRLs, are skipped)."""
     data = _read(path, what)
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
         certs = []
     if not certs:
-        try:
-            certs = [x509.load_der_x509_certificate(data)]
-        except ValueError:
-            raise DicomTlsError("%s holds no PEM certificate" % what, path) from None
+        hint = " (DER? convert it with openssl x509 -inform der)" if b"-----BEGIN" not in data else ""
+        raise DicomTlsError("%s holds no PEM certificate%s" % (what, hint), path)
     return certs
 
 
@@ -295,13 +292,13 @@ def _check_client_identity(target: dict) -> x509.Certificate:
 
 
 def _crl_pem(path: str) -> bytes:
+    """A CRL file (PEM, possibly several CRLs, or DER) as PEM bytes OpenSSL can load."""
     data = _read(path, "CRL file")
-    try:
-        crls = [x509.load_pem_x509_crl(data)] if b"-----BEGIN X509 CRL-----" in data else []
-    except ValueError:
-        crls = []
-    if b"-----BEGIN X509 CRL-----" in data and crls:
-        # A PEM file may hold several CRLs: keep the PEM blocks as they are.
+    if b"-----BEGIN X509 CRL-----" in data:
+        try:
+            x509.load_pem_x509_crl(data)
+        except ValueError:
+            raise DicomTlsError("unparsable PEM CRL", path) from None
         return data
     try:
         crl = x509.load_der_x509_crl(data)
@@ -569,6 +566,8 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
             evt_handlers=handlers,
         )
         seen.associate_seconds = time.monotonic() - started
+        if not assoc.is_established and not assoc.is_rejected:
+            seen.received.extend(_unread_primitives(assoc))
         if assoc.is_established:
             seen.echo_sent = True
             try:
@@ -599,6 +598,20 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
     result["status"] = status
     result["reason"] = reason
     return result
+
+
+def _unread_primitives(assoc) -> list:
+    """Primitives the DUL delivered that the ACSE never read.
+
+    pynetdicom 3.0 races with a server that answers the A-ASSOCIATE-RQ and closes the connection
+    at once (Orthanc rejecting a called AE title): when its reader thread has already closed the
+    socket, the requesting thread takes the closed socket for a failed connection and aborts,
+    leaving the A-ASSOCIATE-RJ unread in the queue. Reading it back keeps the right status."""
+    out = []
+    with contextlib.suppress(Exception):
+        while True:
+            out.append(assoc.dul.to_user_queue.get_nowait())
+    return out
 
 
 def _finish(assoc) -> None:
@@ -700,7 +713,7 @@ class _Seen:
         assoc = self.assoc
         if assoc is None:
             return "association_aborted", "the association with %s could not be started" % where
-        if assoc.is_rejected:
+        if assoc.is_rejected or self._rejection() is not None:
             return self._rejected()
         if assoc.is_aborted or not (assoc.is_established or assoc.is_released):
             return self._aborted()
@@ -797,9 +810,15 @@ class _Seen:
             )
         return "tls_handshake_failed", "TLS handshake with %s failed with profile %s: %s" % (where, profile, detail)
 
+    def _rejection(self):
+        for prim in reversed(self.received):
+            if getattr(prim, "result", None) in (0x01, 0x02):
+                return prim
+        return None
+
     def _rejected(self):
         t = self.target
-        rj = _last(self.received, "result")
+        rj = self._rejection()
         if rj is None:
             return "association_rejected", "%s rejected the association" % self.where
         why = rj.reason_str

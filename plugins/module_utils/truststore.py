@@ -38,7 +38,6 @@ import binascii
 import contextlib
 import datetime
 import grp
-import hashlib
 import os
 import pwd
 import re
@@ -48,6 +47,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import namehash
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.crypto import fingerprint_der
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir, locked
 
@@ -118,11 +118,6 @@ def to_pem(der: bytes, label: str) -> bytes:
     b64 = base64.b64encode(der)
     lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
     return b"-----BEGIN %s-----\n%s\n-----END %s-----\n" % (label.encode(), b"\n".join(lines), label.encode())
-
-
-def fingerprint(der: bytes) -> str:
-    digest = hashlib.sha256(der).hexdigest().upper()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
 def _fmt_name(name_thunk, fallback_der: bytes) -> str:
@@ -231,7 +226,8 @@ def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
         issuer_der, subject_der = namehash.certificate_names(der)
         not_after = cert.not_valid_after_utc
         subject_canon = namehash.canonical_name(subject_der)
-        issuer_canon = namehash.canonical_name(issuer_der)
+        # identical bytes fold identically: only compute the issuer's form when they differ
+        issuer_canon = subject_canon if issuer_der == subject_der else namehash.canonical_name(issuer_der)
     except (ValueError, namehash.DerError) as exc:
         raise DicomTlsError("not a valid X.509 certificate (%s)" % exc, where) from None
     self_signed = subject_canon == issuer_canon and _akid_matches_skid(cert)
@@ -241,7 +237,7 @@ def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
         source=where,
         subject=_fmt_name(lambda: cert.subject, subject_der),
         subject_hash=namehash.canonical_hash(subject_canon),
-        fingerprint_sha256=fingerprint(der),
+        fingerprint_sha256=fingerprint_der(der),
         not_after=not_after,
         canon=subject_canon,
         obj=cert,
@@ -265,7 +261,7 @@ def _load_crl(der: bytes, source: str, n: int) -> TrustObject:
         source=where,
         subject=_fmt_name(lambda: crl.issuer, issuer_der),
         subject_hash=namehash.canonical_hash(canon),
-        fingerprint_sha256=fingerprint(der),
+        fingerprint_sha256=fingerprint_der(der),
         next_update=next_update,
         last_update=last_update,
         canon=canon,
@@ -329,6 +325,9 @@ def load_objects(
                 obj.source,
             )
     certs += extra
+    by_canon: dict[bytes, list[TrustObject]] = {}
+    for c in certs:
+        by_canon.setdefault(c.canon, []).append(c)
     for i, item in enumerate(crls or []):
         data, source = _read_input(item, i, "crls")
         for n, der in enumerate(_split_blobs(data, source, "crl", input_format)):
@@ -344,7 +343,7 @@ def load_objects(
                     "every peer; issue a fresh CRL" % (obj.subject, _iso(obj.next_update)),
                     obj.source,
                 )
-            issuers = [c for c in certs if c.canon == obj.canon]
+            issuers = by_canon.get(obj.canon, [])
             if not any(_crl_signed_by(obj.obj, c.obj) for c in issuers):
                 why = "no certificate in the store has its name" if not issuers else "its signature does not verify"
                 raise DicomTlsError(
@@ -495,7 +494,7 @@ def _fp_of(data: bytes | None) -> str | None:
         der = base64.b64decode(b"".join(m.group(2).split())) if m else data
     except (binascii.Error, ValueError):
         return None
-    return fingerprint(der)
+    return fingerprint_der(der)
 
 
 def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> Plan:
@@ -759,7 +758,7 @@ def bundle_fingerprints(data: bytes | None) -> list[str]:
     out = []
     for m in PEM_RE.finditer(data):
         with contextlib.suppress(binascii.Error, ValueError):
-            out.append(fingerprint(base64.b64decode(b"".join(m.group(2).split()))))
+            out.append(fingerprint_der(base64.b64decode(b"".join(m.group(2).split()))))
     return out
 
 

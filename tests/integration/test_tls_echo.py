@@ -361,8 +361,8 @@ class SServer:
 
 def test_sni_is_sent_and_seen_by_the_server(certs, tmp_path):
     with SServer(certs, str(tmp_path)) as server:
-        ok = echo(port=server.port, ca_file=certs["bundle"], server_name="dicom.example.org", timeout=1)
-        wrong = echo(port=server.port, ca_file=certs["bundle"], server_name="wrong.example.org", timeout=1)
+        ok = echo(port=server.port, ca_file=certs["bundle"], server_name="dicom.example.org", timeout=2)
+        wrong = echo(port=server.port, ca_file=certs["bundle"], server_name="wrong.example.org", timeout=2)
         seen = server.output()
     assert ok["sni_sent"] == "dicom.example.org"
     assert ok["tls_version"] is not None  # the handshake passed the SNI check
@@ -505,7 +505,7 @@ def test_module_process_exits_against_a_silent_tls_peer(certs, tmp_path):
                             "host": LOOPBACK,
                             "port": server.port,
                             "ca_file": certs["bundle"],
-                            "timeout": 1,
+                            "timeout": 2,
                         },
                         "ignore_errors": True,
                     }

@@ -21,7 +21,7 @@ from support.pki import NOW, TestPKI
 
 def _obj(i: int, h: str, kind: str = "cert") -> ts.TrustObject:
     der = b"\x30\x03\x02\x01" + bytes([i])
-    return ts.TrustObject(kind, der, "x", "CN=%d" % i, h, ts.fingerprint(der))
+    return ts.TrustObject(kind, der, "x", "CN=%d" % i, h, ts.fingerprint_der(der))
 
 
 def _visible(state: dict, h: str, r: str) -> list[bytes]:
@@ -247,3 +247,20 @@ def test_a_second_run_waits_for_the_lock(pki, tmp_path):
     child.join(30)
     assert child.exitcode == 0 and done.exists()
     assert [n for n in os.listdir(d) if ts.ENTRY_RE.match(n)]
+
+
+def test_mode_owner_group(pki, tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    meta = ts.file_meta("0640", "root", "0")
+    assert (meta.mode, meta.uid, meta.gid) == (0o640, 0, 0)
+    loaded = ts.load_objects([pki.root.cert])
+    ts.apply_hashed_dir(ts.plan_hashed_dir(str(d), loaded.objects, ts.read_hashed_dir(str(d), meta)), meta)
+    (entry,) = [n for n in os.listdir(d) if ts.ENTRY_RE.match(n)]
+    st = os.stat(d / entry)
+    assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o640, 0, 0)
+    assert not ts.plan_hashed_dir(str(d), loaded.objects, ts.read_hashed_dir(str(d), meta)).changed
+    with pytest.raises(DicomTlsError, match="no such user"):
+        ts.file_meta("0644", "no-such-user-here", None)
+    with pytest.raises(DicomTlsError, match="octal"):
+        ts.file_meta("rw-r--r--", None, None)
