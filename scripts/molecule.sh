@@ -23,5 +23,10 @@ for name in "${names[@]}"; do
     failed+=("$name")
   fi
 done
-if [ ${#failed[@]} -gt 0 ]; then echo "molecule: failed: ${failed[*]}"; exit 1; fi
-echo "molecule: all ${#names[@]} scenarios passed"
+passed=$(( ${#names[@]} - ${#failed[@]} ))
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "molecule: failed scenarios: ${failed[*]}"
+  echo "molecule: $passed passed, ${#failed[@]} failed"
+  exit 1
+fi
+echo "molecule: $passed passed, 0 failed"
