@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import re
-import traceback
 from dataclasses import dataclass
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, namehash
@@ -23,12 +22,8 @@ try:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
     from cryptography.x509.oid import ExtensionOID
-
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
-except ImportError:  # the module reports it with missing_required_lib
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+except ImportError:  # reported by the module (deps.require)
+    pass
 
 # RFC 5280 reason codes by their cryptography.x509.ReasonFlags names (remove_from_crl is for
 # delta CRLs and not offered).

@@ -162,8 +162,9 @@ reason:
   sample: "refresh window reached"
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.truststore import check_parent, file_meta  # noqa: E402
@@ -248,8 +249,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not crlib.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=crlib.CRYPTOGRAPHY_IMPORT_ERROR)
+    require(module, "cryptography")
     try:
         result = run(module)
     except DicomTlsError as exc:

@@ -212,8 +212,9 @@ crl_next_update:
 """
 
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import truststore as ts  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
 
@@ -312,8 +313,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not ts.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=ts.CRYPTOGRAPHY_IMPORT_ERROR)
+    require(module, "cryptography")
     try:
         result = run(module)
     except DicomTlsError as exc:
