@@ -61,7 +61,8 @@ def ca(tmp_path):
     return d
 
 
-def node(ca, **kw):
+def node_spec(ca, **kw) -> backend.CertSpec:
+    """The node certificate every test starts from, with ``kw`` changed."""
     args = dict(
         path=ca + "/n.pem",
         privatekey_path=ca + "/n.key",
@@ -72,7 +73,13 @@ def node(ca, **kw):
         issuer_privatekey_path=ca + "/inter.key",
     )
     args.update(kw)
-    return run(**args)
+    return backend.CertSpec(**args)
+
+
+def node(ca, **kw):
+    p = backend.plan(node_spec(ca, **kw))
+    backend.apply(p)
+    return p
 
 
 def test_extensions_dcmtk_and_openssl_expect(ca):
@@ -90,17 +97,7 @@ def test_extensions_dcmtk_and_openssl_expect(ca):
 
 def test_nothing_due_means_empty_plan(ca):
     node(ca)
-    p = backend.plan(
-        backend.CertSpec(
-            path=ca + "/n.pem",
-            privatekey_path=ca + "/n.key",
-            subject={"CN": "node"},
-            key_type="ecdsa",
-            subject_alt_names=["DNS:node"],
-            issuer_cert_path=ca + "/inter.pem",
-            issuer_privatekey_path=ca + "/inter.key",
-        )
-    )
+    p = backend.plan(node_spec(ca))
     assert p.actions == []
 
 
@@ -158,19 +155,7 @@ def test_der_format_and_pkcs12(ca):
         assert fh.read(1) == b"\x30"
     assert os.stat(ca + "/n.p12").st_mode & 0o777 == 0o600
     p = backend.plan(
-        backend.CertSpec(
-            path=ca + "/n.pem",
-            privatekey_path=ca + "/n.key",
-            subject={"CN": "node"},
-            key_type="ecdsa",
-            subject_alt_names=["DNS:node"],
-            issuer_cert_path=ca + "/inter.pem",
-            issuer_privatekey_path=ca + "/inter.key",
-            format="der",
-            pkcs12_path=ca + "/n.p12",
-            pkcs12_passphrase="pw",
-            chain_path=ca + "/chain.pem",
-        )
+        node_spec(ca, format="der", pkcs12_path=ca + "/n.p12", pkcs12_passphrase="pw", chain_path=ca + "/chain.pem")
     )
     assert p.actions == []
 
