@@ -76,6 +76,10 @@ def parse_serial(value, where: str) -> int:
         serial = int(text, 16)
     if serial <= 0:
         raise DicomTlsError("serial must be positive", where)
+    if serial.bit_length() > 159:
+        raise DicomTlsError(
+            "serial is %d bits long; RFC 5280 serials fit in 20 octets (at most 159 bits)" % serial.bit_length(), where
+        )
     return serial
 
 

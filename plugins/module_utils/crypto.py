@@ -256,7 +256,7 @@ def parse_sans(sans: list[str] | None) -> list[x509.GeneralName]:
         kind, sep, value = str(san).partition(":")
         kind = kind.strip().upper()
         if not sep or not value:
-            raise DicomTlsError("subject alternative name %r must look like DNS:name, IP:addr or URI:uri" % san)
+            raise DicomTlsError("subject_alt_names: %r must look like DNS:name, IP:addr or URI:uri" % san)
         try:
             if kind == "DNS":
                 out.append(x509.DNSName(value))

@@ -14,7 +14,7 @@ import subprocess
 import time
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atomic_write
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atomic_write, read_optional
 
 
 def _alive(pid: int) -> bool:
@@ -40,9 +40,11 @@ def running_pid(pidfile: str, command: list[str] | None = None) -> tuple[int | N
 
     With ``command``, a live process whose executable differs is not ours (a recycled PID)."""
     try:
-        with open(pidfile) as fh:
-            pid = int(fh.read().split()[0])
-    except (FileNotFoundError, ValueError, IndexError):
+        data = read_optional(pidfile)
+        if data is None:
+            return None, None
+        pid = int(data.split()[0])
+    except (ValueError, IndexError):
         return None, None
     if not _alive(pid):
         return None, None

@@ -32,16 +32,25 @@ PROFILE_REQUIRES = ("creator", "authorization", "sr")
 def opened(path: str):
     """The parsed file, backed by a read-only memory map that is closed afterwards."""
     try:
-        fh = open(path, "rb")
+        fh = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb")
     except FileNotFoundError:
         raise DicomTlsError("file does not exist", path) from None
     except OSError as exc:
         raise DicomTlsError("cannot read file: %s" % exc.strerror, path) from None
     with fh:
-        size = os.fstat(fh.fileno()).st_size
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise DicomTlsError("is not a regular file", path)
+        size = st.st_size
         buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         try:
-            yield parse(buf, path)
+            try:
+                parsed = parse(buf, path)
+            except RecursionError:
+                raise DicomTlsError(
+                    "sequences are nested too deeply to parse (a damaged or hostile file)", path
+                ) from None
+            yield parsed
         finally:
             if size:
                 with contextlib.suppress(BufferError):

@@ -132,7 +132,7 @@ def parse_tag(text) -> int:
         return (g_i << 16) | e_i
     tag = tag_for_keyword(s) if tag_for_keyword else None
     if tag is None:
-        raise DicomTlsError("unknown attribute keyword %r" % s)
+        raise DicomTlsError("tags: unknown attribute keyword %r" % s)
     return tag
 
 

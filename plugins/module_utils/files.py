@@ -8,16 +8,32 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import tempfile
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 
 
+def _read_regular(path: str) -> bytes:
+    """Read a regular file; a FIFO, device or directory is refused without blocking on it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DicomTlsError("is not a regular file", path)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
 def read_bytes(path: str, what: str = "file") -> bytes:
     """Read a whole file; a missing or unreadable file is a DicomTlsError naming it."""
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
+        return _read_regular(path)
     except FileNotFoundError:
         raise DicomTlsError("%s does not exist" % what, path) from None
     except OSError as exc:
@@ -29,8 +45,7 @@ def read_optional(path: str | None) -> bytes | None:
     if not path:
         return None
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
+        return _read_regular(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -43,6 +58,8 @@ def check_writable_dir(path: str) -> None:
     Probes with a real temporary file: permission bits say nothing for root, while read-only
     mounts, immutable directories and pseudo file systems still refuse."""
     directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise DicomTlsError("is a directory, not a file", path)
     if not os.path.isdir(directory):
         raise DicomTlsError("directory %s does not exist" % directory, path)
     try:

@@ -22,8 +22,10 @@ import datetime
 import ipaddress
 import logging
 import os
+import re
 import socket
 import ssl
+import stat
 import tempfile
 import threading
 import time
@@ -183,6 +185,9 @@ def normalize_target(target: dict, defaults: dict | None = None) -> dict:
                 out[key] = value
     if not out["host"]:
         raise DicomTlsError("host is required")
+    for key in ("host", "server_name"):
+        if out[key] is not None and not _host_syntax(out[key]):
+            raise DicomTlsError("%s %r is not a host name or an IP address" % (key, out[key]))
     try:
         out["port"] = int(out["port"])
     except (TypeError, ValueError):
@@ -227,6 +232,15 @@ def _ae_title(key: str, value) -> str:
     return stripped
 
 
+_LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOSTNAME = re.compile(r"(?=.{1,253}\.?$)%s(\.%s)*\.?" % (_LABEL, _LABEL))
+
+
+def _host_syntax(name) -> bool:
+    """A DNS host name (RFC 1123 labels) or an IP address; checked before any resolver sees it."""
+    return isinstance(name, str) and (_is_ip(name) or bool(_HOSTNAME.fullmatch(name)))
+
+
 def _is_ip(name: str) -> bool:
     try:
         ipaddress.ip_address(name)
@@ -250,7 +264,10 @@ def _load_pem_certificates(path: str, what: str) -> list:
 
 def _read(path: str, what: str) -> bytes:
     try:
-        with open(path, "rb") as fh:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise DicomTlsError("%s is not a regular file" % what, path)
             return fh.read()
     except FileNotFoundError:
         raise DicomTlsError("%s does not exist" % what, path) from None

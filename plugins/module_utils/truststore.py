@@ -390,12 +390,12 @@ def file_meta(mode, owner: str | None, group: str | None) -> FileMeta:
         try:
             uid = int(owner) if str(owner).isdigit() else pwd.getpwnam(owner).pw_uid
         except KeyError:
-            raise DicomTlsError("no such user: %s" % owner) from None
+            raise DicomTlsError("owner: no such user %r" % owner) from None
     if group:
         try:
             gid = int(group) if str(group).isdigit() else grp.getgrnam(group).gr_gid
         except KeyError:
-            raise DicomTlsError("no such group: %s" % group) from None
+            raise DicomTlsError("group: no such group %r" % group) from None
     return FileMeta(m, uid, gid)
 
 

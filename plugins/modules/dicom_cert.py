@@ -279,6 +279,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as ba
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import days_max, guard  # noqa: E402
 
 
 def argument_spec():
@@ -343,6 +344,14 @@ def main():
         supports_check_mode=True,
         add_file_common_args=True,
         mutually_exclusive=[("csr_path", "csr_content"), ("certificate_content", "csr_content")],
+    )
+    guard(
+        module,
+        {
+            "key_size": (2048, 16384, " bits (OpenSSL's RSA limit)"),
+            "valid_days": (1, days_max(), " days (X.509 dates end at 9999-12-31)"),
+            "renew_before": (0, days_max(), " days"),
+        },
     )
     require(module, "cryptography")
     spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})

@@ -139,6 +139,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import read_bytes
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
 
 
 def main():
@@ -154,6 +155,7 @@ def main():
         mutually_exclusive=[("path", "content")],
         supports_check_mode=True,
     )
+    guard(module)
     require(module, "cryptography")
     p = module.params
     try:

@@ -167,6 +167,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crl
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import days_max, guard  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.truststore import check_parent, file_meta  # noqa: E402
 
 
@@ -248,6 +249,13 @@ def main():
             mode=dict(type="raw", default="0644"),
         ),
         supports_check_mode=True,
+    )
+    guard(
+        module,
+        {
+            "next_update_days": (1, days_max(), " days (X.509 dates end at 9999-12-31)"),
+            "refresh_before": (0, days_max() * 24, " hours", "float"),
+        },
     )
     require(module, "cryptography")
     try:

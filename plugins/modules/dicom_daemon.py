@@ -119,6 +119,7 @@ reason:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import daemon  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
 
 
 def main():
@@ -137,11 +138,15 @@ def main():
         ),
         supports_check_mode=True,
     )
+    guard(module, {"port": (1, 65535, ""), "timeout": (1, 86400, " seconds")})
     p = module.params
     if not p["command"]:
         module.fail_json(msg="command must not be empty")
-    action, reason = daemon.plan(p["state"], p["command"], p["pidfile"])
-    pid = daemon.running_pid(p["pidfile"], p["command"])[0]
+    try:
+        action, reason = daemon.plan(p["state"], p["command"], p["pidfile"])
+        pid = daemon.running_pid(p["pidfile"], p["command"])[0]
+    except DicomTlsError as exc:
+        module.fail_json(msg=str(exc), path=exc.path)
     if action and not module.check_mode:
         try:
             if action in ("stop", "restart") and pid:

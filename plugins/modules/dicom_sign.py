@@ -288,6 +288,7 @@ totals:
 import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
 
 try:
     from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_sign_files import Runner
@@ -350,6 +351,7 @@ def main():
     )
     if IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib("pydicom and cryptography"), exception=IMPORT_ERROR)
+    guard(module, {"purpose": (1, 18, " (a DICOM digital signature purpose code)")})
     params = module.params
     if params["purpose"] is not None and not 1 <= params["purpose"] <= 18:
         module.fail_json(msg="purpose must be a code from 1 to 18, got %d" % params["purpose"])

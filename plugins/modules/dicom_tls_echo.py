@@ -462,6 +462,7 @@ summary:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (  # noqa: E402
     PROFILES,
     TARGET_KEYS,
@@ -529,6 +530,13 @@ def main():
         required_together=[("client_cert", "client_key")],
         supports_check_mode=True,
     )
+    ranges = {"max_workers": (1, 1024, "")}
+    for prefix in ("", "targets."):
+        ranges[prefix + "port"] = (1, 65535, "")
+        ranges[prefix + "timeout"] = (0, 86400, " seconds", "float", True)
+        ranges[prefix + "retries"] = (0, 100, "")
+        ranges[prefix + "retry_delay"] = (0, 3600, " seconds", "float")
+    guard(module, ranges)
     require(module, "cryptography", "pynetdicom")
     params = module.params
     defaults = {key: params[key] for key in TARGET_KEYS if key not in ("host", "port")}

@@ -217,6 +217,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils import truststore
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
 
 
 def _diff_text(lines):
@@ -313,6 +314,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    guard(module)
     require(module, "cryptography")
     try:
         result = run(module)

@@ -103,6 +103,7 @@ import json  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.orthanc_config import (  # noqa: E402
     apply,
     check_private_key_usable,
@@ -128,9 +129,12 @@ def main():
         ),
         supports_check_mode=True,
     )
+    guard(module)
     p = module.params
     try:
         key_path = p["settings"].get("DicomTlsPrivateKey")
+        if key_path is not None and not (isinstance(key_path, str) and key_path.strip()):
+            raise DicomTlsError("settings.DicomTlsPrivateKey must be a file path (a string), got %r" % (key_path,))
         if key_path:
             check_private_key_usable(key_path if key_path.startswith("/") else "%s/%s" % (p["config_dir"], key_path))
         todo = plan(p["config_dir"], p["settings"], p["dropin"])
