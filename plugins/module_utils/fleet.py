@@ -44,7 +44,7 @@ def revoked_nodes(revoked: list) -> list[str]:
 
 def revoked_entries(revoked: list, issued_paths: list, issued_dir: str) -> list[dict]:
     """dicom_crl's ``revoked`` from dicom_tls_revoked: an entry by serial or certificate_path is
-    taken as given; an entry by node names ISSUED_DIR/NODE.pem, and only when that certificate was
+    taken as given; an entry by node (or appliance) names ISSUED_DIR/NAME.pem, and only when that certificate was
     issued by this CA (it is in ``issued_paths``). The reason defaults to key_compromise."""
     issued = set(issued_paths or [])
     out = []
@@ -54,8 +54,8 @@ def revoked_entries(revoked: list, issued_paths: list, issued_dir: str) -> list[
             out.append({"serial": r["serial"], "reason": reason})
         elif r.get("certificate_path"):
             out.append({"certificate_path": r["certificate_path"], "reason": reason})
-        elif r.get("node"):
-            path = "%s/%s.pem" % (issued_dir.rstrip("/"), r["node"])
+        elif r.get("node") or r.get("appliance"):
+            path = "%s/%s.pem" % (issued_dir.rstrip("/"), r.get("node") or r["appliance"])
             if path in issued:
                 out.append({"certificate_path": path, "reason": reason})
     return out

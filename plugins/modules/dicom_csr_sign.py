@@ -89,6 +89,11 @@ options:
     description: Keep a timestamped copy of each certificate file before it is overwritten.
     type: bool
     default: false
+  database:
+    description:
+      - The CA's ledger (OpenSSL C(ca)'s C(index.txt)), as O(medimg.dicom_tls.dicom_cert#module:database) of
+        M(medimg.dicom_tls.dicom_cert) describes it; every certificate signed here is recorded in it.
+    type: path
 requirements:
   - cryptography >= 42
 seealso:
@@ -165,6 +170,7 @@ def main():
             valid_days=dict(type="int", default=365),
             renew_before=dict(type="int"),
             backup=dict(type="bool", default=False),
+            database=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -184,6 +190,7 @@ def main():
             "valid_days",
             "renew_before",
             "backup",
+            "database",
         )
     }
     try:
