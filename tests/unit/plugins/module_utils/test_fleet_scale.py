@@ -165,3 +165,12 @@ def test_the_daemon_creates_its_pid_log_and_working_folders(tmp_path):
         assert open(base + "/run/a/sleep.pid").read().strip() == str(pid)
     finally:
         daemon.stop(base + "/run/a/sleep.pid", pid)
+
+
+def test_the_batch_records_what_it_signs_in_the_ca_ledger(ca, tmp_path):
+    from ansible_collections.medimg.dicom_tls.plugins.module_utils import ledger
+
+    csrs = {n: csr_of(tmp_path, n)[1] for n in ("a", "b")}
+    out = backend.sign_many(dict(issuer(ca), database=ca + "/index.txt"), requests(ca, csrs))
+    serials = {e.serial for e in ledger.read(ca + "/index.txt")}
+    assert {int(out[n]["serial"], 16) for n in ("a", "b")} <= {int(s, 16) if isinstance(s, str) else s for s in serials}
