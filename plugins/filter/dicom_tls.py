@@ -100,6 +100,18 @@ def _revoked_entries(revoked, issued_paths, issued_dir):
         raise AnsibleFilterError("revoked_entries: %s" % exc) from None
 
 
+def _endpoints(hosts, hostvars):
+    """The endpoint each host's node role described (dcmtk_tls_endpoint or orthanc_tls_endpoint)."""
+    out = []
+    for h in hosts:
+        hv = hostvars[h]
+        e = hv.get("dcmtk_tls_endpoint") or hv.get("orthanc_tls_endpoint")
+        if not e:
+            raise AnsibleFilterError("endpoints: %s has no endpoint (run describe.yml of its role first)" % h)
+        out.append(_plain(e))
+    return out
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -110,5 +122,6 @@ class FilterModule:
             "revoked_nodes": _revoked_nodes,
             "revoked_entries": _revoked_entries,
             "mesh_targets": _mesh_targets,
+            "endpoints": _endpoints,
             "orthanc_modalities": _orthanc_modalities,
         }

@@ -120,3 +120,10 @@ def test_revoked_entries_only_for_certificates_this_ca_issued():
         {"serial": "0A", "reason": "key_compromise"},
         {"certificate_path": "/x.pem", "reason": "cessation_of_operation"},
     ]
+
+
+def test_endpoints_of_each_host_whatever_its_role():
+    hostvars = {"a": {"dcmtk_tls_endpoint": {"name": "a"}}, "o": {"orthanc_tls_endpoint": {"name": "o"}}, "x": {}}
+    assert F["endpoints"](["o", "a"], hostvars) == [{"name": "o"}, {"name": "a"}]
+    with pytest.raises(AnsibleFilterError, match="x has no endpoint"):
+        F["endpoints"](["x"], hostvars)
