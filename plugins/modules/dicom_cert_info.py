@@ -119,6 +119,11 @@ key_size:
   description: Key size in bits.
   returned: success
   type: int
+curve:
+  description: Name of the elliptic curve (C(secp256r1), C(secp384r1), ...) of an ECDSA key, null for other keys.
+  returned: success
+  type: str
+  sample: secp384r1
 chain:
   description: Facts of every certificate in the file, in file order (the same keys as above).
   returned: success
