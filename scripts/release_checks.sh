@@ -87,6 +87,12 @@ PY
   echo "release-checks: ansible-builder create: .build/ee/Containerfile"
 }
 
-steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(tarball docs changelog importer ee)
-for s in "${steps[@]}"; do "$s"; done
+if [ $# -eq 0 ]; then
+  set -- tarball docs changelog importer ee
+fi
+for step in "$@"; do
+  case $step in
+    tarball | docs | changelog | importer | ee) "$step" ;;
+    *) echo "release-checks: no step $step (tarball, docs, changelog, importer, ee)" >&2 && exit 2 ;;
+  esac
+done

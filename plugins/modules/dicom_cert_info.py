@@ -50,9 +50,9 @@ seealso:
 EXAMPLES = r"""
 - name: Expiry facts of a node certificate
   medimg.dicom_tls.dicom_cert_info:
-    path: /etc/dicom-tls/node.pem
-    privatekey_path: /etc/dicom-tls/node.key
-    issuer_cert_path: /etc/dicom-tls/issuing-ca.pem
+    path: /etc/dicom-tls/dcmtk-a/tls/node.pem
+    privatekey_path: /etc/dicom-tls/dcmtk-a/private/node.key
+    issuer_cert_path: /etc/dicom-tls/pki/site-ca/issuing.pem
   register: node_cert
 
 - name: Warn when fewer than 30 days are left
