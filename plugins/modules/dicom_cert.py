@@ -211,6 +211,7 @@ EXAMPLES = r"""
     issuer_cert_path: /etc/dicom-tls/pki/site-ca/issuing.pem
     issuer_privatekey_path: /etc/dicom-tls/pki/site-ca/private/issuing.key
     valid_days: 365
+    database: /etc/dicom-tls/pki/site-ca/index.txt
   delegate_to: localhost
   register: issued
 

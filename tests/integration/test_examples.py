@@ -21,7 +21,7 @@ from support.ansible_run import ROOT, run_playbook
 from support.dicom_files import write_ct
 from support.servers import stop_pid
 
-pytestmark = pytest.mark.skipif(
+_live = pytest.mark.skipif(
     os.environ.get("DICOM_TLS_NETNS") != "1", reason="live listeners only inside scripts/netns.sh (make integration)"
 )
 
@@ -30,6 +30,7 @@ pytestmark = pytest.mark.skipif(
 MODULES = [
     "dicom_cert",
     "dicom_crl",
+    "dicom_ledger_info",
     "dicom_truststore",
     "dicom_cert_info",
     "orthanc_config",
@@ -54,6 +55,14 @@ def filter_examples(name: str) -> str:
         return yaml.safe_load(fh)["EXAMPLES"]
 
 
+def test_every_module_and_filter_is_run():
+    modules = {f[:-3] for f in os.listdir(os.path.join(ROOT, "plugins", "modules")) if f.endswith(".py")}
+    filters = {f[:-4] for f in os.listdir(os.path.join(ROOT, "plugins", "filter")) if f.endswith(".yml")}
+    assert modules == set(MODULES + LAST)
+    assert filters == set(FILTERS)
+
+
+@_live
 def test_every_example_runs_as_written(tmp_path):
     base = str(tmp_path)
     moved = {r: base + r.replace("/", "_").replace("_", "/", 1) for r in ROOTS}
