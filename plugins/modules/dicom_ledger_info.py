@@ -25,6 +25,7 @@ attributes:
     description: Reads only; the same result in check mode.
   diff_mode:
     support: none
+    description: No diff is returned.
   idempotent:
     support: full
     description: Never changes anything.
