@@ -180,6 +180,17 @@ def test_enrol_export_and_ledger(site):
     assert sorted(r[5].split("CN=")[1] for r in rows) == ["ct-01", "dcmtk-a", "dcmtk-b", "mr-02"]
     for r in rows:
         assert site.ca_status(r[3]) == "%s=Valid (V)" % r[3]
+    # Second run: nothing changes (nothing is due); the ledger report lists the four within 400 days.
+    res = site.play(
+        "enrol_appliances.yml", dicom_tls_appliance_pkcs12_passphrase=PASSPHRASE, dicom_tls_expiry_warn_days=400
+    )
+    assert res.rc == 0, res.output[-4000:]
+    assert res.stats("ca").get("changed", 0) == 0, res.stats("ca")
+    assert site.ledger() == rows
+    report = next(r for r in res.results("ca") if r["_task"].endswith("Print what expires within the warning window"))[
+        "msg"
+    ]
+    assert len(report) == 5 and all(any("CN=" + n in line for line in report) for n in ("ct-01", "mr-02", "dcmtk-a"))
 
 
 def start_appliances(site):

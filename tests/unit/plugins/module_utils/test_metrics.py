@@ -58,7 +58,7 @@ def test_last_success_kept_when_a_run_fails(tmp_path):
     assert b"dicom_tls_verify_last_run_timestamp_seconds 200.0" in failed
     assert metrics.write(path, failed)
     assert not metrics.write(path, failed)  # same content: not rewritten
-    assert [f for f in os.listdir(tmp_path)] == ["dicom_tls_verify.prom"]  # no temporary file left
+    assert os.listdir(tmp_path) == ["dicom_tls_verify.prom"]  # no temporary file left
 
 
 @needs_promtool
