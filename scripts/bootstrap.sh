@@ -15,6 +15,7 @@ command -v unshare >/dev/null || need_apt+=(util-linux)
 command -v git >/dev/null || need_apt+=(git)
 command -v rsync >/dev/null || need_apt+=(rsync)
 command -v shellcheck >/dev/null || need_apt+=(shellcheck)
+command -v promtool >/dev/null || need_apt+=(prometheus)
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -25,7 +25,7 @@ attributes:
     description: Reads only; the same result in check mode.
   diff_mode:
     support: none
-    description: Nothing changes, so there is nothing to diff.
+    description: No diff is returned.
   idempotent:
     support: full
     description: Never changes anything.
