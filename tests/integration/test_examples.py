@@ -29,7 +29,11 @@ _live = pytest.mark.skipif(
 # listener, live checks and their reports, then DICOM signatures with the node's key.
 MODULES = [
     "dicom_cert",
+    "dicom_csr_check",
+    "dicom_cert_export",
+    "dicom_pkcs12",
     "dicom_crl",
+    "dicom_metrics",
     "dicom_ledger_info",
     "dicom_truststore",
     "dicom_cert_info",
@@ -39,7 +43,17 @@ MODULES = [
 ]
 FILTERS = ["json_query", "echo_matrix", "expiry_table"]
 LAST = ["dicom_sign"]
-ROOTS = ["/etc/dicom-tls", "/etc/orthanc", "/srv/dicom", "/run/dicom-tls", "/var/log/dicom-tls", "/var/lib/dicom-tls"]
+ROOTS = [
+    "/etc/dicom-tls",
+    "/etc/orthanc",
+    "/srv/dicom",
+    "/run/dicom-tls",
+    "/var/log/dicom-tls",
+    "/var/lib/dicom-tls",
+    "/var/lib/prometheus",
+]
+# Variables the examples take from a vault.
+VAULT = {"vault_mr02_pkcs12_passphrase": "example only"}
 
 
 def module_examples(name: str) -> str:
@@ -84,7 +98,8 @@ def test_every_example_runs_as_written(tmp_path):
 
     # What the roles write before these modules run.
     etc, data = moved["/etc/dicom-tls"], moved["/var/lib/dicom-tls"]
-    for d in ("pki/site-ca/private", "pki/site-ca/issued", "dcmtk-a/tls", "dcmtk-a/private"):
+    os.makedirs(os.path.join(moved["/var/lib/prometheus"], "node-exporter"))
+    for d in ("pki/site-ca/private", "pki/site-ca/issued", "pki/site-ca/appliances", "dcmtk-a/tls", "dcmtk-a/private"):
         os.makedirs(os.path.join(etc, d))
     os.makedirs(os.path.join(data, "dcmtk-a"))
     for d in ("/run/dicom-tls", "/var/log/dicom-tls"):
@@ -106,7 +121,9 @@ def test_every_example_runs_as_written(tmp_path):
 
     playbook = tmp_path / "examples.yml"
     playbook.write_text(
-        yaml.safe_dump([{"name": "Examples", "hosts": "localhost", "gather_facts": False, "tasks": tasks}])
+        yaml.safe_dump(
+            [{"name": "Examples", "hosts": "localhost", "gather_facts": False, "vars": VAULT, "tasks": tasks}]
+        )
     )
     pidfile = os.path.join(moved["/run/dicom-tls"], "dcmtk-a", "storescp.pid")
     try:
