@@ -59,7 +59,9 @@ EXAMPLES = r"""
     dest: /etc/dicom-tls/pki/site-ca/appliances
     name: dcmtk-a
     certificate_content: "{{ issued.certificate }}"
-    ca_content: "{{ lookup('file', '/etc/dicom-tls/pki/site-ca/issuing.pem') }}\n{{ lookup('file', '/etc/dicom-tls/pki/site-ca/root.pem') }}"
+    ca_content: |-
+      {{ lookup('file', '/etc/dicom-tls/pki/site-ca/issuing.pem') }}
+      {{ lookup('file', '/etc/dicom-tls/pki/site-ca/root.pem') }}
   delegate_to: localhost
 """
 
