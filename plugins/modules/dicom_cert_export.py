@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: dicom_cert_export
 short_description: Export a certificate and its CA chain in the forms appliance consoles import (PEM, DER, PKCS#7)
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Writes, in O(dest), the files a vendor appliance's service UI imports, all public data -
     C(NAME.pem) the certificate, C(NAME.der) the same in DER, C(NAME.chain.pem) the certificate
@@ -54,12 +54,14 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Files for the CT console's certificate import page
+- name: Files for an appliance's certificate import page (PEM, DER, .p7b)
   medimg.dicom_tls.dicom_cert_export:
-    dest: appliances
-    name: ct-01
-    certificate_content: "{{ signed.certificate }}"
-    ca_content: "{{ lookup('file', 'pki/site-ca/issuing.pem') }}\n{{ lookup('file', 'pki/site-ca/root.pem') }}"
+    dest: /etc/dicom-tls/pki/site-ca/appliances
+    name: dcmtk-a
+    certificate_content: "{{ issued.certificate }}"
+    ca_content: |-
+      {{ lookup('file', '/etc/dicom-tls/pki/site-ca/issuing.pem') }}
+      {{ lookup('file', '/etc/dicom-tls/pki/site-ca/root.pem') }}
   delegate_to: localhost
 """
 

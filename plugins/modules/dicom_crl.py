@@ -119,15 +119,15 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: CRL of the issuing CA, revoking one node and one serial
+- name: CRL of the issuing CA, revoking two serials
   medimg.dicom_tls.dicom_crl:
-    path: /etc/dicom-tls/issuing-ca.crl
-    issuer_cert_path: /etc/dicom-tls/issuing-ca.pem
-    issuer_privatekey_path: /etc/dicom-tls/issuing-ca.key
+    path: /etc/dicom-tls/pki/site-ca/issuing.crl.pem
+    issuer_cert_path: /etc/dicom-tls/pki/site-ca/issuing.pem
+    issuer_privatekey_path: /etc/dicom-tls/pki/site-ca/private/issuing.key
     revoked:
-      - certificate_path: /etc/dicom-tls/old-modality.pem
-        reason: key_compromise
       - serial: "4F:2A:19:0C"
+        reason: key_compromise
+      - serial: "5B:03"
         reason: superseded
         revocation_date: "2026-01-31T12:00:00Z"
     next_update_days: 7

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: dicom_csr_check
 short_description: Check a CSR an appliance produced against the key policy and the expected subject and SANs
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Reads a certificate signing request (PEM or DER) that a vendor appliance (CT or MR console, PACS,
     router) generated in its service UI, and checks it before the CA signs it - its signature (it was
@@ -67,14 +67,14 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Check the CSR the CT console produced
+- name: Check a CSR before signing it (here the one dcmtk-a produced; an appliance's CSR the same way)
   medimg.dicom_tls.dicom_csr_check:
-    path: appliance-csr/ct-01.csr
-    subject: /O=Example Hospital/CN=ct-01
-    subject_alt_names: [IP:10.1.2.3]
-    min_key_size: 3072
+    path: /etc/dicom-tls/dcmtk-a/tls/node.csr
+    subject: /O=Example Hospital/CN=dcmtk-a.example.org
+    subject_alt_names: [DNS:dcmtk-a.example.org, IP:127.0.0.1]
+    min_key_size: 2048
   delegate_to: localhost
-  register: ct01_csr
+  register: node_csr_check
 """
 
 RETURN = r"""

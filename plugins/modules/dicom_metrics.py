@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: dicom_metrics
 short_description: Write DICOM TLS facts as Prometheus metrics for node_exporter's textfile collector
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Writes a C(.prom) file in the text exposition format that node_exporter's textfile collector reads
     (C(--collector.textfile.directory)), atomically (temporary file, fsync, rename), so the collector never

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: dicom_pkcs12
 short_description: Key and certificate made on the CA host, only inside an encrypted PKCS#12 (appliances without CSR)
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - For a vendor appliance that cannot generate a CSR and only imports a PKCS#12, generates its private key
     on the CA host, signs its certificate with the issuing CA, and writes both (with the CA chain) only
