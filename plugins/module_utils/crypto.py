@@ -462,3 +462,13 @@ def cert_pem(cert: x509.Certificate) -> bytes:
 
 def csr_pem(csr: x509.CertificateSigningRequest) -> bytes:
     return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def load_crl(data: bytes, path: str) -> x509.CertificateRevocationList:
+    """A CRL, PEM or DER."""
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except ValueError:
+        raise DicomTlsError("not a readable CRL (unparsable PEM/DER)", path) from None

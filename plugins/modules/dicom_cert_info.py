@@ -51,9 +51,9 @@ seealso:
 EXAMPLES = r"""
 - name: Expiry facts of a node certificate
   medimg.dicom_tls.dicom_cert_info:
-    path: /etc/dicom-tls/node.pem
-    privatekey_path: /etc/dicom-tls/node.key
-    issuer_cert_path: /etc/dicom-tls/issuing-ca.pem
+    path: /etc/dicom-tls/dcmtk-a/tls/node.pem
+    privatekey_path: /etc/dicom-tls/dcmtk-a/private/node.key
+    issuer_cert_path: /etc/dicom-tls/pki/site-ca/issuing.pem
   register: node_cert
 
 - name: Warn when fewer than 30 days are left
@@ -120,6 +120,11 @@ key_size:
   description: Key size in bits.
   returned: success
   type: int
+curve:
+  description: Name of the elliptic curve (C(secp256r1), C(secp384r1), ...) of an ECDSA key, null for other keys.
+  returned: success
+  type: str
+  sample: secp384r1
 chain:
   description: Facts of every certificate in the file, in file order (the same keys as above).
   returned: success
