@@ -253,8 +253,10 @@ def update(path: str):
             for delivery in book.deliveries:
                 delivery()
         except BaseException:
-            if written:
-                atomic_write(path, before or b"", 0o644)
+            if written and before is None:
+                os.unlink(path)
+            elif written:
+                atomic_write(path, before, 0o644)
             raise
 
 

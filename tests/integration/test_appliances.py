@@ -4,7 +4,8 @@ each then runs as a dcmtk storescp with the exported material. verify.yml shows 
 and the expiry table; revoking one by name makes every dcmtk node refuse it. The CA ledger
 (index.txt) agrees with ``openssl ca -status`` for every serial.
 
-One ansible-playbook start-up per phase: rollout, enrolment, verify, revoke (which verifies).
+One ansible-playbook start-up per phase: rollout, enrolment (and its rerun), verify, revoke (which
+verifies), CRL refresh (its metrics).
 """
 
 from __future__ import annotations
@@ -260,3 +261,16 @@ def test_revoke_an_appliance_by_name(site):
         assert r.returncode != 0, "revoked ct-01 was accepted by %s" % node
         r = site.appliance_echo("mr-02", node)
         assert r.returncode == 0, "mr-02 -> %s: %s" % (node, r.stderr or r.stdout)
+
+
+def test_crl_refresh_writes_crl_metrics(site):
+    res = site.play("crl_refresh.yml")
+    assert res.rc == 0, res.output[-4000:]
+    with open(os.path.join(site.state, "metrics", "dicom_tls_crl.prom"), "rb") as fh:
+        data = fh.read()
+    r = subprocess.run(["promtool", "check", "metrics"], input=data, capture_output=True, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    crl = os.path.join(site.pki, "issuing.crl.pem")
+    number = int(openssl("crl", "-in", crl, "-noout", "-crlnumber").stdout.strip().split("=")[1], 16)
+    assert ('dicom_tls_crl_number{ca="site-ca"} %d' % number).encode() in data
+    assert re.search(rb'^dicom_tls_crl_next_update_timestamp_seconds\{ca="site-ca"\} \S+$', data, re.M)
