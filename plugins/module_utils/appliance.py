@@ -240,7 +240,7 @@ def _renewal_reasons(p: Pkcs12Plan) -> list[str]:
         reasons.append("key type changed to %s" % certlib._key_params(inner.spec))
     reasons += certlib.usage_differences(cert, spec.usage)
     renew_before_days = certlib._renew_before_days(inner.spec, cert)
-    left = cert.not_valid_after_utc - inner.now
+    left = crypto.not_valid_after(cert) - inner.now
     if left < datetime.timedelta(days=renew_before_days):
         reasons.append("it expires in %d days (renew_before_days is %d)" % (max(left.days, 0), renew_before_days))
     return reasons

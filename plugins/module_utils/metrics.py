@@ -107,8 +107,8 @@ def build(
     for item in crl_files or []:
         crl = crypto.load_crl(read_bytes(item["path"], "CRL"), item["path"])
         labels = {"ca": item.get("ca") or item["path"]}
-        if crl.next_update_utc is not None:
-            fam["crl_next_update_timestamp_seconds"].append((labels, crl.next_update_utc.timestamp()))
+        if crypto.next_update(crl) is not None:
+            fam["crl_next_update_timestamp_seconds"].append((labels, crypto.next_update(crl).timestamp()))
         try:
             number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
             fam["crl_number"].append((labels, number))

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     line = "+".join("-" * (w + 2) for w in widths)
-    out = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=False)).rstrip(), line.replace("+", "-")]
+    out = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip(), line.replace("+", "-")]
     for row in rows:
-        out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     return "\n".join(out)
 
 

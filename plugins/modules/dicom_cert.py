@@ -168,7 +168,8 @@ notes:
   - O(mode), O(owner) and O(group) apply to every file written; private keys and key stores are created mode
     0600 and keep it unless O(mode) says otherwise for the certificate files only.
 requirements:
-  - cryptography >= 42
+  - python >= 3.9
+  - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)
 seealso:
   - module: medimg.dicom_tls.dicom_cert_info
   - module: medimg.dicom_tls.dicom_truststore

@@ -42,7 +42,8 @@ options:
     description: A CA certificate; RV(issued_by_issuer) says whether it signed the first certificate.
     type: path
 requirements:
-  - cryptography >= 42
+  - python >= 3.9
+  - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)
 seealso:
   - module: medimg.dicom_tls.dicom_cert
 """
@@ -167,7 +168,7 @@ def main():
         else:
             certs = crypto.load_certificates(p["content"].encode("utf-8"), "content")
         chain = [crypto.describe_certificate(c) for c in certs]
-        result = dict(chain[0], expired=certs[0].not_valid_after_utc < crypto.utcnow())
+        result = dict(chain[0], expired=crypto.not_valid_after(certs[0]) < crypto.utcnow())
         result["chain"] = chain
         if p["privatekey_path"]:
             key = crypto.load_private_key(

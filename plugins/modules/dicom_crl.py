@@ -100,6 +100,9 @@ options:
     description: Mode of a newly written CRL file, octal as a string.
     type: raw
     default: '0644'
+requirements:
+  - python >= 3.9
+  - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)
 attributes:
   check_mode:
     support: full
@@ -181,7 +184,10 @@ database_revoked:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import ledger  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import (
+    crypto,  # noqa: E402
+    ledger,  # noqa: E402
+)
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
@@ -237,8 +243,8 @@ def run(module: AnsibleModule) -> dict:
             if existing is not None:
                 before = {
                     "crl_number": existing.number,
-                    "last_update": crlib.iso(existing.crl.last_update_utc),
-                    "next_update": crlib.iso(existing.crl.next_update_utc),
+                    "last_update": crlib.iso(crypto.last_update(existing.crl)),
+                    "next_update": crlib.iso(crypto.next_update(existing.crl)),
                     "revoked_serials": [crlib.serial_hex(s) for s in sorted(existing.entries)],
                 }
             result["diff"] = {

@@ -131,8 +131,9 @@ options:
     type: bool
     default: true
 requirements:
+  - python >= 3.10 (pydicom 3 needs it; on Python 3.9 the module fails saying so)
   - pydicom >= 3.0
-  - cryptography >= 42
+  - cryptography >= 36.0
 attributes:
   check_mode:
     support: full
@@ -287,6 +288,7 @@ totals:
 import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 
 try:
     from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_sign_files import Runner
@@ -347,6 +349,7 @@ def main():
         ],
         supports_check_mode=True,
     )
+    require(module, "cryptography", "pydicom")
     if IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib("pydicom and cryptography"), exception=IMPORT_ERROR)
     params = module.params

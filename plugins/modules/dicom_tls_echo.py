@@ -23,8 +23,9 @@ description:
 author:
   - medimg.dicom_tls contributors (@medimg)
 requirements:
+  - python >= 3.10 (pynetdicom 3 needs it; on Python 3.9 the module fails saying so)
   - pynetdicom >= 3.0
-  - cryptography
+  - cryptography >= 36.0
 options:
   host:
     description:

@@ -104,6 +104,9 @@ options:
     description:
       - Group (name or gid) of the entries or bundle.
     type: str
+requirements:
+  - python >= 3.9
+  - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)
 attributes:
   check_mode:
     support: full
