@@ -45,7 +45,7 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import namehash
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, namehash
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.crypto import fingerprint_der
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir, locked
@@ -181,7 +181,7 @@ def _read_input(item: str, index: int, option: str) -> tuple[bytes, str]:
 
 
 def _verify_signature(cert: x509.Certificate, public_key) -> bool:
-    params = cert.signature_algorithm_parameters
+    params = crypto.signature_parameters(cert)
     try:
         if isinstance(public_key, rsa.RSAPublicKey):
             public_key.verify(cert.signature, cert.tbs_certificate_bytes, params, cert.signature_hash_algorithm)
@@ -219,7 +219,7 @@ def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
     try:
         cert = x509.load_der_x509_certificate(der)
         issuer_der, subject_der = namehash.certificate_names(der)
-        not_after = cert.not_valid_after_utc
+        not_after = crypto.not_valid_after(cert)
         subject_canon = namehash.canonical_name(subject_der)
         # identical bytes fold identically: only compute the issuer's form when they differ
         issuer_canon = subject_canon if issuer_der == subject_der else namehash.canonical_name(issuer_der)
@@ -246,8 +246,8 @@ def _load_crl(der: bytes, source: str, n: int) -> TrustObject:
         crl = x509.load_der_x509_crl(der)
         issuer_der = namehash.crl_issuer(der)
         canon = namehash.canonical_name(issuer_der)
-        next_update = crl.next_update_utc
-        last_update = crl.last_update_utc
+        next_update = crypto.next_update(crl)
+        last_update = crypto.last_update(crl)
     except (ValueError, namehash.DerError) as exc:
         raise DicomTlsError("not a valid X.509 CRL (%s)" % exc, where) from None
     return TrustObject(
@@ -278,7 +278,7 @@ def load_objects(
     ``crl_issuers`` are CA certificates (intermediates that travel in the peers' chains) whose CRLs
     may be stored; they are not written to the store. Each must be issued by a certificate of the
     store or by another of them, so that a reader can connect its CRLs to a trusted root."""
-    now = now or datetime.datetime.now(datetime.UTC)
+    now = now or crypto.utcnow()
     warnings: list[str] = []
     objects: list[TrustObject] = []
     seen: set[str] = set()

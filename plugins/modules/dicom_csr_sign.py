@@ -15,7 +15,7 @@ description:
     for every node of a play. The issuing CA is read once.
   - Each request is renewed for the reasons M(medimg.dicom_tls.dicom_cert) gives (missing, not issued by
     this CA, subject or subject alternative names differ from the CSR's, key of the CSR changed, fewer than
-    O(renew_before) days left); otherwise nothing is written.
+    O(renew_before_days) days left); otherwise nothing is written.
   - A request that cannot be signed (unreadable CSR, unwritable folder) is reported in its own entry of
     RV(issued) with C(failed) and C(msg); the other requests go on. A problem with the CA itself fails the task.
   - Folders of O(requests[].path) and O(requests[].chain_path) are created when missing.
@@ -82,7 +82,7 @@ options:
     description: Lifetime of a new certificate (never later than the issuer's notAfter).
     type: int
     default: 365
-  renew_before:
+  renew_before_days:
     description: Renew when fewer days than this are left. Defaults to a third of the certificate's lifetime.
     type: int
   backup:
@@ -168,7 +168,7 @@ def main():
             issuer_privatekey_passphrase=dict(type="str", no_log=True),
             issuer_chain_path=dict(type="path"),
             valid_days=dict(type="int", default=365),
-            renew_before=dict(type="int"),
+            renew_before_days=dict(type="int"),
             backup=dict(type="bool", default=False),
             database=dict(type="path"),
         ),
@@ -188,7 +188,7 @@ def main():
             "issuer_privatekey_passphrase",
             "issuer_chain_path",
             "valid_days",
-            "renew_before",
+            "renew_before_days",
             "backup",
             "database",
         )

@@ -120,7 +120,7 @@ def test_backup_keeps_the_previous_certificate_and_chain(ca, tmp_path):
     first = backend.sign_many(issuer(ca), requests(ca, {"a": csr}))
     run(certificate_content=first["a"]["chain"], **spec)
     before = open(base + "/tls/node.chain.pem").read()
-    renewed = backend.sign_many(dict(issuer(ca), renew_before=365), requests(ca, {"a": csr}))
+    renewed = backend.sign_many(dict(issuer(ca), renew_before_days=365), requests(ca, {"a": csr}))
     _p, out = run(certificate_content=renewed["a"]["chain"], **spec)
     assert len(out["backup_files"]) == 2
     chain_backup = [b for b in out["backup_files"] if ".chain.pem." in b][0]
