@@ -15,7 +15,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_signature i
     plan_sign,
     read_signatures,
 )
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_trust import Signer, TrustStore
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_trust import Signer, SignerChainVerifier
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from support.dicom_files import ct_dataset, save, write_ct, write_jpeg_ct
 from support.pki import TestPKI
@@ -270,7 +270,7 @@ def test_profile_creator_signature_meets_profile_and_subset_does_not(keys, tmp_p
     sign(a, keys["rsa"], profile="creator", tags=["PatientName"])
     b = write_ct(str(tmp_path / "b.dcm"))
     sign(b, keys["rsa"], tags=["PatientName", "SOPInstanceUID"])
-    trust = TrustStore(keys["pki"].root.cert, None, [keys["pki"].inter.cert])
+    trust = SignerChainVerifier(keys["pki"].root.cert, None, [keys["pki"].inter.cert])
     with opened(a) as f:
         (rec,) = read_signatures(f, trust)
         assert rec.valid and meets_profile(rec, "creator") and 0x7FE00010 in rec.tags
