@@ -123,7 +123,7 @@ class Runner:
             self.req = SignRequest(
                 signer,
                 params.get("mac_algorithm") or "sha256",
-                params.get("profile") or "none",
+                params.get("signature_profile") or "none",
                 params.get("tags"),
                 params.get("item"),
                 params.get("purpose"),
