@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: dicom_csr_sign
 short_description: Sign the CSRs of many DICOM nodes with one CA in one task
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - The CA side of a fleet run in one module execution on the CA host - what
     M(medimg.dicom_tls.dicom_cert) does for one CSR (O(requests[].csr_content) without a private key),
