@@ -98,3 +98,22 @@ def test_crl_refresh_schedule_runs_the_collection_playbook_every_n_hours_and_can
     removed = _schedule(tmp_path, crl_refresh_schedule_state="absent")
     assert removed.rc == 0, removed.output[-3000:]
     assert not cron.exists()
+
+
+def test_expected_refusal_passes_only_on_a_real_refusal():
+    """Nothing listens on the port: that is 'no listener', never the refusal a revocation expects."""
+    from ansible_collections.medimg.dicom_tls.plugins.module_utils.reports import echo_matrix
+    from support.ansible_run import run_module
+    from support.servers import free_port
+
+    res = run_module(
+        "dicom_tls_echo",
+        {"host": "127.0.0.1", "port": free_port(), "expect": "failure", "retries": 0, "timeout": 5},
+    )
+    one = res["results"][0]
+    assert one["status"] == "connection_refused" and one["as_expected"] is False
+    assert res.get("failed") is True, res
+    pair = {"client": "ct-01", "server": "mr-02", "status": one["status"], "expect": "failure"}
+    assert "FAIL no listener" in echo_matrix([pair])
+    refused = dict(pair, status="client_certificate_rejected")
+    assert "FAIL" not in echo_matrix([refused]) and "refused" in echo_matrix([refused])
