@@ -116,7 +116,7 @@ class Pkcs12Spec:
     issuer_privatekey_passphrase: str | None = None
     issuer_chain_path: str | None = None
     valid_days: int | None = None
-    renew_before: int | None = None
+    renew_before_days: int | None = None
     database: str | None = None
     force: bool = False
 
@@ -164,7 +164,7 @@ def plan_pkcs12(spec: Pkcs12Spec, now: datetime.datetime | None = None) -> Pkcs1
         issuer_privatekey_passphrase=spec.issuer_privatekey_passphrase,
         issuer_chain_path=spec.issuer_chain_path,
         valid_days=spec.valid_days,
-        renew_before=spec.renew_before,
+        renew_before_days=spec.renew_before_days,
     )
     certlib._validate(cspec)
     inner = certlib.Plan(spec=cspec, mode="issue")
@@ -239,10 +239,10 @@ def _renewal_reasons(p: Pkcs12Plan) -> list[str]:
     if certlib._have_params(p.key) != certlib._key_params(inner.spec):
         reasons.append("key type changed to %s" % certlib._key_params(inner.spec))
     reasons += certlib.usage_differences(cert, spec.usage)
-    renew_before = certlib._renew_before(inner.spec, cert)
+    renew_before_days = certlib._renew_before_days(inner.spec, cert)
     left = crypto.not_valid_after(cert) - inner.now
-    if left < datetime.timedelta(days=renew_before):
-        reasons.append("it expires in %d days (renew_before is %d)" % (max(left.days, 0), renew_before))
+    if left < datetime.timedelta(days=renew_before_days):
+        reasons.append("it expires in %d days (renew_before_days is %d)" % (max(left.days, 0), renew_before_days))
     return reasons
 
 

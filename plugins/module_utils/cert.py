@@ -61,7 +61,7 @@ class CertSpec:
     issuer_privatekey_passphrase: str | None = None
     issuer_chain_path: str | None = None
     valid_days: int | None = None
-    renew_before: int | None = None
+    renew_before_days: int | None = None
     force: bool = False
     regenerate_key: bool = False
     format: str = "pem"
@@ -439,10 +439,10 @@ def _plan_certificate(p: Plan) -> None:
     if sorted(have) != sorted(want):
         reasons.append("subject_alt_names changed from %s to %s" % (have, want))
     reasons += usage_differences(cert, spec.usage)
-    renew_before = _renew_before(spec, cert)
+    renew_before_days = _renew_before_days(spec, cert)
     left = crypto.not_valid_after(cert) - p.now
-    if left < datetime.timedelta(days=renew_before):
-        reasons.append("it expires in %d days (renew_before is %d)" % (max(left.days, 0), renew_before))
+    if left < datetime.timedelta(days=renew_before_days):
+        reasons.append("it expires in %d days (renew_before_days is %d)" % (max(left.days, 0), renew_before_days))
     if reasons:
         if spec.regenerate_key and p.key is not None and not p.has("privatekey"):
             p.actions.append(Action("privatekey", spec.privatekey_path, "regenerated", "renewal with regenerate_key"))
@@ -452,9 +452,9 @@ def _plan_certificate(p: Plan) -> None:
         p.actions.append(Action("certificate", spec.path, "updated", "written as %s" % spec.format.upper()))
 
 
-def _renew_before(spec: CertSpec, cert: x509.Certificate | None) -> int:
-    if spec.renew_before is not None:
-        return spec.renew_before
+def _renew_before_days(spec: CertSpec, cert: x509.Certificate | None) -> int:
+    if spec.renew_before_days is not None:
+        return spec.renew_before_days
     days = spec.valid_days or DEFAULT_VALID_DAYS[spec.usage]
     if cert is not None:
         days = (crypto.not_valid_after(cert) - crypto.not_valid_before(cert)).days or days

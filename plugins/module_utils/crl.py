@@ -235,12 +235,12 @@ def plan_crl(
     fmt: str,
     digest: str,
     next_update_days: int,
-    refresh_before_hours: float | None,
+    renew_before_days: float | None,
     now: datetime.datetime | None = None,
 ) -> CrlPlan:
     now = (now or utcnow()).replace(microsecond=0)
     validity = datetime.timedelta(days=next_update_days)
-    refresh = datetime.timedelta(hours=refresh_before_hours) if refresh_before_hours is not None else validity / 2
+    refresh = datetime.timedelta(days=renew_before_days) if renew_before_days is not None else validity / 2
     have = existing.entries if existing else {}
     revocations = []
     for r in desired:
@@ -266,7 +266,7 @@ def plan_crl(
     elif crypto.next_update(existing.crl) is None or crypto.next_update(existing.crl) <= now:
         reason = "existing CRL expired"
     elif crypto.next_update(existing.crl) - now <= refresh:
-        reason = "refresh window reached (%s left, refresh_before %s)" % (
+        reason = "refresh window reached (%s left, renew_before_days %s)" % (
             crypto.next_update(existing.crl) - now,
             refresh,
         )

@@ -187,8 +187,10 @@ def _self_signed(cert) -> bool:
         return False
 
 
-class TrustStore:
-    """Trusted anchors (``ca_file``, ``ca_path``), untrusted intermediates and CRLs; the chain
+class SignerChainVerifier:
+    """Checks the certificate chain of a DICOM signer (not a TLS trust store: see truststore.py).
+
+    Trusted anchors (``ca_file``, ``ca_path``), untrusted intermediates and CRLs; the chain
     check is done at the current time as dcmsign does, and cached per signer certificate."""
 
     def __init__(self, ca_file=None, ca_path=None, untrusted_certs=None, crl_files=None):

@@ -17,7 +17,7 @@ description:
   - A certificate is renewed, with the same key unless O(regenerate_key) is set, when it is missing or
     unreadable, does not match the key (or the CSR's key), is no longer signed by the given issuer (CA
     replaced), differs from the desired subject, subject alternative names, usage or key type and size, or
-    has less than O(renew_before) days left. Otherwise nothing is written and RV(ignore:changed) is false.
+    has less than O(renew_before_days) days left. Otherwise nothing is written and RV(ignore:changed) is false.
   - Certificates carry the extensions dcmtk, Orthanc and OpenSSL expect - basicConstraints (critical;
     pathlen 0 on an intermediate CA), keyUsage, extendedKeyUsage, subjectKeyIdentifier and
     authorityKeyIdentifier. notBefore is set five minutes in the past.
@@ -128,7 +128,7 @@ options:
       - Lifetime of a new certificate. Defaults to 3650 for V(root_ca), 1825 for V(intermediate_ca) and
         365 otherwise. Never later than the issuer's notAfter. A change alone does not renew.
     type: int
-  renew_before:
+  renew_before_days:
     description: Renew when fewer days than this are left. Defaults to a third of the certificate's lifetime.
     type: int
   force:
@@ -315,7 +315,7 @@ def argument_spec():
         issuer_privatekey_passphrase=dict(type="str", no_log=True),
         issuer_chain_path=dict(type="path"),
         valid_days=dict(type="int"),
-        renew_before=dict(type="int"),
+        renew_before_days=dict(type="int"),
         force=dict(type="bool", default=False),
         regenerate_key=dict(type="bool", default=False),
         format=dict(type="str", default="pem", choices=["pem", "der"]),

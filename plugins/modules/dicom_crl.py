@@ -16,7 +16,7 @@ description:
     identifier), which some peers require.
   - "A new CRL is issued only when there is a reason, returned as RV(reason): no CRL yet, the revoked
     set (or a reason or date) changed, the existing CRL is not signed by the issuer (issuer changed), it
-    expired or its remaining validity is at most O(refresh_before), or the format, digest, CRL Number or
+    expired or its remaining validity is at most O(renew_before_days), or the format, digest, CRL Number or
     Authority Key Identifier need changing. Otherwise the module reports C(changed=false)."
   - Fails with the file and the reason when the issuer key does not match the issuer certificate, the
     issuer is not a CA, a certificate to revoke was issued by another CA, or the path holds something
@@ -81,10 +81,10 @@ options:
     description: Validity of a new CRL in days (nextUpdate = lastUpdate + this).
     type: int
     default: 7
-  refresh_before:
+  renew_before_days:
     description:
-      - Issue a new CRL when the existing one has at most this many hours of validity left.
-        Default is half of O(next_update_days).
+      - Issue a new CRL when the existing one has at most this many days of validity left (fractions allowed,
+        V(0.5) is 12 hours). Default is half of O(next_update_days).
     type: float
   format:
     description: Encoding of the CRL file.
@@ -134,7 +134,7 @@ EXAMPLES = r"""
         reason: superseded
         revocation_date: "2026-01-31T12:00:00Z"
     next_update_days: 7
-    refresh_before: 72
+    renew_before_days: 3
   register: crl
 
 - name: Show why it was reissued
@@ -210,8 +210,8 @@ def run(module: AnsibleModule) -> dict:
     p = module.params
     if p["next_update_days"] < 1:
         raise DicomTlsError("next_update_days must be at least 1")
-    if p["refresh_before"] is not None and not 0 <= p["refresh_before"] < p["next_update_days"] * 24:
-        raise DicomTlsError("refresh_before must be between 0 and next_update_days * 24 hours")
+    if p["renew_before_days"] is not None and not 0 <= p["renew_before_days"] < p["next_update_days"]:
+        raise DicomTlsError("renew_before_days must be at least 0 and less than next_update_days")
     meta = file_meta(p["mode"], None, None)
     issuer = crlib.read_issuer(p["issuer_cert_path"], p["issuer_privatekey_path"], p["issuer_privatekey_passphrase"])
     desired = crlib.desired_revocations(p["revoked"], issuer)
@@ -223,7 +223,7 @@ def run(module: AnsibleModule) -> dict:
             ledger.openssl_reason(r.reason, "revoked")
     existing = crlib.read_existing(p["path"], issuer)
     plan = crlib.plan_crl(
-        desired, existing, issuer, p["format"], p["digest"], p["next_update_days"], p["refresh_before"]
+        desired, existing, issuer, p["format"], p["digest"], p["next_update_days"], p["renew_before_days"]
     )
     result = dict(changed=plan.changed, **crlib.summary(plan, issuer))
     if entries is not None:
@@ -284,7 +284,7 @@ def main():
                 required_one_of=[("serial", "certificate_path")],
             ),
             next_update_days=dict(type="int", default=7),
-            refresh_before=dict(type="float"),
+            renew_before_days=dict(type="float"),
             format=dict(type="str", choices=["pem", "der"], default="pem"),
             digest=dict(type="str", choices=list(crlib.DIGESTS), default="sha256"),
             mode=dict(type="raw", default="0644"),

@@ -18,7 +18,7 @@ description:
     RV(notice). Hand the PKCS#12 to the appliance over a trusted channel and delete other copies.
   - Renewal (a new key and certificate) when the PKCS#12 is missing, cannot be opened with O(passphrase),
     is no longer signed by the issuer, differs in subject, subject alternative names, usage or key
-    type, or has less than O(renew_before) days left. A change of O(pkcs12_encryption) alone rewrites the
+    type, or has less than O(renew_before_days) days left. A change of O(pkcs12_encryption) alone rewrites the
     PKCS#12 with the same key and certificate.
   - With O(database), every certificate issued is recorded in the CA's ledger (OpenSSL's C(index.txt)),
     as M(medimg.dicom_tls.dicom_cert) does.
@@ -98,7 +98,7 @@ options:
   valid_days:
     description: Lifetime of a new certificate (365 by default), never later than the issuer's notAfter.
     type: int
-  renew_before:
+  renew_before_days:
     description: Renew when fewer days than this are left. Defaults to a third of the certificate's lifetime.
     type: int
   database:
@@ -187,7 +187,7 @@ def main():
             issuer_privatekey_passphrase=dict(type="str", no_log=True),
             issuer_chain_path=dict(type="path"),
             valid_days=dict(type="int"),
-            renew_before=dict(type="int"),
+            renew_before_days=dict(type="int"),
             database=dict(type="path"),
             force=dict(type="bool", default=False),
         ),

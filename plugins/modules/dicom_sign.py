@@ -69,7 +69,7 @@ options:
     type: str
     choices: [sha256, sha384, sha512, ripemd160]
     default: sha256
-  profile:
+  signature_profile:
     description:
       - Security profile the new signature must satisfy (PS3.15 C.2 to C.5). V(none) adds no
         requirement; the others need an RSA key and add the attributes they require (when present)
@@ -162,7 +162,7 @@ EXAMPLES = r"""
     recursive: true
     privatekey_path: /etc/dicom-tls/dcmtk-a/private/node.key
     certificate_path: /etc/dicom-tls/dcmtk-a/tls/node.pem
-    profile: creator
+    signature_profile: creator
 
 - name: Sign a report's referenced image item with a purpose code, into a copy
   medimg.dicom_tls.dicom_sign:
@@ -329,7 +329,9 @@ def main():
             privatekey_passphrase=dict(type="str", no_log=True),
             certificate_path=dict(type="path"),
             mac_algorithm=dict(type="str", default="sha256", choices=["sha256", "sha384", "sha512", "ripemd160"]),
-            profile=dict(type="str", default="none", choices=["none", "base", "creator", "authorization", "sr"]),
+            signature_profile=dict(
+                type="str", default="none", choices=["none", "base", "creator", "authorization", "sr"]
+            ),
             tags=dict(type="list", elements="str"),
             item=dict(type="str"),
             purpose=dict(type="int"),

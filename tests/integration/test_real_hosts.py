@@ -74,14 +74,14 @@ def _schedule(tmp_path, **variables):
 
 def test_crl_refresh_schedule_runs_the_collection_playbook_every_n_hours_and_can_be_removed(tmp_path):
     cron = tmp_path / "dicom-tls-crl-refresh"
-    run = _schedule(tmp_path, crl_refresh_before=84)  # a quarter is 21 h: rounded down to 12
+    run = _schedule(tmp_path, crl_refresh_renew_before_days=3.5)  # a quarter is 21 h: rounded down to 12
     assert run.rc == 0, run.output[-3000:]
     line = [x for x in cron.read_text().splitlines() if x and not x.startswith(("#", "SHELL", "PATH"))][0]
     minute, hour = line.split()[:2]
     assert (minute, hour) == ("17", "*/12"), line
     assert " medimg.dicom_tls.crl_refresh " in line and "playbooks/crl_refresh.yml" not in line
 
-    again = _schedule(tmp_path, crl_refresh_before=84)
+    again = _schedule(tmp_path, crl_refresh_renew_before_days=3.5)
     assert again.rc == 0 and again.stats()["changed"] == 0
 
     bad_interval = _schedule(tmp_path, crl_refresh_interval_hours=21)

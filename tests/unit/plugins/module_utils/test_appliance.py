@@ -139,7 +139,7 @@ def test_pkcs12_made_on_the_ca_host(ca, tmp_path, encryption, algorithm):
 
 def test_pkcs12_renewed_when_due_and_when_subject_changes(ca, tmp_path):
     first = appliance.apply_pkcs12(appliance.plan_pkcs12(pkcs12_spec(ca, tmp_path, valid_days=30)))
-    p = appliance.plan_pkcs12(pkcs12_spec(ca, tmp_path, valid_days=30, renew_before=40))
+    p = appliance.plan_pkcs12(pkcs12_spec(ca, tmp_path, valid_days=30, renew_before_days=40))
     assert [a.action for a in p.actions] == ["renewed"] and "expires in" in p.actions[0].reason
     second = appliance.apply_pkcs12(p)
     assert second.serial_number != first.serial_number

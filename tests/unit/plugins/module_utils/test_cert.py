@@ -104,7 +104,7 @@ def test_nothing_due_means_empty_plan(ca):
 def test_renewal_when_expiry_window_reached_keeps_key(ca):
     node(ca, valid_days=30)
     key_before, serial_before = pub(ca + "/n.key"), load(ca + "/n.pem").serial_number
-    p = node(ca, valid_days=30, renew_before=40)
+    p = node(ca, valid_days=30, renew_before_days=40)
     assert [(a.target, a.action) for a in p.actions] == [("certificate", "renewed")]
     assert "expires in" in p.actions[0].reason
     assert pub(ca + "/n.key") == key_before and load(ca + "/n.pem").serial_number != serial_before
