@@ -405,7 +405,7 @@ def _plan_certificate(p: Plan) -> None:
     elif crypto.public_key_der(cert) != crypto.public_key_der(p.key):
         reasons.append("the certificate does not match the private key")
     if p.issuer_cert is not None:
-        if not crypto.signed_by(cert, p.issuer_cert):
+        if not crypto.issued_by(cert, p.issuer_cert):
             reasons.append("it is not signed by the issuer %s (CA replaced)" % crypto.name_text(p.issuer_cert.subject))
     elif not crypto.is_self_signed(cert):
         reasons.append("it is not self-signed")
@@ -451,7 +451,7 @@ def _plan_install(p: Plan) -> None:
             "certificate_content (%s) does not match the private key" % crypto.name_text(leaf.subject),
             spec.privatekey_path,
         )
-    if p.issuer_cert is not None and not crypto.signed_by(leaf, p.issuer_cert):
+    if p.issuer_cert is not None and not crypto.issued_by(leaf, p.issuer_cert):
         raise DicomTlsError(
             "certificate_content (%s) is not issued by the given CA" % crypto.name_text(leaf.subject),
             spec.issuer_cert_path,

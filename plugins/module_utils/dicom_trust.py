@@ -9,6 +9,7 @@ import datetime
 import hashlib
 import os
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import read_bytes
 
@@ -177,16 +178,6 @@ def _load_crl(data: bytes, path: str):
         raise DicomTlsError("cannot parse CRL (expected PEM or DER)", path) from None
 
 
-def _self_signed(cert) -> bool:
-    if cert.subject != cert.issuer:
-        return False
-    try:
-        cert.verify_directly_issued_by(cert)
-        return True
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-
-
 class TrustStore:
     """Trusted anchors (``ca_file``, ``ca_path``), untrusted intermediates and CRLs; the chain
     check is done at the current time as dcmsign does, and cached per signer certificate."""
@@ -223,12 +214,8 @@ class TrustStore:
 
     def _issuer_of(self, cert):
         for cand in self.trusted + self.untrusted:
-            if cand.subject == cert.issuer:
-                try:
-                    cert.verify_directly_issued_by(cand)
-                    return cand
-                except (InvalidSignature, ValueError, TypeError):
-                    continue
+            if crypto.issued_by(cert, cand):
+                return cand
         return None
 
     def check(self, cert, der: bytes) -> str | None:
@@ -253,7 +240,7 @@ class TrustStore:
                     cur.not_valid_before_utc.isoformat(),
                     cur.not_valid_after_utc.isoformat(),
                 )
-            if _self_signed(cur):
+            if crypto.is_self_signed(cur):
                 if cur.public_bytes(serialization.Encoding.DER) in self.trusted_der:
                     return self._crl_check(chain)
                 return "untrusted: self-signed certificate '%s' is not among the trusted certificates" % name
@@ -278,7 +265,7 @@ class TrustStore:
         for cert, issuer in zip(chain, chain[1:], strict=False):
             crl = None
             for cand in self.crls:
-                if cand.issuer == cert.issuer and cand.is_signature_valid(issuer.public_key()):
+                if crypto.crl_issued_by(cand, issuer):
                     crl = cand
                     break
             if crl is None:
