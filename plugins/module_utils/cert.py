@@ -13,7 +13,7 @@ import datetime
 import os
 from dataclasses import dataclass, field
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, ledger
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
     atomic_write,
@@ -68,11 +68,12 @@ class CertSpec:
     pkcs12_path: str | None = None
     pkcs12_passphrase: str | None = None
     backup: bool = False
+    database: str | None = None  # OpenSSL ca's index.txt, where issued certificates are recorded
 
 
 @dataclass
 class Action:
-    target: str  # privatekey | csr | certificate | chain | pkcs12
+    target: str  # privatekey | csr | certificate | chain | pkcs12 | database
     path: str
     action: str  # created | renewed | regenerated | updated | removed
     reason: str
@@ -343,7 +344,30 @@ def plan(spec: CertSpec) -> Plan:
             _warn_if_capped(p)
     _plan_chain(p)
     _plan_pkcs12(p)
+    _plan_database(p)
     return p
+
+
+def _plan_database(p: Plan) -> None:
+    """A certificate this CA signs is recorded in the ledger; one already on disk but missing
+    from it (issued before the ledger existed) is recorded without being reissued."""
+    spec = p.spec
+    if not spec.database:
+        return
+    if p.mode not in ("issue", "sign_csr"):
+        raise DicomTlsError("database records certificates signed by an issuer: give issuer_cert_path")
+    entries = ledger.check(spec.database)
+    if p.has("certificate") or p.cert is None:
+        return
+    if ledger.status_of(entries, p.cert.serial_number) is None:
+        p.actions.append(
+            Action(
+                "database",
+                spec.database,
+                "updated",
+                "serial %s is not recorded in the database" % crypto.serial_hex(p.cert.serial_number),
+            )
+        )
 
 
 def _plan_key(p: Plan) -> None:
@@ -575,7 +599,7 @@ def _plan_pkcs12(p: Plan) -> None:
 # ---------------------------------------------------------------- applying
 
 
-def _sign_certificate(p: Plan, public_key, signer_key) -> x509.Certificate:
+def _sign_certificate(p: Plan, public_key, signer_key, serial: int | None = None) -> x509.Certificate:
     spec = p.spec
     not_before = p.now - BACKDATE
     not_after = _new_not_after(p)
@@ -595,7 +619,7 @@ def _sign_certificate(p: Plan, public_key, signer_key) -> x509.Certificate:
         .subject_name(p.subject)
         .issuer_name(issuer_name)
         .public_key(public_key)
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial or x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
     )
@@ -650,13 +674,23 @@ def apply(p: Plan) -> dict:
     cert = p.install[0] if p.install else p.cert
     if p.has("certificate"):
         backup(spec.path)
-        if p.mode == "sign_csr":
+        if spec.database:  # serial chosen, entry recorded and certificate written under the ledger's lock
+            with ledger.update(spec.database) as book:
+                public_key = p.csr.public_key() if p.mode == "sign_csr" else p.key.public_key()
+                cert = _sign_certificate(p, public_key, p.issuer_key, book.new_serial())
+                book.record(cert)
+                book.then(lambda: _write_cert(spec.path, cert, spec.format))
+        elif p.mode == "sign_csr":
             cert = _sign_certificate(p, p.csr.public_key(), p.issuer_key)
         elif p.mode == "issue":
             cert = _sign_certificate(p, p.key.public_key(), p.issuer_key)
         elif p.mode == "self_signed":
             cert = _sign_certificate(p, p.key.public_key(), p.key)
-        _write_cert(spec.path, cert, spec.format)
+        if not spec.database:
+            _write_cert(spec.path, cert, spec.format)
+    elif p.has("database"):
+        with ledger.update(spec.database) as book:
+            book.record(cert)
     if p.has("chain"):
         atomic_write(spec.chain_path, chain_bytes(p, cert), 0o644)
     if p.has("pkcs12"):

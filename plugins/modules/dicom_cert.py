@@ -154,6 +154,16 @@ options:
     description: Keep a timestamped copy of each file before it is overwritten or removed.
     type: bool
     default: false
+  database:
+    description:
+      - The CA's ledger, OpenSSL's C(ca) database (C(index.txt), with C(index.txt.attr) beside it), as
+        the C(database) setting of C(openssl.cnf) names it. Every certificate signed here is recorded as a
+        C(V) line (expiry, serial, subject) under an exclusive lock, written atomically before the
+        certificate; if writing the certificate fails the ledger is put back as it was.
+      - A certificate already on disk but missing from the ledger is recorded without being reissued.
+      - Only with O(issuer_cert_path) (a certificate this CA signs). C(openssl ca -status SERIAL) and
+        C(openssl ca -updatedb) work on it; see M(medimg.dicom_tls.dicom_ledger_info) for reports.
+    type: path
 notes:
   - O(mode), O(owner) and O(group) apply to every file written; private keys and key stores are created mode
     0600 and keep it unless O(mode) says otherwise for the certificate files only.
@@ -163,6 +173,7 @@ seealso:
   - module: medimg.dicom_tls.dicom_cert_info
   - module: medimg.dicom_tls.dicom_truststore
   - module: medimg.dicom_tls.dicom_crl
+  - module: medimg.dicom_tls.dicom_ledger_info
   - module: community.crypto.x509_certificate
     description: General-purpose certificates; this module adds DICOM-node defaults and renewal reasons.
 """
@@ -309,6 +320,7 @@ def argument_spec():
         pkcs12_path=dict(type="path"),
         pkcs12_passphrase=dict(type="str", no_log=True),
         backup=dict(type="bool", default=False),
+        database=dict(type="path"),
     )
 
 

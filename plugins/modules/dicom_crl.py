@@ -66,6 +66,17 @@ options:
           - When it was revoked, ISO 8601 (C(2026-01-31T12:00:00Z)). Default is the date already in
             the CRL for this serial, or now for a new entry.
         type: str
+  database:
+    description:
+      - The CA's ledger, OpenSSL's C(ca) database (C(index.txt)) that M(medimg.dicom_tls.dicom_cert)
+        records issued certificates in (its O(medimg.dicom_tls.dicom_cert#module:database) option).
+      - Every certificate of O(revoked) listed there is marked C(R) with its revocation date and reason
+        (as C(openssl ca -revoke) does), and the CRL lists every C(R) entry of the ledger as well as
+        O(revoked). The ledger is written under its lock, atomically, before the CRL; if writing the CRL
+        fails, the ledger is put back.
+      - A revocation stays in the ledger when it is dropped from O(revoked), as with C(openssl ca).
+      - The reasons C(privilege_withdrawn) and C(aa_compromise) have no name in C(index.txt) and are refused.
+    type: path
   next_update_days:
     description: Validity of a new CRL in days (nextUpdate = lastUpdate + this).
     type: int
@@ -160,10 +171,17 @@ reason:
   returned: success
   type: str
   sample: "refresh window reached"
+database_revoked:
+  description: Serials marked C(R) in O(database) by this run (or, in check mode, that would be).
+  returned: when O(database) is given
+  type: list
+  elements: str
+  sample: ["4F2A190C"]
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import ledger  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
@@ -191,11 +209,28 @@ def run(module: AnsibleModule) -> dict:
     meta = file_meta(p["mode"], None, None)
     issuer = crlib.read_issuer(p["issuer_cert_path"], p["issuer_privatekey_path"], p["issuer_privatekey_passphrase"])
     desired = crlib.desired_revocations(p["revoked"], issuer)
+    entries = None
+    if p["database"]:
+        entries = ledger.check(p["database"])
+        desired = ledger.crl_revocations(desired, entries)
+        for r in desired:
+            ledger.openssl_reason(r.reason, "revoked")
     existing = crlib.read_existing(p["path"], issuer)
     plan = crlib.plan_crl(
         desired, existing, issuer, p["format"], p["digest"], p["next_update_days"], p["refresh_before"]
     )
     result = dict(changed=plan.changed, **crlib.summary(plan, issuer))
+    if entries is not None:
+        result["database_revoked"] = ledger.revocations_to_record(entries, plan.revocations)
+        result["changed"] = plan.changed or bool(result["database_revoked"])
+        if result["database_revoked"] and not module.check_mode:
+            with ledger.update(p["database"]) as book:
+                ledger.record_revocations(book, plan.revocations)
+                if plan.changed:
+                    check_writable_dir(p["path"])
+                    new = crlib.build_crl(plan, issuer, p["digest"])
+                    book.then(lambda: crlib.write_crl(p["path"], new, p["format"], meta.mode))
+            return result
     if plan.changed:
         if module._diff:
             before = None
@@ -228,6 +263,7 @@ def main():
             issuer_cert_path=dict(type="path", required=True),
             issuer_privatekey_path=dict(type="path", required=True),
             issuer_privatekey_passphrase=dict(type="str", no_log=True),
+            database=dict(type="path"),
             revoked=dict(
                 type="list",
                 elements="dict",
