@@ -61,7 +61,7 @@ class CertSpec:
     issuer_privatekey_passphrase: str | None = None
     issuer_chain_path: str | None = None
     valid_days: int | None = None
-    renew_before: int | None = None
+    renew_before_days: int | None = None
     force: bool = False
     regenerate_key: bool = False
     format: str = "pem"
@@ -249,8 +249,8 @@ def _load_issuer(spec: CertSpec, plan: Plan) -> None:
             % (
                 crypto.name_text(plan.issuer_cert.subject),
                 problem,
-                crypto.isoformat(plan.issuer_cert.not_valid_before_utc),
-                crypto.isoformat(plan.issuer_cert.not_valid_after_utc),
+                crypto.isoformat(crypto.not_valid_before(plan.issuer_cert)),
+                crypto.isoformat(crypto.not_valid_after(plan.issuer_cert)),
             ),
             spec.issuer_cert_path,
         )
@@ -454,22 +454,22 @@ def _plan_certificate(p: Plan) -> None:
     if sorted(have) != sorted(want):
         reasons.append("subject_alt_names changed from %s to %s" % (have, want))
     reasons += usage_differences(cert, spec.usage)
-    renew_before = _renew_before(spec, cert)
-    left = cert.not_valid_after_utc - p.now
-    if left < datetime.timedelta(days=renew_before):
-        if reasons or p.issuer_cert is None or _new_not_after(p) > cert.not_valid_after_utc:
-            reasons.append("it expires in %d days (renew_before is %d)" % (max(left.days, 0), renew_before))
+    renew_before_days = _renew_before_days(spec, cert)
+    left = crypto.not_valid_after(cert) - p.now
+    if left < datetime.timedelta(days=renew_before_days):
+        if reasons or p.issuer_cert is None or _new_not_after(p) > crypto.not_valid_after(cert):
+            reasons.append("it expires in %d days (renew_before_days is %d)" % (max(left.days, 0), renew_before_days))
         else:
             p.warnings.append(
-                "%s expires in %d days (renew_before is %d) but is not renewed: the issuer '%s' (%s) ends on %s, "
+                "%s expires in %d days (renew_before_days is %d) but is not renewed: the issuer '%s' (%s) ends on %s, "
                 "so a new certificate would not outlive the current one; renew the issuing CA first"
                 % (
                     spec.path,
                     max(left.days, 0),
-                    renew_before,
+                    renew_before_days,
                     crypto.name_text(p.issuer_cert.subject),
                     spec.issuer_cert_path,
-                    crypto.isoformat(p.issuer_cert.not_valid_after_utc),
+                    crypto.isoformat(crypto.not_valid_after(p.issuer_cert)),
                 )
             )
     if reasons:
@@ -485,13 +485,13 @@ def _new_not_after(p: Plan) -> datetime.datetime:
     """notAfter of a certificate issued now: valid_days, capped by the issuer's notAfter."""
     not_after = p.now + datetime.timedelta(days=p.spec.valid_days or DEFAULT_VALID_DAYS[p.spec.usage])
     if p.issuer_cert is not None:
-        not_after = min(not_after, p.issuer_cert.not_valid_after_utc)
+        not_after = min(not_after, crypto.not_valid_after(p.issuer_cert))
     return not_after
 
 
 def _warn_if_capped(p: Plan) -> None:
     days = p.spec.valid_days or DEFAULT_VALID_DAYS[p.spec.usage]
-    if p.issuer_cert is not None and p.now + datetime.timedelta(days=days) > p.issuer_cert.not_valid_after_utc:
+    if p.issuer_cert is not None and p.now + datetime.timedelta(days=days) > crypto.not_valid_after(p.issuer_cert):
         p.warnings.append(
             "%s: valid_days %d is capped by the issuer '%s' (%s), which ends on %s: the certificate ends then"
             % (
@@ -499,17 +499,17 @@ def _warn_if_capped(p: Plan) -> None:
                 days,
                 crypto.name_text(p.issuer_cert.subject),
                 p.spec.issuer_cert_path,
-                crypto.isoformat(p.issuer_cert.not_valid_after_utc),
+                crypto.isoformat(crypto.not_valid_after(p.issuer_cert)),
             )
         )
 
 
-def _renew_before(spec: CertSpec, cert: x509.Certificate | None) -> int:
-    if spec.renew_before is not None:
-        return spec.renew_before
+def _renew_before_days(spec: CertSpec, cert: x509.Certificate | None) -> int:
+    if spec.renew_before_days is not None:
+        return spec.renew_before_days
     days = spec.valid_days or DEFAULT_VALID_DAYS[spec.usage]
     if cert is not None:
-        days = (cert.not_valid_after_utc - cert.not_valid_before_utc).days or days
+        days = (crypto.not_valid_after(cert) - crypto.not_valid_before(cert)).days or days
     return max(days // 3, 0)
 
 

@@ -4,6 +4,12 @@
 
 Every loader takes the bytes and the path they came from, so an error names the file and the
 reason. Descriptions never contain private key material.
+
+This file is also the one place that makes the library run on every supported platform: Python 3.9
+to 3.13 and cryptography from 36.0 (RHEL 9's python3-cryptography 36.0.1; Debian 12 ships 38.0.4)
+to the newest. The section "compatibility" below holds every version-dependent call; the other
+files use its functions (not_valid_after(cert), UTC, ...) instead of attributes that newer
+versions added (``not_valid_after_utc``, ``datetime.UTC``, ``unsafe_skip_rsa_key_validation``).
 """
 
 from __future__ import annotations
@@ -49,12 +55,91 @@ NAME_OIDS = {
 _ORDER = ["C", "ST", "L", "O", "OU", "CN", "emailAddress", "DC", "serialNumber", "title"]
 
 
+# ---------------------------------------------------------------- compatibility
+# Python 3.9 to 3.13; cryptography from the floor in deps.FLOORS (deps.require checks it on the host).
+
+UTC = datetime.timezone.utc  # datetime.UTC is Python 3.11+
+
+
+def cryptography_version() -> tuple[int, int]:
+    """(major, minor) of the installed cryptography, (0, 0) when it is absent or unreadable."""
+    try:
+        import cryptography
+
+        major, minor = cryptography.__version__.split(".")[:2]
+        return int(major), int(re.sub(r"\D.*", "", minor) or 0)
+    except (ImportError, ValueError, AttributeError):
+        return (0, 0)
+
+
+_VERSION = cryptography_version()
+
+
 def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+    return datetime.datetime.now(UTC)
+
+
+def aware(when: datetime.datetime | None) -> datetime.datetime | None:
+    """A UTC-aware datetime from cryptography's naive UTC values (< 42) or aware ones (>= 42)."""
+    if when is None or when.tzinfo is not None:
+        return when
+    return when.replace(tzinfo=UTC)
+
+
+def not_valid_before(cert) -> datetime.datetime:
+    """notBefore of a certificate, UTC-aware (``not_valid_before_utc`` is cryptography 42+)."""
+    if hasattr(cert, "not_valid_before_utc"):
+        return cert.not_valid_before_utc
+    return aware(cert.not_valid_before)
+
+
+def not_valid_after(cert) -> datetime.datetime:
+    """notAfter of a certificate, UTC-aware (``not_valid_after_utc`` is cryptography 42+)."""
+    if hasattr(cert, "not_valid_after_utc"):
+        return cert.not_valid_after_utc
+    return aware(cert.not_valid_after)
+
+
+def last_update(crl) -> datetime.datetime:
+    """thisUpdate of a CRL, UTC-aware."""
+    if hasattr(crl, "last_update_utc"):
+        return crl.last_update_utc
+    return aware(crl.last_update)
+
+
+def next_update(crl) -> datetime.datetime | None:
+    """nextUpdate of a CRL, UTC-aware, None when the CRL has none."""
+    if hasattr(crl, "next_update_utc"):
+        return crl.next_update_utc
+    return aware(crl.next_update)
+
+
+def revocation_date(revoked) -> datetime.datetime:
+    """revocationDate of a CRL entry, UTC-aware."""
+    if hasattr(revoked, "revocation_date_utc"):
+        return revoked.revocation_date_utc
+    return aware(revoked.revocation_date)
+
+
+def load_pem_private_key_raw(data: bytes, password: bytes | None, check_consistency: bool = True):
+    """serialization.load_pem/der_private_key; the RSA consistency check is skipped only where the
+    keyword exists (cryptography 39+), older versions always check (slower, same result)."""
+    extra = {}
+    if not check_consistency and _VERSION >= (39, 0):
+        extra["unsafe_skip_rsa_key_validation"] = True
+    if b"-----BEGIN" in data:
+        return serialization.load_pem_private_key(data, password=password, **extra)
+    return serialization.load_der_private_key(data, password=password, **extra)
+
+
+def load_pem_certificates_raw(data: bytes) -> list:
+    """Every certificate of a PEM bundle (other PEM blocks skipped); ValueError on a bad block.
+    ``x509.load_pem_x509_certificates`` is cryptography 39+; this works on every version."""
+    return [x509.load_pem_x509_certificate(b) for b in PEM_CERT_RE.findall(data)]
 
 
 def isoformat(when: datetime.datetime) -> str:
-    return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return aware(when).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def fingerprint_der(der: bytes) -> str:
@@ -86,15 +171,15 @@ def load_private_key(data: bytes, path: str, passphrase: str | None = None, chec
     ``check_consistency=False`` skips OpenSSL's RSA consistency check (about 0.1 s for a 3072-bit key):
     for reading the public half only, e.g. to decide whether anything is due. Keys that sign are
     loaded with the check."""
-    skip = {} if check_consistency else {"unsafe_skip_rsa_key_validation": True}
     try:
-        if b"-----BEGIN" in data:
-            return serialization.load_pem_private_key(data, password=_pw(passphrase), **skip)
-        return serialization.load_der_private_key(data, password=_pw(passphrase), **skip)
+        return load_pem_private_key_raw(data, _pw(passphrase), check_consistency)
     except TypeError as exc:
-        if "not encrypted" in str(exc):
+        text = str(exc).lower()
+        if "not encrypted" in text:
             raise DicomTlsError("private key is not encrypted, but a passphrase was given", path) from None
-        raise DicomTlsError("private key is encrypted and no passphrase was given", path) from None
+        if "encrypted" in text or "password" in text:
+            raise DicomTlsError("private key is encrypted and no passphrase was given", path) from None
+        raise DicomTlsError("not a readable private key (unparsable PEM/DER)", path) from None
     except ValueError as exc:
         if b"ENCRYPTED" in data and (passphrase or "decrypt" in str(exc).lower()):
             raise DicomTlsError("wrong passphrase for the private key", path) from None
@@ -110,7 +195,7 @@ def load_certificates(data: bytes, path: str) -> list[x509.Certificate]:
         if not blocks:
             raise DicomTlsError("no PEM certificate found (unparsable PEM)", path)
         try:
-            return [x509.load_pem_x509_certificate(b) for b in blocks]
+            return load_pem_certificates_raw(data)
         except ValueError as exc:
             raise DicomTlsError("unparsable PEM certificate: %s" % exc, path) from None
     try:
@@ -122,16 +207,6 @@ def load_certificates(data: bytes, path: str) -> list[x509.Certificate]:
 def load_certificate(data: bytes, path: str) -> x509.Certificate:
     """The first certificate of a PEM or DER file."""
     return load_certificates(data, path)[0]
-
-
-def load_crl(data: bytes, path: str) -> x509.CertificateRevocationList:
-    """A PEM or DER CRL."""
-    try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_crl(data)
-        return x509.load_der_x509_crl(data)
-    except ValueError:
-        raise DicomTlsError("not a readable CRL (unparsable PEM/DER)", path) from None
 
 
 def load_csr(data: bytes, path: str) -> x509.CertificateSigningRequest:
@@ -293,10 +368,10 @@ def crl_issued_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate)
 def validity_problem(cert: x509.Certificate, when: datetime.datetime | None = None) -> str | None:
     """None when ``cert`` is valid at ``when`` (now), else OpenSSL's reason with the date."""
     when = when or utcnow()
-    if when < cert.not_valid_before_utc:
-        return "is not yet valid (notBefore %s)" % isoformat(cert.not_valid_before_utc)
-    if when > cert.not_valid_after_utc:
-        return "has expired (notAfter %s)" % isoformat(cert.not_valid_after_utc)
+    if when < not_valid_before(cert):
+        return "is not yet valid (notBefore %s)" % isoformat(not_valid_before(cert))
+    if when > not_valid_after(cert):
+        return "has expired (notAfter %s)" % isoformat(not_valid_after(cert))
     return None
 
 
@@ -407,13 +482,13 @@ def cert_sans(cert) -> list[str]:
 def describe_certificate(cert: x509.Certificate, now: datetime.datetime | None = None) -> dict:
     """Facts about a certificate for results, diffs and reports (no key material)."""
     now = now or utcnow()
-    not_after = cert.not_valid_after_utc
+    not_after = not_valid_after(cert)
     der = cert.public_bytes(serialization.Encoding.DER)
     info = {
         "serial": serial_hex(cert.serial_number),
         "subject": name_text(cert.subject),
         "issuer": name_text(cert.issuer),
-        "not_before": isoformat(cert.not_valid_before_utc),
+        "not_before": isoformat(not_valid_before(cert)),
         "not_after": isoformat(not_after),
         "days_remaining": int((not_after - now).total_seconds() // 86400),
         "fingerprint_sha256": fingerprint(cert),
@@ -432,3 +507,13 @@ def cert_pem(cert: x509.Certificate) -> bytes:
 
 def csr_pem(csr: x509.CertificateSigningRequest) -> bytes:
     return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def load_crl(data: bytes, path: str) -> x509.CertificateRevocationList:
+    """A CRL, PEM or DER."""
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except ValueError:
+        raise DicomTlsError("not a readable CRL (unparsable PEM/DER)", path) from None

@@ -36,7 +36,7 @@ try:
 except ImportError:  # reported by the module (deps.require)
     pass
 
-UTC = datetime.UTC
+UTC = crypto.UTC
 ATTR = b"unique_subject = no\n"
 # The collection's reason names (dicom_crl's, cryptography's ReasonFlags) and OpenSSL ca's.
 # privilege_withdrawn and aa_compromise have no name in openssl ca's database.
@@ -168,7 +168,7 @@ def read(path: str) -> list[Entry]:
 
 
 def entry_for(cert: x509.Certificate) -> Entry:
-    return Entry("V", cert.not_valid_after_utc, cert.serial_number, crypto.name_text(cert.subject))
+    return Entry("V", crypto.not_valid_after(cert), cert.serial_number, crypto.name_text(cert.subject))
 
 
 # ---------------------------------------------------------------- changing it
@@ -253,8 +253,10 @@ def update(path: str):
             for delivery in book.deliveries:
                 delivery()
         except BaseException:
-            if written:
-                atomic_write(path, before or b"", 0o644)
+            if written and before is None:
+                os.unlink(path)
+            elif written:
+                atomic_write(path, before, 0o644)
             raise
 
 
@@ -278,11 +280,7 @@ def report(entries: list[Entry], within_days: int, now: datetime.datetime | None
         row["superseded"] = row["status"] == "V" and latest.get(e.subject, i) > i
         rows.append(row)
     limit = now + datetime.timedelta(days=within_days)
-    expiring = [
-        r
-        for r, e in zip(rows, entries, strict=True)
-        if r["status"] == "V" and not r["superseded"] and e.expires <= limit
-    ]
+    expiring = [r for r, e in zip(rows, entries) if r["status"] == "V" and not r["superseded"] and e.expires <= limit]
     expiring.sort(key=lambda r: r["not_after"])
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("V", "R", "E")}
     return {"entries": rows, "expiring": expiring, "counts": counts}

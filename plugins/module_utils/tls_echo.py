@@ -239,7 +239,7 @@ def _load_pem_certificates(path: str, what: str) -> list:
     """The certificates of a PEM file (other PEM blocks, such as CRLs, are skipped)."""
     data = _read(path, what)
     try:
-        certs = x509.load_pem_x509_certificates(data)
+        certs = crypto.load_pem_certificates_raw(data)
     except ValueError:
         certs = []
     if not certs:
@@ -267,7 +267,7 @@ def _check_client_identity(target: dict) -> x509.Certificate:
     passphrase = target["client_key_passphrase"]
     password = passphrase.encode() if isinstance(passphrase, str) else passphrase
     try:
-        key = serialization.load_pem_private_key(data, password=password or None, unsafe_skip_rsa_key_validation=True)
+        key = crypto.load_pem_private_key_raw(data, password or None, check_consistency=False)
     except TypeError as exc:
         if "encrypted" in str(exc) and not password:
             reason = "client_key is encrypted: give client_key_passphrase"

@@ -183,7 +183,7 @@ def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
     try:
         cert = x509.load_der_x509_certificate(der)
         issuer_der, subject_der = namehash.certificate_names(der)
-        not_after = cert.not_valid_after_utc
+        not_after = crypto.not_valid_after(cert)
         subject_canon = namehash.canonical_name(subject_der)
         # identical bytes fold identically: only compute the issuer's form when they differ
         issuer_canon = subject_canon if issuer_der == subject_der else namehash.canonical_name(issuer_der)
@@ -211,8 +211,8 @@ def _load_crl(der: bytes, source: str, n: int) -> TrustObject:
         crl = x509.load_der_x509_crl(der)
         issuer_der = namehash.crl_issuer(der)
         canon = namehash.canonical_name(issuer_der)
-        next_update = crl.next_update_utc
-        last_update = crl.last_update_utc
+        next_update = crypto.next_update(crl)
+        last_update = crypto.last_update(crl)
     except (ValueError, namehash.DerError) as exc:
         raise DicomTlsError("not a valid X.509 CRL (%s)" % exc, where) from None
     return TrustObject(
@@ -243,7 +243,7 @@ def load_objects(
     ``crl_issuers`` are CA certificates (intermediates that travel in the peers' chains) whose CRLs
     may be stored; they are not written to the store. Each must be issued by a certificate of the
     store or by another of them, so that a reader can connect its CRLs to a trusted root."""
-    now = now or datetime.datetime.now(datetime.UTC)
+    now = now or crypto.utcnow()
     warnings: list[str] = []
     objects: list[TrustObject] = []
     seen: set[str] = set()

@@ -16,7 +16,7 @@ description:
     identifier), which some peers require.
   - "A new CRL is issued only when there is a reason, returned as RV(reason): no CRL yet, the revoked
     set (or a reason or date) changed, the existing CRL is not signed by the issuer (issuer changed), it
-    expired or its remaining validity is at most O(refresh_before), or the format, digest, CRL Number or
+    expired or its remaining validity is at most O(renew_before_days), or the format, digest, CRL Number or
     Authority Key Identifier need changing. Otherwise the module reports C(changed=false)."
   - Fails with the file and the reason when the issuer key does not match the issuer certificate, the
     issuer is not a CA, a certificate to revoke was issued by another CA, or the path holds something
@@ -81,10 +81,10 @@ options:
     description: Validity of a new CRL in days (nextUpdate = lastUpdate + this).
     type: int
     default: 7
-  refresh_before:
+  renew_before_days:
     description:
-      - Issue a new CRL when the existing one has at most this many hours of validity left.
-        Default is half of O(next_update_days).
+      - Issue a new CRL when the existing one has at most this many days of validity left (fractions allowed,
+        V(0.5) is 12 hours). Default is half of O(next_update_days).
     type: float
   format:
     description: Encoding of the CRL file.
@@ -100,6 +100,9 @@ options:
     description: Mode of a newly written CRL file, octal as a string.
     type: raw
     default: '0644'
+requirements:
+  - python >= 3.9
+  - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)
 attributes:
   check_mode:
     support: full
@@ -119,19 +122,19 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: CRL of the issuing CA, revoking one node and one serial
+- name: CRL of the issuing CA, revoking two serials
   medimg.dicom_tls.dicom_crl:
-    path: /etc/dicom-tls/issuing-ca.crl
-    issuer_cert_path: /etc/dicom-tls/issuing-ca.pem
-    issuer_privatekey_path: /etc/dicom-tls/issuing-ca.key
+    path: /etc/dicom-tls/pki/site-ca/issuing.crl.pem
+    issuer_cert_path: /etc/dicom-tls/pki/site-ca/issuing.pem
+    issuer_privatekey_path: /etc/dicom-tls/pki/site-ca/private/issuing.key
     revoked:
-      - certificate_path: /etc/dicom-tls/old-modality.pem
-        reason: key_compromise
       - serial: "4F:2A:19:0C"
+        reason: key_compromise
+      - serial: "5B:03"
         reason: superseded
         revocation_date: "2026-01-31T12:00:00Z"
     next_update_days: 7
-    refresh_before: 72
+    renew_before_days: 3
   register: crl
 
 - name: Show why it was reissued
@@ -181,7 +184,10 @@ database_revoked:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import ledger  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import (
+    crypto,  # noqa: E402
+    ledger,  # noqa: E402
+)
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
@@ -204,8 +210,8 @@ def run(module: AnsibleModule) -> dict:
     p = module.params
     if p["next_update_days"] < 1:
         raise DicomTlsError("next_update_days must be at least 1")
-    if p["refresh_before"] is not None and not 0 <= p["refresh_before"] < p["next_update_days"] * 24:
-        raise DicomTlsError("refresh_before must be between 0 and next_update_days * 24 hours")
+    if p["renew_before_days"] is not None and not 0 <= p["renew_before_days"] < p["next_update_days"]:
+        raise DicomTlsError("renew_before_days must be at least 0 and less than next_update_days")
     meta = file_meta(p["mode"], None, None)
     issuer = crlib.read_issuer(p["issuer_cert_path"], p["issuer_privatekey_path"], p["issuer_privatekey_passphrase"])
     desired = crlib.desired_revocations(p["revoked"], issuer)
@@ -217,7 +223,7 @@ def run(module: AnsibleModule) -> dict:
             ledger.openssl_reason(r.reason, "revoked")
     existing = crlib.read_existing(p["path"], issuer)
     plan = crlib.plan_crl(
-        desired, existing, issuer, p["format"], p["digest"], p["next_update_days"], p["refresh_before"]
+        desired, existing, issuer, p["format"], p["digest"], p["next_update_days"], p["renew_before_days"]
     )
     result = dict(changed=plan.changed, **crlib.summary(plan, issuer))
     if entries is not None:
@@ -237,8 +243,8 @@ def run(module: AnsibleModule) -> dict:
             if existing is not None:
                 before = {
                     "crl_number": existing.number,
-                    "last_update": crlib.iso(existing.crl.last_update_utc),
-                    "next_update": crlib.iso(existing.crl.next_update_utc),
+                    "last_update": crlib.iso(crypto.last_update(existing.crl)),
+                    "next_update": crlib.iso(crypto.next_update(existing.crl)),
                     "revoked_serials": [crlib.serial_hex(s) for s in sorted(existing.entries)],
                 }
             result["diff"] = {
@@ -278,7 +284,7 @@ def main():
                 required_one_of=[("serial", "certificate_path")],
             ),
             next_update_days=dict(type="int", default=7),
-            refresh_before=dict(type="float"),
+            renew_before_days=dict(type="float"),
             format=dict(type="str", choices=["pem", "der"], default="pem"),
             digest=dict(type="str", choices=list(crlib.DIGESTS), default="sha256"),
             mode=dict(type="raw", default="0644"),

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: dicom_ledger_info
 short_description: Read the CA ledger (OpenSSL's index.txt) - status of a serial, what expires within N days
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Reads the CA's ledger, the C(index.txt) database that C(openssl ca) keeps and that
     M(medimg.dicom_tls.dicom_cert) and M(medimg.dicom_tls.dicom_crl) write with their C(database) option.
@@ -25,6 +25,7 @@ attributes:
     description: Reads only; the same result in check mode.
   diff_mode:
     support: none
+    description: No diff is returned.
   idempotent:
     support: full
     description: Never changes anything.

@@ -104,6 +104,9 @@ options:
     description:
       - Group (name or gid) of the entries or bundle.
     type: str
+requirements:
+  - python >= 3.9
+  - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)
 attributes:
   check_mode:
     support: full
@@ -127,26 +130,24 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Trust directory for dcmtk with the root CA and its CRL
+- name: Trust directory for dcmtk (+cd) with the root CA and the issuing CA's CRL
   medimg.dicom_tls.dicom_truststore:
-    path: /etc/dicom-tls/trust
+    path: /etc/dicom-tls/dcmtk-a/tls/trust
     layout: hashed_dir
     certificates:
-      - /etc/dicom-tls/root-ca.pem
+      - /etc/dicom-tls/pki/site-ca/root.pem
     crls:
-      - /etc/dicom-tls/root-ca.crl
-      - /etc/dicom-tls/issuing-ca.crl
+      - /etc/dicom-tls/pki/site-ca/issuing.crl.pem
     crl_issuers:
-      - /etc/dicom-tls/issuing-ca.pem
+      - /etc/dicom-tls/pki/site-ca/issuing.pem
   register: trust
 
-- name: Trust bundle for Orthanc
+- name: Trust bundle for Orthanc (DicomTlsTrustedCertificates)
   medimg.dicom_tls.dicom_truststore:
-    path: /etc/orthanc/trusted.pem
+    path: /etc/orthanc/tls/trusted.pem
     layout: bundle
     certificates:
-      - /etc/dicom-tls/root-ca.pem
-      - /etc/dicom-tls/partner-root-ca.pem
+      - /etc/dicom-tls/pki/site-ca/root.pem
     mode: '0644'
 """
 

@@ -47,7 +47,7 @@ class Fleet:
                     "dicom_tls_address": "127.0.0.1",
                     "dicom_tls_key_size": 2048,
                     "dicom_tls_crl_next_update_days": 1,
-                    "dicom_tls_crl_refresh_before": 12,
+                    "dicom_tls_crl_renew_before_days": 0.5,
                     "crl_refresh_schedule": False,
                 },
                 "children": {

@@ -104,7 +104,7 @@ def test_nothing_due_means_empty_plan(ca):
 def test_renewal_when_expiry_window_reached_keeps_key(ca):
     node(ca, valid_days=30)
     key_before, serial_before = pub(ca + "/n.key"), load(ca + "/n.pem").serial_number
-    p = node(ca, valid_days=30, renew_before=40)
+    p = node(ca, valid_days=30, renew_before_days=40)
     assert [(a.target, a.action) for a in p.actions] == [("certificate", "renewed")]
     assert "expires in" in p.actions[0].reason
     assert pub(ca + "/n.key") == key_before and load(ca + "/n.pem").serial_number != serial_before
@@ -272,21 +272,21 @@ def short_lived_issuer(ca, days):
         valid_days=days,
         force=True,
     )
-    return load(ca + "/inter.pem").not_valid_after_utc
+    return crypto.not_valid_after(load(ca + "/inter.pem"))
 
 
 @pytest.mark.parametrize(
     "issuer_days,node_kw",
     [
-        (20, {"renew_before": 30}),  # the roles' default window, issuing CA with 20 days left
-        (45, {"renew_before": 60}),  # a wide window on a healthy-looking CA
-        (1, {"renew_before": 30}),  # issuer ending tomorrow
+        (20, {"renew_before_days": 30}),  # the roles' default window, issuing CA with 20 days left
+        (45, {"renew_before_days": 60}),  # a wide window on a healthy-looking CA
+        (1, {"renew_before_days": 30}),  # issuer ending tomorrow
     ],
 )
 def test_no_renewal_when_the_new_certificate_would_not_outlive_the_current(ca, issuer_days, node_kw):
     issuer_end = short_lived_issuer(ca, issuer_days)
     first = node(ca, **node_kw)
-    assert load(ca + "/n.pem").not_valid_after_utc == issuer_end  # capped by the issuer
+    assert crypto.not_valid_after(load(ca + "/n.pem")) == issuer_end  # capped by the issuer
     if node_kw.get("valid_days", 365) > issuer_days:
         assert any("capped by the issuer '/CN=Inter'" in w for w in first.warnings), first.warnings
     serial = load(ca + "/n.pem").serial_number
@@ -299,8 +299,8 @@ def test_no_renewal_when_the_new_certificate_would_not_outlive_the_current(ca, i
 
 def test_renewal_still_happens_for_other_reasons_near_issuer_end(ca):
     short_lived_issuer(ca, 20)
-    node(ca, renew_before=30)
-    p = node(ca, renew_before=30, subject_alt_names=["DNS:other"])
+    node(ca, renew_before_days=30)
+    p = node(ca, renew_before_days=30, subject_alt_names=["DNS:other"])
     assert [(a.target, a.action) for a in p.actions] == [("certificate", "renewed")]
 
 

@@ -149,6 +149,10 @@ def test_failed_issuance_leaves_the_ledger_unchanged(ca, monkeypatch):
         issue(ca, "node-b")
     assert open(ca + "/index.txt", "rb").read() == before
     assert not os.path.exists(ca + "/node-b.pem")
+    # The first issuance of a new ledger fails: no ledger is left behind.
+    with pytest.raises(OSError):
+        issue(ca, "node-b", database=ca + "/fresh.txt")
+    assert not os.path.exists(ca + "/fresh.txt")
 
 
 def test_two_issuances_at_once_both_recorded(ca):
