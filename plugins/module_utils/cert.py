@@ -19,6 +19,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
     atomic_write,
     backup_copy,
     check_writable_dir,
+    make_parent_dirs,
     read_bytes,
     read_optional,
 )
@@ -652,6 +653,8 @@ def apply(p: Plan) -> dict:
             os.unlink(a.path)
         return {"backup_files": backups, "certificate": None, "csr": None}
 
+    for a in p.actions:
+        make_parent_dirs(a.path, 0o700 if a.target == "privatekey" else 0o755)
     if p.has("privatekey"):
         backup(spec.privatekey_path)
         p.key = generate_key(spec)
@@ -692,6 +695,7 @@ def apply(p: Plan) -> dict:
         with ledger.update(spec.database) as book:
             book.record(cert)
     if p.has("chain"):
+        backup(spec.chain_path)
         atomic_write(spec.chain_path, chain_bytes(p, cert), 0o644)
     if p.has("pkcs12"):
         backup(spec.pkcs12_path)
@@ -713,3 +717,43 @@ def apply(p: Plan) -> dict:
 def current_certificate(p: Plan) -> x509.Certificate | None:
     """The certificate the plan leaves in place (for results in check mode and no-change runs)."""
     return p.install[0] if p.install else p.cert
+
+
+# ---------------------------------------------------------------- one CA, many CSRs
+
+
+def sign_many(issuer: dict, requests: list[dict], check_mode: bool = False) -> dict[str, dict]:
+    """Sign (when due) the CSR of every request with one issuing CA: the CA side of a fleet run in one
+    pass. ``issuer`` holds the CertSpec fields every request shares (issuer_*, usage, valid_days,
+    renew_before, backup); each request has ``name``, ``path``, ``csr_content`` and optionally
+    ``chain_path``, ``subject`` and ``subject_alt_names`` (the CSR's by default).
+
+    Returns, per name: changed, actions, and (when a certificate exists after the run) serial,
+    not_after, certificate and chain (PEM, what the node installs next to its key); a request that
+    cannot be signed gets failed=True and msg, the others go on."""
+    out: dict[str, dict] = {}
+    for req in requests:
+        name = req["name"]
+        fields = dict(issuer)
+        fields.update({k: req.get(k) for k in ("path", "chain_path", "csr_content", "subject", "subject_alt_names")})
+        try:
+            p = plan(CertSpec(state="present", **fields))
+            cert = current_certificate(p) if check_mode else apply(p)["certificate"]
+        except DicomTlsError as exc:
+            out[name] = {"changed": False, "failed": True, "msg": str(exc), "path": exc.path}
+            continue
+        entry = {"changed": bool(p.actions), "actions": [a.as_dict() for a in p.actions]}
+        if cert is not None and not (check_mode and p.has("certificate")):
+            info = crypto.describe_certificate(cert)
+            entry.update(serial=info["serial"], not_after=info["not_after"])
+            entry["certificate"] = crypto.cert_pem(cert).decode("ascii")
+            entry["chain"] = chain_bytes(p, cert).decode("ascii")
+        out[name] = entry
+    return out
+
+
+def check_issuer(issuer: dict) -> None:
+    """Load the CA of ``issuer`` (certificate, key, passphrase, chain) once: a problem there is the
+    task's, not one request's."""
+    spec = CertSpec(state="present", path="-", csr_content="-", **issuer)
+    _load_issuer(spec, Plan(spec=spec, mode="sign_csr"))
