@@ -9,7 +9,7 @@ certificate, the negotiated version and cipher, the peer certificate) so that a 
 classified precisely instead of ending as a bare "association aborted".
 
     result = check(normalize_target({"host": "127.0.0.1", "port": 11112, "ca_file": "ca.pem"}))
-    results = check_many([target_a, target_b], max_workers=8)
+    results = check_many([target_a, target_b], max_workers=16)
 
 Nothing here changes anything on any host; every association and pynetdicom thread is released
 or aborted and joined before a check returns.
@@ -113,6 +113,8 @@ DEFAULTS = {
     "expect": "success",
 }
 TARGET_KEYS = tuple(DEFAULTS)
+# How many targets check_many checks at the same time unless told otherwise.
+MAX_WORKERS = 16
 
 # TLS alerts (by name) a server sends when it refuses the client's certificate (or its absence).
 _CLIENT_CERT_ALERTS = {
@@ -908,7 +910,7 @@ def _last(primitives, attr):
 # Many checks
 
 
-def check_many(targets: list[dict], max_workers: int = 8) -> list[dict]:
+def check_many(targets: list[dict], max_workers: int = MAX_WORKERS) -> list[dict]:
     """Check normalized targets concurrently; results in the order of ``targets``.
 
     All contexts are built first, so bad input fails before any connection is made."""

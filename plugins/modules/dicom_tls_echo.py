@@ -463,6 +463,8 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (  # noqa: E402
+    DEFAULTS,
+    MAX_WORKERS,
     PROFILES,
     TARGET_KEYS,
     check_many,
@@ -472,28 +474,32 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (
 
 _PROFILES = list(PROFILES)
 
-# Options shared by the module and each target (defaults only at module level).
+# Options shared by the module and each target. Their defaults are the engine's (tls_echo.DEFAULTS),
+# set at module level only.
 _COMMON = dict(
     host=dict(type="str"),
     port=dict(type="int"),
-    called_ae_title=dict(type="str", default="ANY-SCP"),
-    calling_ae_title=dict(type="str", default="ECHOSCU"),
+    called_ae_title=dict(type="str"),
+    calling_ae_title=dict(type="str"),
     client_cert=dict(type="path"),
     client_key=dict(type="path", no_log=False),
     client_key_passphrase=dict(type="str", no_log=True),
     ca_file=dict(type="path"),
     ca_path=dict(type="path"),
-    crl_check=dict(type="str", choices=["none", "leaf", "chain"], default="none"),
+    crl_check=dict(type="str", choices=["none", "leaf", "chain"]),
     crl_files=dict(type="list", elements="path"),
-    peer_verification=dict(type="str", choices=["require", "ignore"], default="require"),
+    peer_verification=dict(type="str", choices=["require", "ignore"]),
     server_name=dict(type="str"),
-    check_hostname=dict(type="bool", default=False),
-    profile=dict(type="str", choices=_PROFILES, default="rfc8996"),
-    timeout=dict(type="float", default=10.0),
-    retries=dict(type="int", default=0),
-    retry_delay=dict(type="float", default=1.0),
-    expect=dict(type="str", choices=["success", "failure"], default="success"),
+    check_hostname=dict(type="bool"),
+    profile=dict(type="str", choices=_PROFILES),
+    timeout=dict(type="float"),
+    retries=dict(type="int"),
+    retry_delay=dict(type="float"),
+    expect=dict(type="str", choices=["success", "failure"]),
 )
+for _key, _default in DEFAULTS.items():
+    if _default is not None:
+        _COMMON[_key]["default"] = _default
 
 _SINGLE_KEYS = (
     "status",
@@ -520,7 +526,7 @@ def _target_spec() -> dict:
 def main():
     argument_spec = dict(_COMMON)
     argument_spec["targets"] = dict(type="list", elements="dict", options=_target_spec())
-    argument_spec["max_workers"] = dict(type="int", default=16)
+    argument_spec["max_workers"] = dict(type="int", default=MAX_WORKERS)
     module = AnsibleModule(
         argument_spec=argument_spec,
         mutually_exclusive=[("host", "targets")],
