@@ -227,7 +227,7 @@ def _renewal_reasons(p: Pkcs12Plan) -> list[str]:
         reasons.append("force")
     if crypto.public_key_der(cert) != crypto.public_key_der(p.key):
         reasons.append("the certificate does not match the key")
-    if not crypto.signed_by(cert, inner.issuer_cert):
+    if not crypto.issued_by(cert, inner.issuer_cert):
         reasons.append("it is not signed by the issuer %s (CA replaced)" % crypto.name_text(inner.issuer_cert.subject))
     if cert.subject != inner.subject:
         reasons.append(
@@ -325,12 +325,12 @@ def export_contents(certificate_pem: str, ca_pem: str) -> dict:
     for c in cas:
         if not crypto.is_ca(c):
             raise DicomTlsError("ca_content holds %s, which is not a CA" % crypto.name_text(c.subject))
-    if not any(crypto.signed_by(leaf, c) for c in cas):
+    if not any(crypto.issued_by(leaf, c) for c in cas):
         raise DicomTlsError("the certificate %s is not issued by any CA of ca_content" % crypto.name_text(leaf.subject))
     # Leaf, then issuer up to the root, as consoles expect a chain.
     ordered, current, rest = [leaf], leaf, list(cas)
     while True:
-        nxt = next((c for c in rest if c.subject == current.issuer and crypto.signed_by(current, c)), None)
+        nxt = next((c for c in rest if c.subject == current.issuer and crypto.issued_by(current, c)), None)
         if nxt is None or nxt is current:
             break
         ordered.append(nxt)

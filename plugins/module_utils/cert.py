@@ -98,6 +98,7 @@ class Plan:
     subject: x509.Name | None = None
     sans: list | None = None
     now: datetime.datetime = field(default_factory=crypto.utcnow)
+    warnings: list[str] = field(default_factory=list)
 
     def has(self, target: str) -> bool:
         return any(a.target == target for a in self.actions)
@@ -242,6 +243,18 @@ def _load_issuer(spec: CertSpec, plan: Plan) -> None:
         raise DicomTlsError(
             "the issuer certificate is not a CA (basicConstraints CA:FALSE or absent)", spec.issuer_cert_path
         )
+    problem = crypto.validity_problem(plan.issuer_cert, plan.now)
+    if problem and plan.mode in ("issue", "sign_csr"):
+        raise DicomTlsError(
+            "the issuer '%s' %s (valid %s to %s): it cannot issue certificates now; renew the issuing CA first"
+            % (
+                crypto.name_text(plan.issuer_cert.subject),
+                problem,
+                crypto.isoformat(crypto.not_valid_before(plan.issuer_cert)),
+                crypto.isoformat(crypto.not_valid_after(plan.issuer_cert)),
+            ),
+            spec.issuer_cert_path,
+        )
     path = spec.issuer_privatekey_path
     if plan.mode == "install":  # only checks that the certificate comes from this CA
         return
@@ -328,6 +341,8 @@ def plan(spec: CertSpec) -> Plan:
         _plan_install(p)
     else:
         _plan_certificate(p)
+        if p.has("certificate"):
+            _warn_if_capped(p)
     _plan_chain(p)
     _plan_pkcs12(p)
     _plan_database(p)
@@ -430,7 +445,7 @@ def _plan_certificate(p: Plan) -> None:
     elif crypto.public_key_der(cert) != crypto.public_key_der(p.key):
         reasons.append("the certificate does not match the private key")
     if p.issuer_cert is not None:
-        if not crypto.signed_by(cert, p.issuer_cert):
+        if not crypto.issued_by(cert, p.issuer_cert):
             reasons.append("it is not signed by the issuer %s (CA replaced)" % crypto.name_text(p.issuer_cert.subject))
     elif not crypto.is_self_signed(cert):
         reasons.append("it is not self-signed")
@@ -443,7 +458,21 @@ def _plan_certificate(p: Plan) -> None:
     renew_before_days = _renew_before_days(spec, cert)
     left = crypto.not_valid_after(cert) - p.now
     if left < datetime.timedelta(days=renew_before_days):
-        reasons.append("it expires in %d days (renew_before_days is %d)" % (max(left.days, 0), renew_before_days))
+        if reasons or p.issuer_cert is None or _new_not_after(p) > crypto.not_valid_after(cert):
+            reasons.append("it expires in %d days (renew_before_days is %d)" % (max(left.days, 0), renew_before_days))
+        else:
+            p.warnings.append(
+                "%s expires in %d days (renew_before_days is %d) but is not renewed: the issuer '%s' (%s) ends on %s, "
+                "so a new certificate would not outlive the current one; renew the issuing CA first"
+                % (
+                    spec.path,
+                    max(left.days, 0),
+                    renew_before_days,
+                    crypto.name_text(p.issuer_cert.subject),
+                    spec.issuer_cert_path,
+                    crypto.isoformat(crypto.not_valid_after(p.issuer_cert)),
+                )
+            )
     if reasons:
         if spec.regenerate_key and p.key is not None and not p.has("privatekey"):
             p.actions.append(Action("privatekey", spec.privatekey_path, "regenerated", "renewal with regenerate_key"))
@@ -451,6 +480,29 @@ def _plan_certificate(p: Plan) -> None:
         p.actions.append(Action("certificate", spec.path, "renewed", "; ".join(reasons)))
     elif _encoding_of(spec.path) != spec.format:
         p.actions.append(Action("certificate", spec.path, "updated", "written as %s" % spec.format.upper()))
+
+
+def _new_not_after(p: Plan) -> datetime.datetime:
+    """notAfter of a certificate issued now: valid_days, capped by the issuer's notAfter."""
+    not_after = p.now + datetime.timedelta(days=p.spec.valid_days or DEFAULT_VALID_DAYS[p.spec.usage])
+    if p.issuer_cert is not None:
+        not_after = min(not_after, crypto.not_valid_after(p.issuer_cert))
+    return not_after
+
+
+def _warn_if_capped(p: Plan) -> None:
+    days = p.spec.valid_days or DEFAULT_VALID_DAYS[p.spec.usage]
+    if p.issuer_cert is not None and p.now + datetime.timedelta(days=days) > crypto.not_valid_after(p.issuer_cert):
+        p.warnings.append(
+            "%s: valid_days %d is capped by the issuer '%s' (%s), which ends on %s: the certificate ends then"
+            % (
+                p.spec.path,
+                days,
+                crypto.name_text(p.issuer_cert.subject),
+                p.spec.issuer_cert_path,
+                crypto.isoformat(crypto.not_valid_after(p.issuer_cert)),
+            )
+        )
 
 
 def _renew_before_days(spec: CertSpec, cert: x509.Certificate | None) -> int:
@@ -476,7 +528,7 @@ def _plan_install(p: Plan) -> None:
             "certificate_content (%s) does not match the private key" % crypto.name_text(leaf.subject),
             spec.privatekey_path,
         )
-    if p.issuer_cert is not None and not crypto.signed_by(leaf, p.issuer_cert):
+    if p.issuer_cert is not None and not crypto.issued_by(leaf, p.issuer_cert):
         raise DicomTlsError(
             "certificate_content (%s) is not issued by the given CA" % crypto.name_text(leaf.subject),
             spec.issuer_cert_path,
@@ -550,11 +602,9 @@ def _plan_pkcs12(p: Plan) -> None:
 
 def _sign_certificate(p: Plan, public_key, signer_key, serial: int | None = None) -> x509.Certificate:
     spec = p.spec
-    days = spec.valid_days or DEFAULT_VALID_DAYS[spec.usage]
     not_before = p.now - BACKDATE
-    not_after = p.now + datetime.timedelta(days=days)
+    not_after = _new_not_after(p)
     if p.issuer_cert is not None:
-        not_after = min(not_after, crypto.not_valid_after(p.issuer_cert))
         issuer_name = p.issuer_cert.subject
         ski = _ext(p.issuer_cert, x509.SubjectKeyIdentifier)
         aki = (

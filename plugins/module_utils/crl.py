@@ -18,7 +18,6 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atom
 
 try:
     from cryptography import x509
-    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
     from cryptography.x509.oid import ExtensionOID
@@ -188,13 +187,7 @@ def read_existing(path: str, issuer: Issuer) -> Existing | None:
         number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     except x509.ExtensionNotFound:
         number = None
-    same_name = namehash.canonical_name(namehash.crl_issuer(der)) == namehash.canonical_name(
-        issuer.cert.subject.public_bytes()
-    )
-    try:
-        signed = same_name and crl.is_signature_valid(issuer.cert.public_key())
-    except (TypeError, ValueError, UnsupportedAlgorithm):
-        signed = False
+    signed = crypto.crl_issued_by(crl, issuer.cert)
     entries = {}
     for rc in crl:
         try:

@@ -18,6 +18,7 @@ import datetime
 import hashlib
 import re
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import namehash
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.namehash import subject_hash
 
@@ -137,55 +138,6 @@ def load_pem_certificates_raw(data: bytes) -> list:
     return [x509.load_pem_x509_certificate(b) for b in PEM_CERT_RE.findall(data)]
 
 
-def signature_parameters(cert):
-    """What ``public_key.verify`` needs besides the hash for ``cert``'s signature: a padding for RSA,
-    ECDSA(hash) for EC, None otherwise (``signature_algorithm_parameters`` is cryptography 41+).
-    Before 41, RSASSA-PSS is assumed to use MGF1 with the signature hash and a salt of the hash's
-    length (what OpenSSL writes by default)."""
-    if hasattr(cert, "signature_algorithm_parameters"):
-        return cert.signature_algorithm_parameters
-    algorithm = cert.signature_hash_algorithm
-    oid = cert.signature_algorithm_oid.dotted_string
-    if oid == "1.2.840.113549.1.1.10":  # RSASSA-PSS
-        return padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
-    if oid.startswith("1.2.840.113549.1.1."):  # sha*WithRSAEncryption
-        return padding.PKCS1v15()
-    if oid.startswith("1.2.840.10045.4."):  # ecdsa-with-*
-        return ec.ECDSA(algorithm)
-    return None
-
-
-def verify_directly_issued_by(cert, issuer) -> None:
-    """``cert.verify_directly_issued_by(issuer)`` on every version (the method is cryptography 40+):
-    ValueError when the names differ or the algorithm is unsupported, InvalidSignature when the
-    signature does not verify with the issuer's key."""
-    if hasattr(cert, "verify_directly_issued_by"):
-        cert.verify_directly_issued_by(issuer)
-        return
-    if cert.issuer != issuer.subject:
-        raise ValueError("issuer name does not match")
-    key = issuer.public_key()
-    data, sig, algorithm = cert.tbs_certificate_bytes, cert.signature, cert.signature_hash_algorithm
-    params = signature_parameters(cert)
-    if isinstance(key, rsa.RSAPublicKey):
-        if not isinstance(params, padding.AsymmetricPadding):
-            raise InvalidSignature("signature algorithm does not match the issuer's RSA key")
-        key.verify(sig, data, params, algorithm)
-    elif isinstance(key, ec.EllipticCurvePublicKey):
-        if not isinstance(params, ec.ECDSA):
-            raise InvalidSignature("signature algorithm does not match the issuer's EC key")
-        key.verify(sig, data, params)
-    elif isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
-        key.verify(sig, data)
-    elif isinstance(key, dsa.DSAPublicKey):
-        key.verify(sig, data, algorithm)
-    else:
-        raise ValueError("unsupported issuer key type")
-
-
-# ---------------------------------------------------------------- formatting
-
-
 def isoformat(when: datetime.datetime) -> str:
     return aware(when).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -265,7 +217,7 @@ def load_csr(data: bytes, path: str) -> x509.CertificateSigningRequest:
             csr = x509.load_der_x509_csr(data)
     except ValueError:
         raise DicomTlsError("not a readable certificate signing request (unparsable PEM/DER)", path) from None
-    if not csr.is_signature_valid:
+    if not signature_valid(csr, csr.public_key()):
         raise DicomTlsError("the CSR's signature is invalid (it was altered or not signed by its key)", path)
     return csr
 
@@ -295,30 +247,6 @@ def key_description(key) -> dict:
     return {"key_type": type(key).__name__, "key_size": None, "curve": None}
 
 
-def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """True when ``cert`` names ``issuer`` as issuer and its signature verifies with its key."""
-    if cert.issuer.public_bytes() != issuer.subject.public_bytes():
-        return False
-    try:
-        verify_directly_issued_by(cert, issuer)
-        return True
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-
-
-def verify_signature(public_key, signature: bytes, data: bytes, hash_algorithm) -> bool:
-    try:
-        if isinstance(public_key, rsa.RSAPublicKey):
-            public_key.verify(signature, data, padding.PKCS1v15(), hash_algorithm)
-        elif isinstance(public_key, ec.EllipticCurvePublicKey):
-            public_key.verify(signature, data, ec.ECDSA(hash_algorithm))
-        else:
-            return False
-        return True
-    except InvalidSignature:
-        return False
-
-
 def is_ca(cert: x509.Certificate) -> bool:
     try:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
@@ -326,8 +254,125 @@ def is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
-def is_self_signed(cert: x509.Certificate) -> bool:
-    return signed_by(cert, cert)
+# ---------------------------------------------------------------- verdicts, as OpenSSL 3 gives them
+
+_RSASSA_PSS = "1.2.840.113549.1.1.10"
+
+
+def signature_valid(obj, issuer) -> bool:
+    """Does the signature of a certificate, CRL or CSR verify with ``issuer`` (a certificate or a
+    public key), by the algorithm the object names?
+
+    OpenSSL 3's verdict (``openssl verify``, ``openssl crl -CAfile``, ``openssl req -verify``): every
+    digest it knows counts, MD5 and SHA-1 included, with RSA (PKCS#1 v1.5 or PSS), ECDSA, DSA,
+    Ed25519 and Ed448. Whether a security level allows the algorithm is a separate verdict
+    (policy_problems)."""
+    key = issuer.public_key() if hasattr(issuer, "public_key") else issuer
+    for attr in ("tbs_certificate_bytes", "tbs_certlist_bytes", "tbs_certrequest_bytes"):
+        if hasattr(obj, attr):
+            data = getattr(obj, attr)
+            break
+    try:
+        digest = obj.signature_hash_algorithm
+        if isinstance(key, rsa.RSAPublicKey):
+            pad = getattr(obj, "signature_algorithm_parameters", None)
+            if not isinstance(pad, (padding.PSS, padding.PKCS1v15)):  # MD5, or cryptography < 42
+                pss = obj.signature_algorithm_oid.dotted_string == _RSASSA_PSS
+                pad = padding.PSS(padding.MGF1(digest), padding.PSS.AUTO) if pss else padding.PKCS1v15()
+            key.verify(obj.signature, data, pad, digest)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(obj.signature, data, ec.ECDSA(digest))
+        elif isinstance(key, dsa.DSAPublicKey):
+            key.verify(obj.signature, data, digest)
+        elif isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+            if digest is not None:
+                return False
+            key.verify(obj.signature, data)
+        else:
+            return False
+        return True
+    except (InvalidSignature, UnsupportedAlgorithm, TypeError, ValueError):
+        return False
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _extension(cert, cls):
+    try:
+        return cert.extensions.get_extension_for_class(cls).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+
+
+def _same_name(name_der: bytes, other_der: bytes) -> bool:
+    """X509_NAME_cmp: names compare by their canonical form (case and spaces folded)."""
+    return name_der == other_der or namehash.canonical_name(name_der) == namehash.canonical_name(other_der)
+
+
+def _akid_matches(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """X509_check_akid: the authority key identifier, where present, points at ``issuer``."""
+    akid = _extension(cert, x509.AuthorityKeyIdentifier)
+    if akid is None:
+        return True
+    skid = _extension(issuer, x509.SubjectKeyIdentifier)
+    if akid.key_identifier is not None and skid is not None and akid.key_identifier != skid.digest:
+        return False
+    if akid.authority_cert_serial_number is not None and akid.authority_cert_serial_number != issuer.serial_number:
+        return False
+    dirs = [g.value for g in akid.authority_cert_issuer or [] if isinstance(g, x509.DirectoryName)]
+    return not dirs or any(d == issuer.issuer for d in dirs)
+
+
+def _allows(cert: x509.Certificate, usage: str) -> bool:
+    ku = _extension(cert, x509.KeyUsage)
+    return ku is None or getattr(ku, usage)
+
+
+def is_self_signed(cert: x509.Certificate, verify_signature: bool = True) -> bool:
+    """X509_self_signed: subject and issuer names match, the authority key identifier (if any)
+    is the certificate's own, and (``verify_signature``) its own key verifies its signature
+    (any digest, SHA-1 and MD5 included, as ``openssl verify`` accepts a SHA-1 root)."""
+    issuer_der, subject_der = namehash.certificate_names(_der(cert))
+    if not _same_name(issuer_der, subject_der) or not _akid_matches(cert, cert):
+        return False
+    return not verify_signature or signature_valid(cert, cert)
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """X509_check_issued plus the signature check of ``openssl verify``: ``cert`` names
+    ``issuer``'s subject, its authority key identifier (if any) points at ``issuer``, ``issuer``'s
+    keyUsage (if any) allows keyCertSign, and ``issuer``'s key verifies ``cert``'s signature."""
+    issuer_name = namehash.certificate_names(_der(cert))[0]
+    subject_name = namehash.certificate_names(_der(issuer))[1]
+    return (
+        _same_name(issuer_name, subject_name)
+        and _akid_matches(cert, issuer)
+        and _allows(issuer, "key_cert_sign")
+        and signature_valid(cert, issuer)
+    )
+
+
+def crl_issued_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    """OpenSSL's CRL check (``openssl crl -CAfile``, ``verify -crl_check``): the CRL names
+    ``issuer``'s subject, ``issuer``'s keyUsage (if any) allows cRLSign, its key verifies the CRL."""
+    crl_name = namehash.crl_issuer(crl.public_bytes(serialization.Encoding.DER))
+    return (
+        _same_name(crl_name, namehash.certificate_names(_der(issuer))[1])
+        and _allows(issuer, "crl_sign")
+        and signature_valid(crl, issuer)
+    )
+
+
+def validity_problem(cert: x509.Certificate, when: datetime.datetime | None = None) -> str | None:
+    """None when ``cert`` is valid at ``when`` (now), else OpenSSL's reason with the date."""
+    when = when or utcnow()
+    if when < not_valid_before(cert):
+        return "is not yet valid (notBefore %s)" % isoformat(not_valid_before(cert))
+    if when > not_valid_after(cert):
+        return "has expired (notAfter %s)" % isoformat(not_valid_after(cert))
+    return None
 
 
 # ---------------------------------------------------------------- names

@@ -177,16 +177,6 @@ def _load_crl(data: bytes, path: str):
         raise DicomTlsError("cannot parse CRL (expected PEM or DER)", path) from None
 
 
-def _self_signed(cert) -> bool:
-    if cert.subject != cert.issuer:
-        return False
-    try:
-        crypto.verify_directly_issued_by(cert, cert)
-        return True
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-
-
 class SignerChainVerifier:
     """Checks the certificate chain of a DICOM signer (not a TLS trust store: see truststore.py).
 
@@ -225,12 +215,8 @@ class SignerChainVerifier:
 
     def _issuer_of(self, cert):
         for cand in self.trusted + self.untrusted:
-            if cand.subject == cert.issuer:
-                try:
-                    crypto.verify_directly_issued_by(cert, cand)
-                    return cand
-                except (InvalidSignature, ValueError, TypeError):
-                    continue
+            if crypto.issued_by(cert, cand):
+                return cand
         return None
 
     def check(self, cert, der: bytes) -> str | None:
@@ -255,7 +241,7 @@ class SignerChainVerifier:
                     crypto.not_valid_before(cur).isoformat(),
                     crypto.not_valid_after(cur).isoformat(),
                 )
-            if _self_signed(cur):
+            if crypto.is_self_signed(cur):
                 if cur.public_bytes(serialization.Encoding.DER) in self.trusted_der:
                     return self._crl_check(chain)
                 return "untrusted: self-signed certificate '%s' is not among the trusted certificates" % name
@@ -280,7 +266,7 @@ class SignerChainVerifier:
         for cert, issuer in zip(chain, chain[1:]):
             crl = None
             for cand in self.crls:
-                if cand.issuer == cert.issuer and cand.is_signature_valid(issuer.public_key()):
+                if crypto.crl_issued_by(cand, issuer):
                     crl = cand
                     break
             if crl is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atomic_write, read_bytes, read_optional
 
@@ -120,7 +120,7 @@ def build(
         labels = {"client": p["client"], "server": p["server"]}
         ok = p.get("status") == "success"
         fam["echo_success"].append((dict(labels, expect=p.get("expect") or "success"), ok))
-        fam["echo_as_expected"].append((labels, ok == ((p.get("expect") or "success") == "success")))
+        fam["echo_as_expected"].append((labels, reports.as_expected(p["status"], p.get("expect") or "success")))
     if verify_success is not None:
         now = now if now is not None else crypto.utcnow().timestamp()
         fam["verify_last_run_timestamp_seconds"].append(({}, now))

@@ -4,6 +4,18 @@
 
 from __future__ import annotations
 
+# Statuses that mean nothing answered at all (TCP refused, timeout): never a TLS or DICOM refusal.
+NO_LISTENER = ("connection_refused", "timeout")
+
+
+def as_expected(status: str, expect: str = "success") -> bool:
+    """The one rule for a C-ECHO outcome: an expected success needs ``success``; an expected
+    refusal needs a real refusal by a listener (TLS handshake, certificate, association), so a
+    dead or absent listener never passes as a revocation."""
+    if (expect or "success") == "success":
+        return status == "success"
+    return status != "success" and status not in NO_LISTENER
+
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
@@ -54,12 +66,14 @@ def echo_matrix(results: list[dict] | dict) -> str:
             clients.append(client)
         if server not in servers:
             servers.append(server)
-        as_expected = (status == "success") == (expect == "success")
+        ok = as_expected(status, expect)
         if status == "success":
             cell = "ok"
+        elif status in NO_LISTENER:
+            cell = "no listener" if status == "connection_refused" else "timeout"
         else:
-            cell = "refused" if expect == "failure" and as_expected else status
-        if not as_expected:
+            cell = "refused" if expect == "failure" else status
+        if not ok:
             cell = "FAIL " + cell
             problems.append("%s -> %s: %s (expected %s)" % (client, server, res.get("reason") or status, expect))
         cells[(client, server)] = cell

@@ -30,7 +30,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 
 try:
@@ -519,7 +519,7 @@ def check(target: dict, ctx: ssl.SSLContext | None = None) -> dict:
     result["attempts"] = attempts
     result["elapsed_ms"] = int((time.monotonic() - started) * 1000)
     result["expect"] = target["expect"]
-    result["as_expected"] = (result["status"] == "success") == (target["expect"] == "success")
+    result["as_expected"] = reports.as_expected(result["status"], target["expect"])
     return result
 
 

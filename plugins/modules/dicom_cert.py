@@ -362,6 +362,8 @@ def main():
     spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})
     try:
         plan = backend.plan(spec)
+        for warning in plan.warnings:
+            module.warn(warning)
         before = plan.cert
         if module.check_mode:
             outcome = {

@@ -179,7 +179,7 @@ def main():
             issuer = crypto.load_certificate(
                 read_bytes(p["issuer_cert_path"], "issuer certificate"), p["issuer_cert_path"]
             )
-            result["issued_by_issuer"] = crypto.signed_by(certs[0], issuer)
+            result["issued_by_issuer"] = crypto.issued_by(certs[0], issuer)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     module.exit_json(changed=False, **result)

@@ -134,7 +134,9 @@ options:
   expect:
     description:
       - The outcome this task expects. C(success) fails the task unless the C-ECHO succeeded;
-        C(failure) fails the task if it succeeded (for "the revoked client is refused").
+        C(failure) (for "the revoked client is refused") fails the task unless a listener really
+        refused (TLS handshake, certificate or association): C(connection_refused) and C(timeout)
+        mean no listener answered, and never count as a refusal.
     type: str
     choices: [success, failure]
     default: success
@@ -341,7 +343,9 @@ results:
         127.0.0.1:11112 refused client certificate /etc/dicom-tls/node.pem:
         the server does not trust the CA that issued the client certificate
     as_expected:
-      description: Whether the outcome matches O(expect).
+      description: >-
+        Whether the outcome matches O(expect); with O(expect=failure) only a refusal by a listener
+        matches, not C(connection_refused) or C(timeout) (no listener).
       type: bool
     expect:
       description: The expected outcome of this target.
