@@ -1,5 +1,5 @@
 # make demo   - roll DICOM TLS out to a demo fleet on this machine and print the C-ECHO matrix
-# make test   - lint, unit, sanity, ansible-lint, integration (live dcmtk/Orthanc/openssl), molecule
+# make test   - lint, unit, sanity, ansible-lint, release checks, integration (live dcmtk/Orthanc/openssl), molecule
 SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(CURDIR)/$(VENV)/bin
@@ -10,12 +10,12 @@ export ANSIBLE_FORCE_COLOR := 0
 NETNS := scripts/netns.sh
 PYTEST_ARGS ?=
 
-.PHONY: demo test bootstrap lint unit sanity ansible-lint integration molecule benchmarks clean
+.PHONY: demo test bootstrap lint unit sanity ansible-lint release-checks ee-context integration molecule benchmarks clean
 
 demo: bootstrap
 	$(NETNS) scripts/demo.sh
 
-test: bootstrap lint unit sanity ansible-lint integration molecule
+test: bootstrap lint unit sanity ansible-lint release-checks integration molecule
 
 bootstrap:
 	scripts/bootstrap.sh
@@ -32,6 +32,14 @@ sanity: bootstrap
 
 ansible-lint: bootstrap
 	ansible-lint --profile production
+
+# galaxy-importer, antsibull-docs lint, antsibull-changelog lint, ansible-builder create (scripts/release_checks.sh)
+release-checks: bootstrap
+	scripts/release_checks.sh
+
+# the execution environment's build context in .build/ee (then: podman build .build/ee)
+ee-context: bootstrap
+	scripts/release_checks.sh tarball ee
 
 integration: bootstrap
 	$(NETNS) python -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)

@@ -15,7 +15,11 @@ command -v unshare >/dev/null || need_apt+=(util-linux)
 command -v git >/dev/null || need_apt+=(git)
 command -v rsync >/dev/null || need_apt+=(rsync)
 command -v shellcheck >/dev/null || need_apt+=(shellcheck)
+command -v promtool >/dev/null || need_apt+=(prometheus)
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# The Python matrix runs modules with Debian's own python3 and its python3-cryptography (38.0.4 on
+# Debian 12), as a node that installs nothing from pip would.
+/usr/bin/python3 -c 'import cryptography' 2>/dev/null || need_apt+=(python3-cryptography)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "bootstrap: missing Debian packages: ${need_apt[*]} (run as root, or install them)" >&2
@@ -44,3 +48,25 @@ fi
 # Ansible finds the collection through .build/collections/ansible_collections/medimg/dicom_tls.
 mkdir -p .build/collections/ansible_collections/medimg
 ln -sfn ../../../.. .build/collections/ansible_collections/medimg/dicom_tls
+
+# Managed-node Pythons for tests/integration/test_pythons.py: one venv per pyenv interpreter present
+# (3.9, 3.10, 3.12, 3.13), with requirements.txt. The 3.9 one gets cryptography at the floor, 36.0.1,
+# as RHEL 9 (Python 3.9, python3-cryptography 36.0.1) has it. Missing interpreters are skipped here
+# and reported as skipped by the test.
+PYENV_ROOT=${PYENV_ROOT:-/root/.pyenv}
+for minor in 3.9 3.10 3.12 3.13; do
+  interp=""
+  for candidate in "$PYENV_ROOT/versions/$minor".*/bin/python; do
+    if [ -x "$candidate" ]; then interp=$candidate; fi
+  done
+  [ -n "$interp" ] || continue
+  pvenv=.build/pythons/$minor
+  pins=()
+  if [ "$minor" = 3.9 ]; then pins=("cryptography==36.0.1"); fi
+  if [ ! -f "$pvenv/.installed" ] || [ requirements.txt -nt "$pvenv/.installed" ]; then
+    rm -rf "$pvenv"
+    "$interp" -m venv "$pvenv"
+    "$pvenv/bin/pip" install -q --disable-pip-version-check -r requirements.txt "${pins[@]}"
+    touch "$pvenv/.installed"
+  fi
+done

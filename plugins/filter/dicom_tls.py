@@ -14,6 +14,7 @@ try:
 except ImportError:  # pragma: no cover - reported when the filter is used
     jmespath = None
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import fleet
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.reports import echo_matrix, expiry_table
 
 
@@ -54,6 +55,73 @@ def _expiry_table(certificates, warn_days=30):
         raise AnsibleFilterError("expiry_table: %s" % exc) from None
 
 
+def _sign_requests(hosts, hostvars, register_name, issued_dir):
+    """dicom_csr_sign's requests for ``hosts``: each host's registered CSR (``register_name``.csr)."""
+    try:
+        csrs = {}
+        for h in hosts:
+            registered = hostvars[h].get(register_name) if h in hostvars else None
+            csrs[str(h)] = (registered or {}).get("csr")
+        return fleet.sign_requests(csrs, str(issued_dir))
+    except (TypeError, AttributeError) as exc:
+        raise AnsibleFilterError("sign_requests: %s" % exc) from None
+
+
+def _revoked_nodes(revoked):
+    if not isinstance(revoked, (list, tuple)):
+        kind = type(revoked).__name__
+        raise AnsibleFilterError("revoked_nodes: expected a list of {node: NAME} items, got %s" % kind)
+    return fleet.revoked_nodes(_plain(revoked))
+
+
+def _mesh_targets(me, servers, revoked=()):
+    try:
+        return fleet.mesh_targets(_plain(me), _plain(servers), _plain(list(revoked or [])))
+    except (TypeError, KeyError, ValueError) as exc:
+        raise AnsibleFilterError("mesh_targets: an endpoint lacks %s" % exc) from None
+
+
+def _orthanc_modalities(peers, hostvars):
+    keys = ("dicom_tls_ae_title", "dicom_tls_address", "dicom_tls_port")
+    try:
+        found = {}
+        for h in peers:
+            hv = hostvars[h]
+            found[str(h)] = {k: hv.get(k) for k in keys if hv.get(k) is not None}
+        return fleet.orthanc_modalities(_plain(found))
+    except (TypeError, KeyError, ValueError) as exc:
+        raise AnsibleFilterError("orthanc_modalities: %s" % exc) from None
+
+
+def _revoked_entries(revoked, issued_paths, issued_dir):
+    try:
+        return fleet.revoked_entries(_plain(list(revoked or [])), _plain(list(issued_paths or [])), str(issued_dir))
+    except (TypeError, AttributeError) as exc:
+        raise AnsibleFilterError("revoked_entries: %s" % exc) from None
+
+
+def _endpoints(hosts, hostvars):
+    """The endpoint each host's node role described (dcmtk_tls_endpoint or orthanc_tls_endpoint)."""
+    out = []
+    for h in hosts:
+        hv = hostvars[h]
+        e = hv.get("dcmtk_tls_endpoint") or hv.get("orthanc_tls_endpoint")
+        if not e:
+            raise AnsibleFilterError("endpoints: %s has no endpoint (run describe.yml of its role first)" % h)
+        out.append(_plain(e))
+    return out
+
+
 class FilterModule:
     def filters(self):
-        return {"json_query": json_query, "echo_matrix": _echo_matrix, "expiry_table": _expiry_table}
+        return {
+            "json_query": json_query,
+            "echo_matrix": _echo_matrix,
+            "expiry_table": _expiry_table,
+            "sign_requests": _sign_requests,
+            "revoked_nodes": _revoked_nodes,
+            "revoked_entries": _revoked_entries,
+            "mesh_targets": _mesh_targets,
+            "endpoints": _endpoints,
+            "orthanc_modalities": _orthanc_modalities,
+        }

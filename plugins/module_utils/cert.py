@@ -13,12 +13,13 @@ import datetime
 import os
 from dataclasses import dataclass, field
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, ledger
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
     atomic_write,
     backup_copy,
     check_writable_dir,
+    make_parent_dirs,
     read_bytes,
     read_optional,
 )
@@ -61,18 +62,19 @@ class CertSpec:
     issuer_privatekey_passphrase: str | None = None
     issuer_chain_path: str | None = None
     valid_days: int | None = None
-    renew_before: int | None = None
+    renew_before_days: int | None = None
     force: bool = False
     regenerate_key: bool = False
     format: str = "pem"
     pkcs12_path: str | None = None
     pkcs12_passphrase: str | None = None
     backup: bool = False
+    database: str | None = None  # OpenSSL ca's index.txt, where issued certificates are recorded
 
 
 @dataclass
 class Action:
-    target: str  # privatekey | csr | certificate | chain | pkcs12
+    target: str  # privatekey | csr | certificate | chain | pkcs12 | database
     path: str
     action: str  # created | renewed | regenerated | updated | removed
     reason: str
@@ -96,6 +98,7 @@ class Plan:
     subject: x509.Name | None = None
     sans: list | None = None
     now: datetime.datetime = field(default_factory=crypto.utcnow)
+    warnings: list[str] = field(default_factory=list)
 
     def has(self, target: str) -> bool:
         return any(a.target == target for a in self.actions)
@@ -240,6 +243,18 @@ def _load_issuer(spec: CertSpec, plan: Plan) -> None:
         raise DicomTlsError(
             "the issuer certificate is not a CA (basicConstraints CA:FALSE or absent)", spec.issuer_cert_path
         )
+    problem = crypto.validity_problem(plan.issuer_cert, plan.now)
+    if problem and plan.mode in ("issue", "sign_csr"):
+        raise DicomTlsError(
+            "the issuer '%s' %s (valid %s to %s): it cannot issue certificates now; renew the issuing CA first"
+            % (
+                crypto.name_text(plan.issuer_cert.subject),
+                problem,
+                crypto.isoformat(crypto.not_valid_before(plan.issuer_cert)),
+                crypto.isoformat(crypto.not_valid_after(plan.issuer_cert)),
+            ),
+            spec.issuer_cert_path,
+        )
     path = spec.issuer_privatekey_path
     if plan.mode == "install":  # only checks that the certificate comes from this CA
         return
@@ -326,9 +341,34 @@ def plan(spec: CertSpec) -> Plan:
         _plan_install(p)
     else:
         _plan_certificate(p)
+        if p.has("certificate"):
+            _warn_if_capped(p)
     _plan_chain(p)
     _plan_pkcs12(p)
+    _plan_database(p)
     return p
+
+
+def _plan_database(p: Plan) -> None:
+    """A certificate this CA signs is recorded in the ledger; one already on disk but missing
+    from it (issued before the ledger existed) is recorded without being reissued."""
+    spec = p.spec
+    if not spec.database:
+        return
+    if p.mode not in ("issue", "sign_csr"):
+        raise DicomTlsError("database records certificates signed by an issuer: give issuer_cert_path")
+    entries = ledger.check(spec.database)
+    if p.has("certificate") or p.cert is None:
+        return
+    if ledger.status_of(entries, p.cert.serial_number) is None:
+        p.actions.append(
+            Action(
+                "database",
+                spec.database,
+                "updated",
+                "serial %s is not recorded in the database" % crypto.serial_hex(p.cert.serial_number),
+            )
+        )
 
 
 def _plan_key(p: Plan) -> None:
@@ -405,7 +445,7 @@ def _plan_certificate(p: Plan) -> None:
     elif crypto.public_key_der(cert) != crypto.public_key_der(p.key):
         reasons.append("the certificate does not match the private key")
     if p.issuer_cert is not None:
-        if not crypto.signed_by(cert, p.issuer_cert):
+        if not crypto.issued_by(cert, p.issuer_cert):
             reasons.append("it is not signed by the issuer %s (CA replaced)" % crypto.name_text(p.issuer_cert.subject))
     elif not crypto.is_self_signed(cert):
         reasons.append("it is not self-signed")
@@ -415,10 +455,24 @@ def _plan_certificate(p: Plan) -> None:
     if sorted(have) != sorted(want):
         reasons.append("subject_alt_names changed from %s to %s" % (have, want))
     reasons += usage_differences(cert, spec.usage)
-    renew_before = _renew_before(spec, cert)
-    left = cert.not_valid_after_utc - p.now
-    if left < datetime.timedelta(days=renew_before):
-        reasons.append("it expires in %d days (renew_before is %d)" % (max(left.days, 0), renew_before))
+    renew_before_days = _renew_before_days(spec, cert)
+    left = crypto.not_valid_after(cert) - p.now
+    if left < datetime.timedelta(days=renew_before_days):
+        if reasons or p.issuer_cert is None or _new_not_after(p) > crypto.not_valid_after(cert):
+            reasons.append("it expires in %d days (renew_before_days is %d)" % (max(left.days, 0), renew_before_days))
+        else:
+            p.warnings.append(
+                "%s expires in %d days (renew_before_days is %d) but is not renewed: the issuer '%s' (%s) ends on %s, "
+                "so a new certificate would not outlive the current one; renew the issuing CA first"
+                % (
+                    spec.path,
+                    max(left.days, 0),
+                    renew_before_days,
+                    crypto.name_text(p.issuer_cert.subject),
+                    spec.issuer_cert_path,
+                    crypto.isoformat(crypto.not_valid_after(p.issuer_cert)),
+                )
+            )
     if reasons:
         if spec.regenerate_key and p.key is not None and not p.has("privatekey"):
             p.actions.append(Action("privatekey", spec.privatekey_path, "regenerated", "renewal with regenerate_key"))
@@ -428,12 +482,35 @@ def _plan_certificate(p: Plan) -> None:
         p.actions.append(Action("certificate", spec.path, "updated", "written as %s" % spec.format.upper()))
 
 
-def _renew_before(spec: CertSpec, cert: x509.Certificate | None) -> int:
-    if spec.renew_before is not None:
-        return spec.renew_before
+def _new_not_after(p: Plan) -> datetime.datetime:
+    """notAfter of a certificate issued now: valid_days, capped by the issuer's notAfter."""
+    not_after = p.now + datetime.timedelta(days=p.spec.valid_days or DEFAULT_VALID_DAYS[p.spec.usage])
+    if p.issuer_cert is not None:
+        not_after = min(not_after, crypto.not_valid_after(p.issuer_cert))
+    return not_after
+
+
+def _warn_if_capped(p: Plan) -> None:
+    days = p.spec.valid_days or DEFAULT_VALID_DAYS[p.spec.usage]
+    if p.issuer_cert is not None and p.now + datetime.timedelta(days=days) > crypto.not_valid_after(p.issuer_cert):
+        p.warnings.append(
+            "%s: valid_days %d is capped by the issuer '%s' (%s), which ends on %s: the certificate ends then"
+            % (
+                p.spec.path,
+                days,
+                crypto.name_text(p.issuer_cert.subject),
+                p.spec.issuer_cert_path,
+                crypto.isoformat(crypto.not_valid_after(p.issuer_cert)),
+            )
+        )
+
+
+def _renew_before_days(spec: CertSpec, cert: x509.Certificate | None) -> int:
+    if spec.renew_before_days is not None:
+        return spec.renew_before_days
     days = spec.valid_days or DEFAULT_VALID_DAYS[spec.usage]
     if cert is not None:
-        days = (cert.not_valid_after_utc - cert.not_valid_before_utc).days or days
+        days = (crypto.not_valid_after(cert) - crypto.not_valid_before(cert)).days or days
     return max(days // 3, 0)
 
 
@@ -451,7 +528,7 @@ def _plan_install(p: Plan) -> None:
             "certificate_content (%s) does not match the private key" % crypto.name_text(leaf.subject),
             spec.privatekey_path,
         )
-    if p.issuer_cert is not None and not crypto.signed_by(leaf, p.issuer_cert):
+    if p.issuer_cert is not None and not crypto.issued_by(leaf, p.issuer_cert):
         raise DicomTlsError(
             "certificate_content (%s) is not issued by the given CA" % crypto.name_text(leaf.subject),
             spec.issuer_cert_path,
@@ -523,13 +600,11 @@ def _plan_pkcs12(p: Plan) -> None:
 # ---------------------------------------------------------------- applying
 
 
-def _sign_certificate(p: Plan, public_key, signer_key) -> x509.Certificate:
+def _sign_certificate(p: Plan, public_key, signer_key, serial: int | None = None) -> x509.Certificate:
     spec = p.spec
-    days = spec.valid_days or DEFAULT_VALID_DAYS[spec.usage]
     not_before = p.now - BACKDATE
-    not_after = p.now + datetime.timedelta(days=days)
+    not_after = _new_not_after(p)
     if p.issuer_cert is not None:
-        not_after = min(not_after, p.issuer_cert.not_valid_after_utc)
         issuer_name = p.issuer_cert.subject
         ski = _ext(p.issuer_cert, x509.SubjectKeyIdentifier)
         aki = (
@@ -545,7 +620,7 @@ def _sign_certificate(p: Plan, public_key, signer_key) -> x509.Certificate:
         .subject_name(p.subject)
         .issuer_name(issuer_name)
         .public_key(public_key)
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial or x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
     )
@@ -578,6 +653,8 @@ def apply(p: Plan) -> dict:
             os.unlink(a.path)
         return {"backup_files": backups, "certificate": None, "csr": None}
 
+    for a in p.actions:
+        make_parent_dirs(a.path, 0o700 if a.target == "privatekey" else 0o755)
     if p.has("privatekey"):
         backup(spec.privatekey_path)
         p.key = generate_key(spec)
@@ -600,14 +677,25 @@ def apply(p: Plan) -> dict:
     cert = p.install[0] if p.install else p.cert
     if p.has("certificate"):
         backup(spec.path)
-        if p.mode == "sign_csr":
+        if spec.database:  # serial chosen, entry recorded and certificate written under the ledger's lock
+            with ledger.update(spec.database) as book:
+                public_key = p.csr.public_key() if p.mode == "sign_csr" else p.key.public_key()
+                cert = _sign_certificate(p, public_key, p.issuer_key, book.new_serial())
+                book.record(cert)
+                book.then(lambda: _write_cert(spec.path, cert, spec.format))
+        elif p.mode == "sign_csr":
             cert = _sign_certificate(p, p.csr.public_key(), p.issuer_key)
         elif p.mode == "issue":
             cert = _sign_certificate(p, p.key.public_key(), p.issuer_key)
         elif p.mode == "self_signed":
             cert = _sign_certificate(p, p.key.public_key(), p.key)
-        _write_cert(spec.path, cert, spec.format)
+        if not spec.database:
+            _write_cert(spec.path, cert, spec.format)
+    elif p.has("database"):
+        with ledger.update(spec.database) as book:
+            book.record(cert)
     if p.has("chain"):
+        backup(spec.chain_path)
         atomic_write(spec.chain_path, chain_bytes(p, cert), 0o644)
     if p.has("pkcs12"):
         backup(spec.pkcs12_path)
@@ -629,3 +717,43 @@ def apply(p: Plan) -> dict:
 def current_certificate(p: Plan) -> x509.Certificate | None:
     """The certificate the plan leaves in place (for results in check mode and no-change runs)."""
     return p.install[0] if p.install else p.cert
+
+
+# ---------------------------------------------------------------- one CA, many CSRs
+
+
+def sign_many(issuer: dict, requests: list[dict], check_mode: bool = False) -> dict[str, dict]:
+    """Sign (when due) the CSR of every request with one issuing CA: the CA side of a fleet run in one
+    pass. ``issuer`` holds the CertSpec fields every request shares (issuer_*, usage, valid_days,
+    renew_before, backup); each request has ``name``, ``path``, ``csr_content`` and optionally
+    ``chain_path``, ``subject`` and ``subject_alt_names`` (the CSR's by default).
+
+    Returns, per name: changed, actions, and (when a certificate exists after the run) serial,
+    not_after, certificate and chain (PEM, what the node installs next to its key); a request that
+    cannot be signed gets failed=True and msg, the others go on."""
+    out: dict[str, dict] = {}
+    for req in requests:
+        name = req["name"]
+        fields = dict(issuer)
+        fields.update({k: req.get(k) for k in ("path", "chain_path", "csr_content", "subject", "subject_alt_names")})
+        try:
+            p = plan(CertSpec(state="present", **fields))
+            cert = current_certificate(p) if check_mode else apply(p)["certificate"]
+        except DicomTlsError as exc:
+            out[name] = {"changed": False, "failed": True, "msg": str(exc), "path": exc.path}
+            continue
+        entry = {"changed": bool(p.actions), "actions": [a.as_dict() for a in p.actions]}
+        if cert is not None and not (check_mode and p.has("certificate")):
+            info = crypto.describe_certificate(cert)
+            entry.update(serial=info["serial"], not_after=info["not_after"])
+            entry["certificate"] = crypto.cert_pem(cert).decode("ascii")
+            entry["chain"] = chain_bytes(p, cert).decode("ascii")
+        out[name] = entry
+    return out
+
+
+def check_issuer(issuer: dict) -> None:
+    """Load the CA of ``issuer`` (certificate, key, passphrase, chain) once: a problem there is the
+    task's, not one request's."""
+    spec = CertSpec(state="present", path="-", csr_content="-", **issuer)
+    _load_issuer(spec, Plan(spec=spec, mode="sign_csr"))

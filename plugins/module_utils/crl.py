@@ -18,7 +18,6 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atom
 
 try:
     from cryptography import x509
-    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
     from cryptography.x509.oid import ExtensionOID
@@ -50,7 +49,7 @@ def _digest(name: str):
 
 
 def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    return crypto.utcnow().replace(microsecond=0)
 
 
 def iso(when: datetime.datetime | None) -> str | None:
@@ -97,8 +96,8 @@ def parse_date(value, where: str) -> datetime.datetime:
                 "revocation_date %r is not ISO 8601 (like 2026-01-31T12:00:00Z)" % (value,), where
             ) from None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    return when.astimezone(datetime.UTC).replace(microsecond=0)
+        when = when.replace(tzinfo=crypto.UTC)
+    return when.astimezone(crypto.UTC).replace(microsecond=0)
 
 
 @dataclass
@@ -192,20 +191,14 @@ def read_existing(path: str, issuer: Issuer) -> Existing | None:
         number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     except x509.ExtensionNotFound:
         number = None
-    same_name = namehash.canonical_name(namehash.crl_issuer(der)) == namehash.canonical_name(
-        issuer.cert.subject.public_bytes()
-    )
-    try:
-        signed = same_name and crl.is_signature_valid(issuer.cert.public_key())
-    except (TypeError, ValueError, UnsupportedAlgorithm):
-        signed = False
+    signed = crypto.crl_issued_by(crl, issuer.cert)
     entries = {}
     for rc in crl:
         try:
             reason = rc.extensions.get_extension_for_class(x509.CRLReason).value.reason.name
         except x509.ExtensionNotFound:
             reason = None
-        entries[rc.serial_number] = (reason, rc.revocation_date_utc.replace(microsecond=0))
+        entries[rc.serial_number] = (reason, crypto.revocation_date(rc).replace(microsecond=0))
     return Existing(crl, der, fmt, number, signed, entries)
 
 
@@ -239,12 +232,12 @@ def plan_crl(
     fmt: str,
     digest: str,
     next_update_days: int,
-    refresh_before_hours: float | None,
+    renew_before_days: float | None,
     now: datetime.datetime | None = None,
 ) -> CrlPlan:
     now = (now or utcnow()).replace(microsecond=0)
     validity = datetime.timedelta(days=next_update_days)
-    refresh = datetime.timedelta(hours=refresh_before_hours) if refresh_before_hours is not None else validity / 2
+    refresh = datetime.timedelta(days=renew_before_days) if renew_before_days is not None else validity / 2
     have = existing.entries if existing else {}
     revocations = []
     for r in desired:
@@ -267,11 +260,11 @@ def plan_crl(
         reason = "revoked set changed: " + "; ".join(parts)
     elif any(not _same_entry(r, have[r.serial]) for r in desired):
         reason = "revocation reason or date changed"
-    elif existing.crl.next_update_utc is None or existing.crl.next_update_utc <= now:
+    elif crypto.next_update(existing.crl) is None or crypto.next_update(existing.crl) <= now:
         reason = "existing CRL expired"
-    elif existing.crl.next_update_utc - now <= refresh:
-        reason = "refresh window reached (%s left, refresh_before %s)" % (
-            existing.crl.next_update_utc - now,
+    elif crypto.next_update(existing.crl) - now <= refresh:
+        reason = "refresh window reached (%s left, renew_before_days %s)" % (
+            crypto.next_update(existing.crl) - now,
             refresh,
         )
     elif existing.fmt != fmt:
@@ -287,8 +280,8 @@ def plan_crl(
             None,
             existing.number,
             [(s, r, d) for s, (r, d) in sorted(existing.entries.items())],
-            existing.crl.last_update_utc,
-            existing.crl.next_update_utc,
+            crypto.last_update(existing.crl),
+            crypto.next_update(existing.crl),
             [],
             [],
         )

@@ -4,6 +4,12 @@
 
 Every loader takes the bytes and the path they came from, so an error names the file and the
 reason. Descriptions never contain private key material.
+
+This file is also the one place that makes the library run on every supported platform: Python 3.9
+to 3.13 and cryptography from 36.0 (RHEL 9's python3-cryptography 36.0.1; Debian 12 ships 38.0.4)
+to the newest. The section "compatibility" below holds every version-dependent call; the other
+files use its functions (not_valid_after(cert), UTC, ...) instead of attributes that newer
+versions added (``not_valid_after_utc``, ``datetime.UTC``, ``unsafe_skip_rsa_key_validation``).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import datetime
 import hashlib
 import re
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import namehash
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.namehash import subject_hash
 
@@ -19,7 +26,7 @@ try:
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 except ImportError:  # reported by the module (deps.require)
     pass
 
@@ -48,12 +55,91 @@ NAME_OIDS = {
 _ORDER = ["C", "ST", "L", "O", "OU", "CN", "emailAddress", "DC", "serialNumber", "title"]
 
 
+# ---------------------------------------------------------------- compatibility
+# Python 3.9 to 3.13; cryptography from the floor in deps.FLOORS (deps.require checks it on the host).
+
+UTC = datetime.timezone.utc  # datetime.UTC is Python 3.11+
+
+
+def cryptography_version() -> tuple[int, int]:
+    """(major, minor) of the installed cryptography, (0, 0) when it is absent or unreadable."""
+    try:
+        import cryptography
+
+        major, minor = cryptography.__version__.split(".")[:2]
+        return int(major), int(re.sub(r"\D.*", "", minor) or 0)
+    except (ImportError, ValueError, AttributeError):
+        return (0, 0)
+
+
+_VERSION = cryptography_version()
+
+
 def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+    return datetime.datetime.now(UTC)
+
+
+def aware(when: datetime.datetime | None) -> datetime.datetime | None:
+    """A UTC-aware datetime from cryptography's naive UTC values (< 42) or aware ones (>= 42)."""
+    if when is None or when.tzinfo is not None:
+        return when
+    return when.replace(tzinfo=UTC)
+
+
+def not_valid_before(cert) -> datetime.datetime:
+    """notBefore of a certificate, UTC-aware (``not_valid_before_utc`` is cryptography 42+)."""
+    if hasattr(cert, "not_valid_before_utc"):
+        return cert.not_valid_before_utc
+    return aware(cert.not_valid_before)
+
+
+def not_valid_after(cert) -> datetime.datetime:
+    """notAfter of a certificate, UTC-aware (``not_valid_after_utc`` is cryptography 42+)."""
+    if hasattr(cert, "not_valid_after_utc"):
+        return cert.not_valid_after_utc
+    return aware(cert.not_valid_after)
+
+
+def last_update(crl) -> datetime.datetime:
+    """thisUpdate of a CRL, UTC-aware."""
+    if hasattr(crl, "last_update_utc"):
+        return crl.last_update_utc
+    return aware(crl.last_update)
+
+
+def next_update(crl) -> datetime.datetime | None:
+    """nextUpdate of a CRL, UTC-aware, None when the CRL has none."""
+    if hasattr(crl, "next_update_utc"):
+        return crl.next_update_utc
+    return aware(crl.next_update)
+
+
+def revocation_date(revoked) -> datetime.datetime:
+    """revocationDate of a CRL entry, UTC-aware."""
+    if hasattr(revoked, "revocation_date_utc"):
+        return revoked.revocation_date_utc
+    return aware(revoked.revocation_date)
+
+
+def load_pem_private_key_raw(data: bytes, password: bytes | None, check_consistency: bool = True):
+    """serialization.load_pem/der_private_key; the RSA consistency check is skipped only where the
+    keyword exists (cryptography 39+), older versions always check (slower, same result)."""
+    extra = {}
+    if not check_consistency and _VERSION >= (39, 0):
+        extra["unsafe_skip_rsa_key_validation"] = True
+    if b"-----BEGIN" in data:
+        return serialization.load_pem_private_key(data, password=password, **extra)
+    return serialization.load_der_private_key(data, password=password, **extra)
+
+
+def load_pem_certificates_raw(data: bytes) -> list:
+    """Every certificate of a PEM bundle (other PEM blocks skipped); ValueError on a bad block.
+    ``x509.load_pem_x509_certificates`` is cryptography 39+; this works on every version."""
+    return [x509.load_pem_x509_certificate(b) for b in PEM_CERT_RE.findall(data)]
 
 
 def isoformat(when: datetime.datetime) -> str:
-    return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return aware(when).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def fingerprint_der(der: bytes) -> str:
@@ -85,15 +171,15 @@ def load_private_key(data: bytes, path: str, passphrase: str | None = None, chec
     ``check_consistency=False`` skips OpenSSL's RSA consistency check (about 0.1 s for a 3072-bit key):
     for reading the public half only, e.g. to decide whether anything is due. Keys that sign are
     loaded with the check."""
-    skip = {} if check_consistency else {"unsafe_skip_rsa_key_validation": True}
     try:
-        if b"-----BEGIN" in data:
-            return serialization.load_pem_private_key(data, password=_pw(passphrase), **skip)
-        return serialization.load_der_private_key(data, password=_pw(passphrase), **skip)
+        return load_pem_private_key_raw(data, _pw(passphrase), check_consistency)
     except TypeError as exc:
-        if "not encrypted" in str(exc):
+        text = str(exc).lower()
+        if "not encrypted" in text:
             raise DicomTlsError("private key is not encrypted, but a passphrase was given", path) from None
-        raise DicomTlsError("private key is encrypted and no passphrase was given", path) from None
+        if "encrypted" in text or "password" in text:
+            raise DicomTlsError("private key is encrypted and no passphrase was given", path) from None
+        raise DicomTlsError("not a readable private key (unparsable PEM/DER)", path) from None
     except ValueError as exc:
         if b"ENCRYPTED" in data and (passphrase or "decrypt" in str(exc).lower()):
             raise DicomTlsError("wrong passphrase for the private key", path) from None
@@ -109,7 +195,7 @@ def load_certificates(data: bytes, path: str) -> list[x509.Certificate]:
         if not blocks:
             raise DicomTlsError("no PEM certificate found (unparsable PEM)", path)
         try:
-            return [x509.load_pem_x509_certificate(b) for b in blocks]
+            return load_pem_certificates_raw(data)
         except ValueError as exc:
             raise DicomTlsError("unparsable PEM certificate: %s" % exc, path) from None
     try:
@@ -131,7 +217,7 @@ def load_csr(data: bytes, path: str) -> x509.CertificateSigningRequest:
             csr = x509.load_der_x509_csr(data)
     except ValueError:
         raise DicomTlsError("not a readable certificate signing request (unparsable PEM/DER)", path) from None
-    if not csr.is_signature_valid:
+    if not signature_valid(csr, csr.public_key()):
         raise DicomTlsError("the CSR's signature is invalid (it was altered or not signed by its key)", path)
     return csr
 
@@ -161,30 +247,6 @@ def key_description(key) -> dict:
     return {"key_type": type(key).__name__, "key_size": None, "curve": None}
 
 
-def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """True when ``cert`` names ``issuer`` as issuer and its signature verifies with its key."""
-    if cert.issuer.public_bytes() != issuer.subject.public_bytes():
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-        return True
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-
-
-def verify_signature(public_key, signature: bytes, data: bytes, hash_algorithm) -> bool:
-    try:
-        if isinstance(public_key, rsa.RSAPublicKey):
-            public_key.verify(signature, data, padding.PKCS1v15(), hash_algorithm)
-        elif isinstance(public_key, ec.EllipticCurvePublicKey):
-            public_key.verify(signature, data, ec.ECDSA(hash_algorithm))
-        else:
-            return False
-        return True
-    except InvalidSignature:
-        return False
-
-
 def is_ca(cert: x509.Certificate) -> bool:
     try:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
@@ -192,8 +254,125 @@ def is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
-def is_self_signed(cert: x509.Certificate) -> bool:
-    return signed_by(cert, cert)
+# ---------------------------------------------------------------- verdicts, as OpenSSL 3 gives them
+
+_RSASSA_PSS = "1.2.840.113549.1.1.10"
+
+
+def signature_valid(obj, issuer) -> bool:
+    """Does the signature of a certificate, CRL or CSR verify with ``issuer`` (a certificate or a
+    public key), by the algorithm the object names?
+
+    OpenSSL 3's verdict (``openssl verify``, ``openssl crl -CAfile``, ``openssl req -verify``): every
+    digest it knows counts, MD5 and SHA-1 included, with RSA (PKCS#1 v1.5 or PSS), ECDSA, DSA,
+    Ed25519 and Ed448. Whether a security level allows the algorithm is a separate verdict
+    (policy_problems)."""
+    key = issuer.public_key() if hasattr(issuer, "public_key") else issuer
+    for attr in ("tbs_certificate_bytes", "tbs_certlist_bytes", "tbs_certrequest_bytes"):
+        if hasattr(obj, attr):
+            data = getattr(obj, attr)
+            break
+    try:
+        digest = obj.signature_hash_algorithm
+        if isinstance(key, rsa.RSAPublicKey):
+            pad = getattr(obj, "signature_algorithm_parameters", None)
+            if not isinstance(pad, (padding.PSS, padding.PKCS1v15)):  # MD5, or cryptography < 42
+                pss = obj.signature_algorithm_oid.dotted_string == _RSASSA_PSS
+                pad = padding.PSS(padding.MGF1(digest), padding.PSS.AUTO) if pss else padding.PKCS1v15()
+            key.verify(obj.signature, data, pad, digest)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(obj.signature, data, ec.ECDSA(digest))
+        elif isinstance(key, dsa.DSAPublicKey):
+            key.verify(obj.signature, data, digest)
+        elif isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+            if digest is not None:
+                return False
+            key.verify(obj.signature, data)
+        else:
+            return False
+        return True
+    except (InvalidSignature, UnsupportedAlgorithm, TypeError, ValueError):
+        return False
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _extension(cert, cls):
+    try:
+        return cert.extensions.get_extension_for_class(cls).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+
+
+def _same_name(name_der: bytes, other_der: bytes) -> bool:
+    """X509_NAME_cmp: names compare by their canonical form (case and spaces folded)."""
+    return name_der == other_der or namehash.canonical_name(name_der) == namehash.canonical_name(other_der)
+
+
+def _akid_matches(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """X509_check_akid: the authority key identifier, where present, points at ``issuer``."""
+    akid = _extension(cert, x509.AuthorityKeyIdentifier)
+    if akid is None:
+        return True
+    skid = _extension(issuer, x509.SubjectKeyIdentifier)
+    if akid.key_identifier is not None and skid is not None and akid.key_identifier != skid.digest:
+        return False
+    if akid.authority_cert_serial_number is not None and akid.authority_cert_serial_number != issuer.serial_number:
+        return False
+    dirs = [g.value for g in akid.authority_cert_issuer or [] if isinstance(g, x509.DirectoryName)]
+    return not dirs or any(d == issuer.issuer for d in dirs)
+
+
+def _allows(cert: x509.Certificate, usage: str) -> bool:
+    ku = _extension(cert, x509.KeyUsage)
+    return ku is None or getattr(ku, usage)
+
+
+def is_self_signed(cert: x509.Certificate, verify_signature: bool = True) -> bool:
+    """X509_self_signed: subject and issuer names match, the authority key identifier (if any)
+    is the certificate's own, and (``verify_signature``) its own key verifies its signature
+    (any digest, SHA-1 and MD5 included, as ``openssl verify`` accepts a SHA-1 root)."""
+    issuer_der, subject_der = namehash.certificate_names(_der(cert))
+    if not _same_name(issuer_der, subject_der) or not _akid_matches(cert, cert):
+        return False
+    return not verify_signature or signature_valid(cert, cert)
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """X509_check_issued plus the signature check of ``openssl verify``: ``cert`` names
+    ``issuer``'s subject, its authority key identifier (if any) points at ``issuer``, ``issuer``'s
+    keyUsage (if any) allows keyCertSign, and ``issuer``'s key verifies ``cert``'s signature."""
+    issuer_name = namehash.certificate_names(_der(cert))[0]
+    subject_name = namehash.certificate_names(_der(issuer))[1]
+    return (
+        _same_name(issuer_name, subject_name)
+        and _akid_matches(cert, issuer)
+        and _allows(issuer, "key_cert_sign")
+        and signature_valid(cert, issuer)
+    )
+
+
+def crl_issued_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    """OpenSSL's CRL check (``openssl crl -CAfile``, ``verify -crl_check``): the CRL names
+    ``issuer``'s subject, ``issuer``'s keyUsage (if any) allows cRLSign, its key verifies the CRL."""
+    crl_name = namehash.crl_issuer(crl.public_bytes(serialization.Encoding.DER))
+    return (
+        _same_name(crl_name, namehash.certificate_names(_der(issuer))[1])
+        and _allows(issuer, "crl_sign")
+        and signature_valid(crl, issuer)
+    )
+
+
+def validity_problem(cert: x509.Certificate, when: datetime.datetime | None = None) -> str | None:
+    """None when ``cert`` is valid at ``when`` (now), else OpenSSL's reason with the date."""
+    when = when or utcnow()
+    if when < not_valid_before(cert):
+        return "is not yet valid (notBefore %s)" % isoformat(not_valid_before(cert))
+    if when > not_valid_after(cert):
+        return "has expired (notAfter %s)" % isoformat(not_valid_after(cert))
+    return None
 
 
 # ---------------------------------------------------------------- names
@@ -303,13 +482,13 @@ def cert_sans(cert) -> list[str]:
 def describe_certificate(cert: x509.Certificate, now: datetime.datetime | None = None) -> dict:
     """Facts about a certificate for results, diffs and reports (no key material)."""
     now = now or utcnow()
-    not_after = cert.not_valid_after_utc
+    not_after = not_valid_after(cert)
     der = cert.public_bytes(serialization.Encoding.DER)
     info = {
         "serial": serial_hex(cert.serial_number),
         "subject": name_text(cert.subject),
         "issuer": name_text(cert.issuer),
-        "not_before": isoformat(cert.not_valid_before_utc),
+        "not_before": isoformat(not_valid_before(cert)),
         "not_after": isoformat(not_after),
         "days_remaining": int((not_after - now).total_seconds() // 86400),
         "fingerprint_sha256": fingerprint(cert),
@@ -328,3 +507,13 @@ def cert_pem(cert: x509.Certificate) -> bytes:
 
 def csr_pem(csr: x509.CertificateSigningRequest) -> bytes:
     return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def load_crl(data: bytes, path: str) -> x509.CertificateRevocationList:
+    """A CRL, PEM or DER."""
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except ValueError:
+        raise DicomTlsError("not a readable CRL (unparsable PEM/DER)", path) from None

@@ -14,7 +14,12 @@ import subprocess
 import time
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atomic_write, read_optional
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
+    atomic_write,
+    make_dirs,
+    make_parent_dirs,
+    read_optional,
+)
 
 
 def _alive(pid: int) -> bool:
@@ -90,9 +95,11 @@ def start(
         raise DicomTlsError("%s: executable not found" % name, command[0])
     if port and port_open(host, port):
         raise DicomTlsError("%s: port %d on %s is already in use by another process" % (name, port, host), pidfile)
-    piddir = os.path.dirname(os.path.abspath(pidfile))
-    if not os.path.isdir(piddir):
-        raise DicomTlsError("%s: directory of the PID file does not exist" % name, pidfile)
+    for path in (pidfile, log_path):
+        if path:
+            make_parent_dirs(path)
+    if chdir:
+        make_dirs(chdir)
     full_env = dict(os.environ)
     full_env.update(env or {})
     log = open(log_path or os.devnull, "ab")  # noqa: SIM115 - handed to the child

@@ -21,7 +21,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_signature i
     read_signatures,
 )
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_stream import parse
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_trust import Signer, TrustStore
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_trust import Signer, SignerChainVerifier
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir
 
@@ -132,13 +132,13 @@ class Runner:
             self.req = SignRequest(
                 signer,
                 params.get("mac_algorithm") or "sha256",
-                params.get("profile") or "none",
+                params.get("signature_profile") or "none",
                 params.get("tags"),
                 params.get("item"),
                 params.get("purpose"),
             )
         if state == "verified" or any(params.get(k) for k in ("ca_file", "ca_path")):
-            self.trust = TrustStore(
+            self.trust = SignerChainVerifier(
                 params.get("ca_file"), params.get("ca_path"), params.get("untrusted_certs"), params.get("crl_files")
             )
             if state == "verified" and self.trust.empty:

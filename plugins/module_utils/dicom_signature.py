@@ -13,6 +13,7 @@ import datetime
 import re
 import struct
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_profiles import (
     PURPOSES,
     profile_required,
@@ -288,10 +289,10 @@ def _check_one(f, elements, path, sig_item, mac_items, trust, retry_old_format, 
     when = parse_dt(rec.datetime)
     if when is None:
         return bad("Digital Signature DateTime %r cannot be parsed" % rec.datetime)
-    if not cert.not_valid_before_utc < when < cert.not_valid_after_utc:
+    if not crypto.not_valid_before(cert) < when < crypto.not_valid_after(cert):
         return bad(
             "the signer certificate was not valid at the signature datetime %s (valid %s to %s)"
-            % (rec.datetime, cert.not_valid_before_utc.isoformat(), cert.not_valid_after_utc.isoformat())
+            % (rec.datetime, crypto.not_valid_before(cert).isoformat(), crypto.not_valid_after(cert).isoformat())
         )
     if trust is not None:
         why = trust.check(cert, rec.cert_der)
@@ -327,7 +328,7 @@ def meets_profile(rec: SignatureRecord, profile: str) -> bool:
 
 
 def _dt_now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S.%f+0000")
+    return crypto.utcnow().strftime("%Y%m%d%H%M%S.%f+0000")
 
 
 class SignRequest:

@@ -5,10 +5,10 @@ verifying DICOM signatures (trusted anchors, untrusted intermediates, optional C
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import os
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import read_bytes
 
@@ -162,7 +162,7 @@ def signature_matches(cert, alg: MacAlgorithm, digest: bytes, signature: bytes) 
 def _load_certs(data: bytes, path: str) -> list:
     try:
         if b"-----BEGIN" in data:
-            return x509.load_pem_x509_certificates(data)
+            return crypto.load_pem_certificates_raw(data)
         return [x509.load_der_x509_certificate(data)]
     except ValueError:
         raise DicomTlsError("cannot parse certificates (expected PEM or DER X.509)", path) from None
@@ -177,18 +177,10 @@ def _load_crl(data: bytes, path: str):
         raise DicomTlsError("cannot parse CRL (expected PEM or DER)", path) from None
 
 
-def _self_signed(cert) -> bool:
-    if cert.subject != cert.issuer:
-        return False
-    try:
-        cert.verify_directly_issued_by(cert)
-        return True
-    except (InvalidSignature, ValueError, TypeError):
-        return False
+class SignerChainVerifier:
+    """Checks the certificate chain of a DICOM signer (not a TLS trust store: see truststore.py).
 
-
-class TrustStore:
-    """Trusted anchors (``ca_file``, ``ca_path``), untrusted intermediates and CRLs; the chain
+    Trusted anchors (``ca_file``, ``ca_path``), untrusted intermediates and CRLs; the chain
     check is done at the current time as dcmsign does, and cached per signer certificate."""
 
     def __init__(self, ca_file=None, ca_path=None, untrusted_certs=None, crl_files=None):
@@ -223,12 +215,8 @@ class TrustStore:
 
     def _issuer_of(self, cert):
         for cand in self.trusted + self.untrusted:
-            if cand.subject == cert.issuer:
-                try:
-                    cert.verify_directly_issued_by(cand)
-                    return cand
-                except (InvalidSignature, ValueError, TypeError):
-                    continue
+            if crypto.issued_by(cert, cand):
+                return cand
         return None
 
     def check(self, cert, der: bytes) -> str | None:
@@ -242,18 +230,18 @@ class TrustStore:
     def _check(self, leaf) -> str | None:
         if not self.trusted:
             return "no trusted certificates were given (ca_file or ca_path)"
-        now = datetime.datetime.now(datetime.UTC)
+        now = crypto.utcnow()
         chain = [leaf]
         cur = leaf
         for _depth in range(12):
             name = subject_text(cur)
-            if not cur.not_valid_before_utc <= now <= cur.not_valid_after_utc:
+            if not crypto.not_valid_before(cur) <= now <= crypto.not_valid_after(cur):
                 return "certificate '%s' is expired or not yet valid (valid %s to %s)" % (
                     name,
-                    cur.not_valid_before_utc.isoformat(),
-                    cur.not_valid_after_utc.isoformat(),
+                    crypto.not_valid_before(cur).isoformat(),
+                    crypto.not_valid_after(cur).isoformat(),
                 )
-            if _self_signed(cur):
+            if crypto.is_self_signed(cur):
                 if cur.public_bytes(serialization.Encoding.DER) in self.trusted_der:
                     return self._crl_check(chain)
                 return "untrusted: self-signed certificate '%s' is not among the trusted certificates" % name
@@ -274,17 +262,17 @@ class TrustStore:
     def _crl_check(self, chain) -> str | None:
         if not self.crls:
             return None
-        now = datetime.datetime.now(datetime.UTC)
-        for cert, issuer in zip(chain, chain[1:], strict=False):
+        now = crypto.utcnow()
+        for cert, issuer in zip(chain, chain[1:]):
             crl = None
             for cand in self.crls:
-                if cand.issuer == cert.issuer and cand.is_signature_valid(issuer.public_key()):
+                if crypto.crl_issued_by(cand, issuer):
                     crl = cand
                     break
             if crl is None:
                 return "no CRL from '%s' among the CRLs given" % subject_text(issuer)
-            if crl.next_update_utc is not None and crl.next_update_utc < now:
-                return "the CRL from '%s' expired on %s" % (subject_text(issuer), crl.next_update_utc.isoformat())
+            if crypto.next_update(crl) is not None and crypto.next_update(crl) < now:
+                return "the CRL from '%s' expired on %s" % (subject_text(issuer), crypto.next_update(crl).isoformat())
             if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
                 return "certificate '%s' is revoked" % subject_text(cert)
         return None

@@ -53,21 +53,52 @@ def read_optional(path: str | None) -> bytes | None:
 
 
 def check_writable_dir(path: str) -> None:
-    """Fail before any change when the file's directory is missing or not writable.
+    """Fail before any change when the file's directory cannot be written (or created).
 
     Probes with a real temporary file: permission bits say nothing for root, while read-only
-    mounts, immutable directories and pseudo file systems still refuse."""
+    mounts, immutable directories and pseudo file systems still refuse.
+    A missing directory is fine when the nearest existing one above it is writable: the module
+    that writes the file creates the folders on the way (make_parent_dirs)."""
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise DicomTlsError("is a directory, not a file", path)
-    if not os.path.isdir(directory):
-        raise DicomTlsError("directory %s does not exist" % directory, path)
+    while not os.path.isdir(directory):
+        if os.path.lexists(directory):
+            raise DicomTlsError("%s exists and is not a directory" % directory, path)
+        directory = os.path.dirname(directory)
     try:
         fd, probe = tempfile.mkstemp(prefix=".probe.", dir=directory)
     except OSError as exc:
         raise DicomTlsError("directory %s is not writable: %s" % (directory, exc.strerror), path) from None
     os.close(fd)
     os.unlink(probe)
+
+
+def make_parent_dirs(path: str, mode: int = 0o755) -> list[str]:
+    """Create the missing folders above ``path``; the file's own folder gets ``mode`` (0700 for a
+    private key's), the ones above it 0755. Returns the folders created, outermost first."""
+    return make_dirs(os.path.dirname(os.path.abspath(path)), mode)
+
+
+def make_dirs(directory: str, mode: int = 0o755) -> list[str]:
+    """Create ``directory`` (mode ``mode``) and the missing folders above it (0755)."""
+    directory = os.path.abspath(directory)
+    missing = []
+    while not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    created = []
+    for d in reversed(missing):
+        want = mode if d == missing[0] else 0o755
+        try:
+            os.mkdir(d, want)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise DicomTlsError("cannot create directory: %s" % exc.strerror, d) from None
+        os.chmod(d, want)
+        created.append(d)
+    return created
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
@@ -127,4 +158,24 @@ def backup_copy(path: str) -> str:
         shutil.copyfileobj(src, out)
         out.flush()
         os.fsync(out.fileno())
+    return dest
+
+
+def backup_tree(path: str, ignore: tuple[str, ...] = ()) -> str:
+    """Copy the folder ``path`` beside itself as ``path.YYYYmmddTHHMMSS.ffffff~`` (symbolic links
+    kept as links, modes kept; names matching ``ignore`` patterns left out); return its name.
+    Built under a temporary name and renamed: the backup is whole or absent."""
+    import datetime
+    import shutil
+
+    stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S.%f")
+    dest = "%s.%s~" % (path.rstrip("/"), stamp)
+    tmp = dest + ".tmp"
+    try:
+        shutil.copytree(path, tmp, symlinks=True, ignore=shutil.ignore_patterns(*ignore) if ignore else None)
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(os.path.dirname(os.path.abspath(dest)))
     return dest

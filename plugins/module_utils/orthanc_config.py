@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atomic_write, read_bytes
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atomic_write, backup_copy, read_bytes
 
 _WS = " \t\r\n"
 
@@ -301,13 +301,19 @@ def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json") -> Pla
     return result
 
 
-def apply(p: Plan, mode: int = 0o644) -> None:
+def apply(p: Plan, mode: int = 0o644, backup: bool = False) -> list[str]:
+    """Write the changed files; with ``backup``, keep a timestamped copy of each one first.
+    Returns the copies made."""
+    backups = []
     for name, text in sorted(p.files.items()):
         path = os.path.join(p.config_dir, name)
         file_mode = mode
         if os.path.exists(path):
             file_mode = os.stat(path).st_mode & 0o7777
+            if backup:
+                backups.append(backup_copy(path))
         atomic_write(path, text.encode("utf-8"), file_mode)
+    return backups
 
 
 def check_private_key_usable(path: str) -> None:

@@ -4,43 +4,76 @@
 
 from __future__ import annotations
 
+# Statuses that mean nothing answered at all (TCP refused, timeout): never a TLS or DICOM refusal.
+NO_LISTENER = ("connection_refused", "timeout")
+
+
+def as_expected(status: str, expect: str = "success") -> bool:
+    """The one rule for a C-ECHO outcome: an expected success needs ``success``; an expected
+    refusal needs a real refusal by a listener (TLS handshake, certificate, association), so a
+    dead or absent listener never passes as a revocation."""
+    if (expect or "success") == "success":
+        return status == "success"
+    return status != "success" and status not in NO_LISTENER
+
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     line = "+".join("-" * (w + 2) for w in widths)
-    out = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=False)).rstrip(), line.replace("+", "-")]
+    out = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip(), line.replace("+", "-")]
     for row in rows:
-        out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     return "\n".join(out)
 
 
-def echo_matrix(results: list[dict]) -> str:
+def echo_matrix(results: list[dict] | dict) -> str:
     """Rows are calling nodes (SCU), columns the called nodes (SCP); a cell is ``ok`` or the status.
 
-    Each result needs ``client``, ``server`` and ``status``; ``reason`` is listed under the table for
+    Each result has ``status`` and names its pair with ``client`` and ``server``; a result of
+    dicom_tls_echo (its ``results`` list, or the registered result itself) names them with
+    ``calling_ae_title`` and ``host``:``port`` instead. ``reason`` is listed under the table for
     every pair that did not match its expectation (``expect``: success unless said otherwise).
     """
+    if isinstance(results, dict) and isinstance(results.get("results"), list):
+        results = results["results"]
     if not isinstance(results, list):
         raise TypeError("expected a list of results, got %s" % type(results).__name__)
     clients: list[str] = []
     servers: list[str] = []
     cells: dict[tuple[str, str], str] = {}
     problems: list[str] = []
-    for res in results:
+    for number, res in enumerate(results, 1):
         if not isinstance(res, dict):
             raise TypeError("every result must be a dict, got %s" % type(res).__name__)
-        client, server, status = str(res["client"]), str(res["server"]), str(res["status"])
+        client = res.get("client", res.get("calling_ae_title"))
+        server = res.get("server")
+        if server is None and res.get("host") is not None:
+            server = "%s:%s" % (res["host"], res.get("port", ""))
+        missing = [
+            name
+            for name, value in (
+                ("client (or calling_ae_title)", client),
+                ("server (or host and port)", server),
+                ("status", res.get("status")),
+            )
+            if value is None
+        ]
+        if missing:
+            raise ValueError("result %d has no %s" % (number, ", ".join(missing)))
+        client, server, status = str(client), str(server), str(res["status"])
         expect = res.get("expect", "success")
         if client not in clients:
             clients.append(client)
         if server not in servers:
             servers.append(server)
-        as_expected = (status == "success") == (expect == "success")
+        ok = as_expected(status, expect)
         if status == "success":
             cell = "ok"
+        elif status in NO_LISTENER:
+            cell = "no listener" if status == "connection_refused" else "timeout"
         else:
-            cell = "refused" if expect == "failure" and as_expected else status
-        if not as_expected:
+            cell = "refused" if expect == "failure" else status
+        if not ok:
             cell = "FAIL " + cell
             problems.append("%s -> %s: %s (expected %s)" % (client, server, res.get("reason") or status, expect))
         cells[(client, server)] = cell

@@ -9,7 +9,7 @@ certificate, the negotiated version and cipher, the peer certificate) so that a 
 classified precisely instead of ending as a bare "association aborted".
 
     result = check(normalize_target({"host": "127.0.0.1", "port": 11112, "ca_file": "ca.pem"}))
-    results = check_many([target_a, target_b], max_workers=8)
+    results = check_many([target_a, target_b], max_workers=16)
 
 Nothing here changes anything on any host; every association and pynetdicom thread is released
 or aborted and joined before a check returns.
@@ -32,7 +32,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 
 try:
@@ -115,6 +115,8 @@ DEFAULTS = {
     "expect": "success",
 }
 TARGET_KEYS = tuple(DEFAULTS)
+# How many targets check_many checks at the same time unless told otherwise.
+MAX_WORKERS = 16
 
 # TLS alerts (by name) a server sends when it refuses the client's certificate (or its absence).
 _CLIENT_CERT_ALERTS = {
@@ -253,7 +255,7 @@ def _load_pem_certificates(path: str, what: str) -> list:
     """The certificates of a PEM file (other PEM blocks, such as CRLs, are skipped)."""
     data = _read(path, what)
     try:
-        certs = x509.load_pem_x509_certificates(data)
+        certs = crypto.load_pem_certificates_raw(data)
     except ValueError:
         certs = []
     if not certs:
@@ -284,7 +286,7 @@ def _check_client_identity(target: dict) -> x509.Certificate:
     passphrase = target["client_key_passphrase"]
     password = passphrase.encode() if isinstance(passphrase, str) else passphrase
     try:
-        key = serialization.load_pem_private_key(data, password=password or None, unsafe_skip_rsa_key_validation=True)
+        key = crypto.load_pem_private_key_raw(data, password or None, check_consistency=False)
     except TypeError as exc:
         if "encrypted" in str(exc) and not password:
             reason = "client_key is encrypted: give client_key_passphrase"
@@ -534,7 +536,7 @@ def check(target: dict, ctx: ssl.SSLContext | None = None) -> dict:
     result["attempts"] = attempts
     result["elapsed_ms"] = int((time.monotonic() - started) * 1000)
     result["expect"] = target["expect"]
-    result["as_expected"] = (result["status"] == "success") == (target["expect"] == "success")
+    result["as_expected"] = reports.as_expected(result["status"], target["expect"])
     return result
 
 
@@ -925,7 +927,7 @@ def _last(primitives, attr):
 # Many checks
 
 
-def check_many(targets: list[dict], max_workers: int = 8) -> list[dict]:
+def check_many(targets: list[dict], max_workers: int = MAX_WORKERS) -> list[dict]:
     """Check normalized targets concurrently; results in the order of ``targets``.
 
     All contexts are built first, so bad input fails before any connection is made."""

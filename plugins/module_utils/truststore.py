@@ -45,15 +45,13 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import namehash
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, namehash
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.crypto import fingerprint_der
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir, locked
 
 try:
     from cryptography import x509
-    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 except ImportError:  # reported by the module (deps.require)
     pass
 
@@ -180,52 +178,19 @@ def _read_input(item: str, index: int, option: str) -> tuple[bytes, str]:
         raise DicomTlsError("cannot read file: %s" % exc.strerror, path) from None
 
 
-def _verify_signature(cert: x509.Certificate, public_key) -> bool:
-    params = cert.signature_algorithm_parameters
-    try:
-        if isinstance(public_key, rsa.RSAPublicKey):
-            public_key.verify(cert.signature, cert.tbs_certificate_bytes, params, cert.signature_hash_algorithm)
-        elif isinstance(public_key, ec.EllipticCurvePublicKey):
-            public_key.verify(cert.signature, cert.tbs_certificate_bytes, params)
-        elif isinstance(public_key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
-            public_key.verify(cert.signature, cert.tbs_certificate_bytes)
-        elif isinstance(public_key, dsa.DSAPublicKey):
-            public_key.verify(cert.signature, cert.tbs_certificate_bytes, cert.signature_hash_algorithm)
-        else:
-            return False
-    except (InvalidSignature, UnsupportedAlgorithm, TypeError, ValueError):
-        return False
-    return True
-
-
-def _akid_matches_skid(cert: x509.Certificate) -> bool:
-    """OpenSSL's test for a self-signed certificate (X509_self_signed without signature check, as
-    the chain builder uses it): issuer name equals subject name (checked by the caller) and, when
-    both are present, the authority key identifier equals the subject key identifier."""
-    try:
-        exts = cert.extensions
-    except ValueError:
-        return True
-    try:
-        akid = exts.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
-        skid = exts.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    except x509.ExtensionNotFound:
-        return True
-    return akid is None or akid == skid
-
-
 def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
     where = source if n == 0 else "%s (certificate %d)" % (source, n + 1)
     try:
         cert = x509.load_der_x509_certificate(der)
         issuer_der, subject_der = namehash.certificate_names(der)
-        not_after = cert.not_valid_after_utc
+        not_after = crypto.not_valid_after(cert)
         subject_canon = namehash.canonical_name(subject_der)
         # identical bytes fold identically: only compute the issuer's form when they differ
         issuer_canon = subject_canon if issuer_der == subject_der else namehash.canonical_name(issuer_der)
     except (ValueError, namehash.DerError) as exc:
         raise DicomTlsError("not a valid X.509 certificate (%s)" % exc, where) from None
-    self_signed = subject_canon == issuer_canon and _akid_matches_skid(cert)
+    # OpenSSL's chain builder takes a root by name and key identifier (X509_self_signed(x, 0))
+    self_signed = subject_canon == issuer_canon and crypto.is_self_signed(cert, verify_signature=False)
     return TrustObject(
         kind="cert",
         der=der,
@@ -246,8 +211,8 @@ def _load_crl(der: bytes, source: str, n: int) -> TrustObject:
         crl = x509.load_der_x509_crl(der)
         issuer_der = namehash.crl_issuer(der)
         canon = namehash.canonical_name(issuer_der)
-        next_update = crl.next_update_utc
-        last_update = crl.last_update_utc
+        next_update = crypto.next_update(crl)
+        last_update = crypto.last_update(crl)
     except (ValueError, namehash.DerError) as exc:
         raise DicomTlsError("not a valid X.509 CRL (%s)" % exc, where) from None
     return TrustObject(
@@ -278,7 +243,7 @@ def load_objects(
     ``crl_issuers`` are CA certificates (intermediates that travel in the peers' chains) whose CRLs
     may be stored; they are not written to the store. Each must be issued by a certificate of the
     store or by another of them, so that a reader can connect its CRLs to a trusted root."""
-    now = now or datetime.datetime.now(datetime.UTC)
+    now = now or crypto.utcnow()
     warnings: list[str] = []
     objects: list[TrustObject] = []
     seen: set[str] = set()
@@ -313,7 +278,7 @@ def load_objects(
             extra.append(_load_cert(der, source, n))
     for obj in extra:
         parents = [c for c in certs + extra if c is not obj and c.canon == _issuer_canon(obj)]
-        if not any(_verify_signature(obj.obj, c.obj.public_key()) for c in parents):
+        if not any(crypto.signature_valid(obj.obj, c.obj) for c in parents):
             raise DicomTlsError(
                 "CRL issuer certificate '%s' is not issued by a certificate of the store (nor by another "
                 "of crl_issuers)" % obj.subject,
@@ -339,7 +304,7 @@ def load_objects(
                     obj.source,
                 )
             issuers = by_canon.get(obj.canon, [])
-            if not any(_crl_signed_by(obj.obj, c.obj) for c in issuers):
+            if not any(crypto.crl_issued_by(obj.obj, c.obj) for c in issuers):
                 why = "no certificate in the store has its name" if not issuers else "its signature does not verify"
                 raise DicomTlsError(
                     "CRL issuer '%s' is not in the store (%s): a CRL that no trusted CA issued is of no "
@@ -353,13 +318,6 @@ def load_objects(
 
 def _issuer_canon(obj: TrustObject) -> bytes:
     return namehash.canonical_name(namehash.certificate_names(obj.der)[0])
-
-
-def _crl_signed_by(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bool:
-    try:
-        return crl.is_signature_valid(cert.public_key())
-    except (TypeError, ValueError, UnsupportedAlgorithm):
-        return False
 
 
 # ---------------------------------------------------------------------------------------------

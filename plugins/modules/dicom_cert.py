@@ -17,7 +17,7 @@ description:
   - A certificate is renewed, with the same key unless O(regenerate_key) is set, when it is missing or
     unreadable, does not match the key (or the CSR's key), is no longer signed by the given issuer (CA
     replaced), differs from the desired subject, subject alternative names, usage or key type and size, or
-    has less than O(renew_before) days left. Otherwise nothing is written and RV(ignore:changed) is false.
+    has less than O(renew_before_days) days left. Otherwise nothing is written and RV(ignore:changed) is false.
   - Certificates carry the extensions dcmtk, Orthanc and OpenSSL expect - basicConstraints (critical;
     pathlen 0 on an intermediate CA), keyUsage, extendedKeyUsage, subjectKeyIdentifier and
     authorityKeyIdentifier. notBefore is set five minutes in the past.
@@ -128,7 +128,7 @@ options:
       - Lifetime of a new certificate. Defaults to 3650 for V(root_ca), 1825 for V(intermediate_ca) and
         365 otherwise. Never later than the issuer's notAfter. A change alone does not renew.
     type: int
-  renew_before:
+  renew_before_days:
     description: Renew when fewer days than this are left. Defaults to a third of the certificate's lifetime.
     type: int
   force:
@@ -154,15 +154,27 @@ options:
     description: Keep a timestamped copy of each file before it is overwritten or removed.
     type: bool
     default: false
+  database:
+    description:
+      - The CA's ledger, OpenSSL's C(ca) database (C(index.txt), with C(index.txt.attr) beside it), as
+        the C(database) setting of C(openssl.cnf) names it. Every certificate signed here is recorded as a
+        C(V) line (expiry, serial, subject) under an exclusive lock, written atomically before the
+        certificate; if writing the certificate fails the ledger is put back as it was.
+      - A certificate already on disk but missing from the ledger is recorded without being reissued.
+      - Only with O(issuer_cert_path) (a certificate this CA signs). C(openssl ca -status SERIAL) and
+        C(openssl ca -updatedb) work on it; see M(medimg.dicom_tls.dicom_ledger_info) for reports.
+    type: path
 notes:
   - O(mode), O(owner) and O(group) apply to every file written; private keys and key stores are created mode
     0600 and keep it unless O(mode) says otherwise for the certificate files only.
 requirements:
-  - cryptography >= 42
+  - python >= 3.9
+  - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)
 seealso:
   - module: medimg.dicom_tls.dicom_cert_info
   - module: medimg.dicom_tls.dicom_truststore
   - module: medimg.dicom_tls.dicom_crl
+  - module: medimg.dicom_tls.dicom_ledger_info
   - module: community.crypto.x509_certificate
     description: General-purpose certificates; this module adds DICOM-node defaults and renewal reasons.
 """
@@ -170,45 +182,46 @@ seealso:
 EXAMPLES = r"""
 - name: Root CA on the CA host
   medimg.dicom_tls.dicom_cert:
-    path: /etc/dicom-pki/root.pem
-    privatekey_path: /etc/dicom-pki/root.key
+    path: /etc/dicom-tls/pki/site-ca/root.pem
+    privatekey_path: /etc/dicom-tls/pki/site-ca/private/root.key
     usage: root_ca
     subject: {O: Example Hospital, CN: Example Hospital DICOM Root CA}
 
 - name: Issuing CA
   medimg.dicom_tls.dicom_cert:
-    path: /etc/dicom-pki/issuing.pem
-    privatekey_path: /etc/dicom-pki/issuing.key
+    path: /etc/dicom-tls/pki/site-ca/issuing.pem
+    privatekey_path: /etc/dicom-tls/pki/site-ca/private/issuing.key
     usage: intermediate_ca
     subject: /O=Example Hospital/CN=Example Hospital DICOM Issuing CA
-    issuer_cert_path: /etc/dicom-pki/root.pem
-    issuer_privatekey_path: /etc/dicom-pki/root.key
+    issuer_cert_path: /etc/dicom-tls/pki/site-ca/root.pem
+    issuer_privatekey_path: /etc/dicom-tls/pki/site-ca/private/root.key
 
 - name: Key and CSR born on the node
   medimg.dicom_tls.dicom_cert:
     state: csr
-    privatekey_path: /etc/dicom-tls/node.key
-    csr_path: /etc/dicom-tls/node.csr
-    subject: {O: Example Hospital, CN: ct-01.example.org}
-    subject_alt_names: [DNS:ct-01.example.org, IP:10.1.2.3]
+    privatekey_path: /etc/dicom-tls/dcmtk-a/private/node.key
+    csr_path: /etc/dicom-tls/dcmtk-a/tls/node.csr
+    subject: {O: Example Hospital, CN: dcmtk-a.example.org}
+    subject_alt_names: [DNS:dcmtk-a.example.org, IP:127.0.0.1]
   register: node_csr
 
 - name: Signed on the CA host
   medimg.dicom_tls.dicom_cert:
-    path: /etc/dicom-pki/issued/ct-01.pem
+    path: /etc/dicom-tls/pki/site-ca/issued/dcmtk-a.pem
     csr_content: "{{ node_csr.csr }}"
-    issuer_cert_path: /etc/dicom-pki/issuing.pem
-    issuer_privatekey_path: /etc/dicom-pki/issuing.key
+    issuer_cert_path: /etc/dicom-tls/pki/site-ca/issuing.pem
+    issuer_privatekey_path: /etc/dicom-tls/pki/site-ca/private/issuing.key
     valid_days: 365
+    database: /etc/dicom-tls/pki/site-ca/index.txt
   delegate_to: localhost
   register: issued
 
 - name: Installed next to its key, with the full chain dcmtk and Orthanc read
   medimg.dicom_tls.dicom_cert:
-    path: /etc/dicom-tls/node.pem
-    privatekey_path: /etc/dicom-tls/node.key
-    certificate_content: "{{ issued.certificate }}{{ lookup('file', '/etc/dicom-pki/issuing.pem') }}"
-    chain_path: /etc/dicom-tls/node-chain.pem
+    path: /etc/dicom-tls/dcmtk-a/tls/node.pem
+    privatekey_path: /etc/dicom-tls/dcmtk-a/private/node.key
+    certificate_content: "{{ issued.certificate }}{{ lookup('file', '/etc/dicom-tls/pki/site-ca/issuing.pem') }}"
+    chain_path: /etc/dicom-tls/dcmtk-a/tls/node.chain.pem
 """
 
 RETURN = r"""
@@ -303,13 +316,14 @@ def argument_spec():
         issuer_privatekey_passphrase=dict(type="str", no_log=True),
         issuer_chain_path=dict(type="path"),
         valid_days=dict(type="int"),
-        renew_before=dict(type="int"),
+        renew_before_days=dict(type="int"),
         force=dict(type="bool", default=False),
         regenerate_key=dict(type="bool", default=False),
         format=dict(type="str", default="pem", choices=["pem", "der"]),
         pkcs12_path=dict(type="path"),
         pkcs12_passphrase=dict(type="str", no_log=True),
         backup=dict(type="bool", default=False),
+        database=dict(type="path"),
     )
 
 
@@ -357,6 +371,8 @@ def main():
     spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})
     try:
         plan = backend.plan(spec)
+        for warning in plan.warnings:
+            module.warn(warning)
         before = plan.cert
         if module.check_mode:
             outcome = {

@@ -42,7 +42,8 @@ options:
     description: A CA certificate; RV(issued_by_issuer) says whether it signed the first certificate.
     type: path
 requirements:
-  - cryptography >= 42
+  - python >= 3.9
+  - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)
 seealso:
   - module: medimg.dicom_tls.dicom_cert
 """
@@ -50,9 +51,9 @@ seealso:
 EXAMPLES = r"""
 - name: Expiry facts of a node certificate
   medimg.dicom_tls.dicom_cert_info:
-    path: /etc/dicom-tls/node.pem
-    privatekey_path: /etc/dicom-tls/node.key
-    issuer_cert_path: /etc/dicom-tls/issuing-ca.pem
+    path: /etc/dicom-tls/dcmtk-a/tls/node.pem
+    privatekey_path: /etc/dicom-tls/dcmtk-a/private/node.key
+    issuer_cert_path: /etc/dicom-tls/pki/site-ca/issuing.pem
   register: node_cert
 
 - name: Warn when fewer than 30 days are left
@@ -119,6 +120,11 @@ key_size:
   description: Key size in bits.
   returned: success
   type: int
+curve:
+  description: Name of the elliptic curve (C(secp256r1), C(secp384r1), ...) of an ECDSA key, null for other keys.
+  returned: success
+  type: str
+  sample: secp384r1
 chain:
   description: Facts of every certificate in the file, in file order (the same keys as above).
   returned: success
@@ -164,7 +170,7 @@ def main():
         else:
             certs = crypto.load_certificates(p["content"].encode("utf-8"), "content")
         chain = [crypto.describe_certificate(c) for c in certs]
-        result = dict(chain[0], expired=certs[0].not_valid_after_utc < crypto.utcnow())
+        result = dict(chain[0], expired=crypto.not_valid_after(certs[0]) < crypto.utcnow())
         result["chain"] = chain
         if p["privatekey_path"]:
             key = crypto.load_private_key(
@@ -175,7 +181,7 @@ def main():
             issuer = crypto.load_certificate(
                 read_bytes(p["issuer_cert_path"], "issuer certificate"), p["issuer_cert_path"]
             )
-            result["issued_by_issuer"] = crypto.signed_by(certs[0], issuer)
+            result["issued_by_issuer"] = crypto.issued_by(certs[0], issuer)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     module.exit_json(changed=False, **result)

@@ -16,7 +16,7 @@ description:
     identifier), which some peers require.
   - "A new CRL is issued only when there is a reason, returned as RV(reason): no CRL yet, the revoked
     set (or a reason or date) changed, the existing CRL is not signed by the issuer (issuer changed), it
-    expired or its remaining validity is at most O(refresh_before), or the format, digest, CRL Number or
+    expired or its remaining validity is at most O(renew_before_days), or the format, digest, CRL Number or
     Authority Key Identifier need changing. Otherwise the module reports C(changed=false)."
   - Fails with the file and the reason when the issuer key does not match the issuer certificate, the
     issuer is not a CA, a certificate to revoke was issued by another CA, or the path holds something
@@ -66,14 +66,25 @@ options:
           - When it was revoked, ISO 8601 (C(2026-01-31T12:00:00Z)). Default is the date already in
             the CRL for this serial, or now for a new entry.
         type: str
+  database:
+    description:
+      - The CA's ledger, OpenSSL's C(ca) database (C(index.txt)) that M(medimg.dicom_tls.dicom_cert)
+        records issued certificates in (its O(medimg.dicom_tls.dicom_cert#module:database) option).
+      - Every certificate of O(revoked) listed there is marked C(R) with its revocation date and reason
+        (as C(openssl ca -revoke) does), and the CRL lists every C(R) entry of the ledger as well as
+        O(revoked). The ledger is written under its lock, atomically, before the CRL; if writing the CRL
+        fails, the ledger is put back.
+      - A revocation stays in the ledger when it is dropped from O(revoked), as with C(openssl ca).
+      - The reasons C(privilege_withdrawn) and C(aa_compromise) have no name in C(index.txt) and are refused.
+    type: path
   next_update_days:
     description: Validity of a new CRL in days (nextUpdate = lastUpdate + this).
     type: int
     default: 7
-  refresh_before:
+  renew_before_days:
     description:
-      - Issue a new CRL when the existing one has at most this many hours of validity left.
-        Default is half of O(next_update_days).
+      - Issue a new CRL when the existing one has at most this many days of validity left (fractions allowed,
+        V(0.5) is 12 hours). Default is half of O(next_update_days).
     type: float
   format:
     description: Encoding of the CRL file.
@@ -89,6 +100,9 @@ options:
     description: Mode of a newly written CRL file, octal as a string.
     type: raw
     default: '0644'
+requirements:
+  - python >= 3.9
+  - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)
 attributes:
   check_mode:
     support: full
@@ -108,19 +122,19 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: CRL of the issuing CA, revoking one node and one serial
+- name: CRL of the issuing CA, revoking two serials
   medimg.dicom_tls.dicom_crl:
-    path: /etc/dicom-tls/issuing-ca.crl
-    issuer_cert_path: /etc/dicom-tls/issuing-ca.pem
-    issuer_privatekey_path: /etc/dicom-tls/issuing-ca.key
+    path: /etc/dicom-tls/pki/site-ca/issuing.crl.pem
+    issuer_cert_path: /etc/dicom-tls/pki/site-ca/issuing.pem
+    issuer_privatekey_path: /etc/dicom-tls/pki/site-ca/private/issuing.key
     revoked:
-      - certificate_path: /etc/dicom-tls/old-modality.pem
-        reason: key_compromise
       - serial: "4F:2A:19:0C"
+        reason: key_compromise
+      - serial: "5B:03"
         reason: superseded
         revocation_date: "2026-01-31T12:00:00Z"
     next_update_days: 7
-    refresh_before: 72
+    renew_before_days: 3
   register: crl
 
 - name: Show why it was reissued
@@ -160,10 +174,20 @@ reason:
   returned: success
   type: str
   sample: "refresh window reached"
+database_revoked:
+  description: Serials marked C(R) in O(database) by this run (or, in check mode, that would be).
+  returned: when O(database) is given
+  type: list
+  elements: str
+  sample: ["4F2A190C"]
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import (
+    crypto,  # noqa: E402
+    ledger,  # noqa: E402
+)
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
@@ -187,24 +211,41 @@ def run(module: AnsibleModule) -> dict:
     p = module.params
     if p["next_update_days"] < 1:
         raise DicomTlsError("next_update_days must be at least 1")
-    if p["refresh_before"] is not None and not 0 <= p["refresh_before"] < p["next_update_days"] * 24:
-        raise DicomTlsError("refresh_before must be between 0 and next_update_days * 24 hours")
+    if p["renew_before_days"] is not None and not 0 <= p["renew_before_days"] < p["next_update_days"]:
+        raise DicomTlsError("renew_before_days must be at least 0 and less than next_update_days")
     meta = file_meta(p["mode"], None, None)
     issuer = crlib.read_issuer(p["issuer_cert_path"], p["issuer_privatekey_path"], p["issuer_privatekey_passphrase"])
     desired = crlib.desired_revocations(p["revoked"], issuer)
+    entries = None
+    if p["database"]:
+        entries = ledger.check(p["database"])
+        desired = ledger.crl_revocations(desired, entries)
+        for r in desired:
+            ledger.openssl_reason(r.reason, "revoked")
     existing = crlib.read_existing(p["path"], issuer)
     plan = crlib.plan_crl(
-        desired, existing, issuer, p["format"], p["digest"], p["next_update_days"], p["refresh_before"]
+        desired, existing, issuer, p["format"], p["digest"], p["next_update_days"], p["renew_before_days"]
     )
     result = dict(changed=plan.changed, **crlib.summary(plan, issuer))
+    if entries is not None:
+        result["database_revoked"] = ledger.revocations_to_record(entries, plan.revocations)
+        result["changed"] = plan.changed or bool(result["database_revoked"])
+        if result["database_revoked"] and not module.check_mode:
+            with ledger.update(p["database"]) as book:
+                ledger.record_revocations(book, plan.revocations)
+                if plan.changed:
+                    check_writable_dir(p["path"])
+                    new = crlib.build_crl(plan, issuer, p["digest"])
+                    book.then(lambda: crlib.write_crl(p["path"], new, p["format"], meta.mode))
+            return result
     if plan.changed:
         if module._diff:
             before = None
             if existing is not None:
                 before = {
                     "crl_number": existing.number,
-                    "last_update": crlib.iso(existing.crl.last_update_utc),
-                    "next_update": crlib.iso(existing.crl.next_update_utc),
+                    "last_update": crlib.iso(crypto.last_update(existing.crl)),
+                    "next_update": crlib.iso(crypto.next_update(existing.crl)),
                     "revoked_serials": [crlib.serial_hex(s) for s in sorted(existing.entries)],
                 }
             result["diff"] = {
@@ -229,6 +270,7 @@ def main():
             issuer_cert_path=dict(type="path", required=True),
             issuer_privatekey_path=dict(type="path", required=True),
             issuer_privatekey_passphrase=dict(type="str", no_log=True),
+            database=dict(type="path"),
             revoked=dict(
                 type="list",
                 elements="dict",
@@ -243,7 +285,7 @@ def main():
                 required_one_of=[("serial", "certificate_path")],
             ),
             next_update_days=dict(type="int", default=7),
-            refresh_before=dict(type="float"),
+            renew_before_days=dict(type="float"),
             format=dict(type="str", choices=["pem", "der"], default="pem"),
             digest=dict(type="str", choices=list(crlib.DIGESTS), default="sha256"),
             mode=dict(type="raw", default="0644"),

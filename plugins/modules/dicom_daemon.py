@@ -83,17 +83,18 @@ seealso:
 EXAMPLES = r"""
 - name: A storescp listener with TLS from its option file
   medimg.dicom_tls.dicom_daemon:
-    name: storescp-a
-    command: [/usr/bin/storescp, "@/etc/dicom-tls/a/storescp.args", "11112"]
-    pidfile: /run/dicom-tls/a/storescp.pid
-    log_path: /var/log/dicom-tls/a/storescp.log
+    name: storescp-dcmtk-a
+    command: [/usr/bin/storescp, "@/etc/dicom-tls/dcmtk-a/storescp.args", "11112"]
+    pidfile: /run/dicom-tls/dcmtk-a/storescp.pid
+    log_path: /var/log/dicom-tls/dcmtk-a/storescp.log
     port: 11112
 
 - name: Restart it (in a handler, after its certificate or trust material changed)
   medimg.dicom_tls.dicom_daemon:
-    name: storescp-a
-    command: [/usr/bin/storescp, "@/etc/dicom-tls/a/storescp.args", "11112"]
-    pidfile: /run/dicom-tls/a/storescp.pid
+    name: storescp-dcmtk-a
+    command: [/usr/bin/storescp, "@/etc/dicom-tls/dcmtk-a/storescp.args", "11112"]
+    pidfile: /run/dicom-tls/dcmtk-a/storescp.pid
+    log_path: /var/log/dicom-tls/dcmtk-a/storescp.log
     port: 11112
     state: restarted
 """

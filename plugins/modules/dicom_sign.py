@@ -69,7 +69,7 @@ options:
     type: str
     choices: [sha256, sha384, sha512, ripemd160]
     default: sha256
-  profile:
+  signature_profile:
     description:
       - Security profile the new signature must satisfy (PS3.15 C.2 to C.5). V(none) adds no
         requirement; the others need an RSA key and add the attributes they require (when present)
@@ -131,8 +131,9 @@ options:
     type: bool
     default: true
 requirements:
+  - python >= 3.10 (pydicom 3 needs it; on Python 3.9 the module fails saying so)
   - pydicom >= 3.0
-  - cryptography >= 42
+  - cryptography >= 36.0
 attributes:
   check_mode:
     support: full
@@ -159,28 +160,27 @@ EXAMPLES = r"""
   medimg.dicom_tls.dicom_sign:
     path: /srv/dicom/incoming
     recursive: true
-    privatekey_path: /etc/dicom/sign/modality.key
-    certificate_path: /etc/dicom/sign/modality.pem
-    profile: creator
+    privatekey_path: /etc/dicom-tls/dcmtk-a/private/node.key
+    certificate_path: /etc/dicom-tls/dcmtk-a/tls/node.pem
+    signature_profile: creator
 
 - name: Sign a report's referenced image item with a purpose code, into a copy
   medimg.dicom_tls.dicom_sign:
     path: /srv/dicom/report.dcm
     dest: /srv/dicom/report-signed.dcm
-    privatekey_path: /etc/dicom/sign/radiologist.key
-    privatekey_passphrase: "{{ vault_radiologist_key_passphrase }}"
-    certificate_path: /etc/dicom/sign/radiologist.pem
+    privatekey_path: /etc/dicom-tls/dcmtk-a/private/node.key
+    certificate_path: /etc/dicom-tls/dcmtk-a/tls/node.pem
     item: ReferencedSeriesSequence[0].ReferencedImageSequence[0]
     purpose: 5
     tags: [ReferencedSOPClassUID, ReferencedSOPInstanceUID]
 
 - name: Verify signatures against the site CA and require a creator signature
   medimg.dicom_tls.dicom_sign:
-    path: /srv/dicom/archive
+    path: /srv/dicom/incoming
     recursive: true
     state: verified
-    ca_file: /etc/dicom/ca/root.pem
-    untrusted_certs: [/etc/dicom/ca/issuing.pem]
+    ca_file: /etc/dicom-tls/pki/site-ca/root.pem
+    untrusted_certs: [/etc/dicom-tls/pki/site-ca/issuing.pem]
     require: [creator]
   register: check
 
@@ -288,6 +288,7 @@ totals:
 import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
 
 try:
@@ -329,7 +330,9 @@ def main():
             privatekey_passphrase=dict(type="str", no_log=True),
             certificate_path=dict(type="path"),
             mac_algorithm=dict(type="str", default="sha256", choices=["sha256", "sha384", "sha512", "ripemd160"]),
-            profile=dict(type="str", default="none", choices=["none", "base", "creator", "authorization", "sr"]),
+            signature_profile=dict(
+                type="str", default="none", choices=["none", "base", "creator", "authorization", "sr"]
+            ),
             tags=dict(type="list", elements="str"),
             item=dict(type="str"),
             purpose=dict(type="int"),
@@ -349,6 +352,7 @@ def main():
         ],
         supports_check_mode=True,
     )
+    require(module, "cryptography", "pydicom")
     if IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib("pydicom and cryptography"), exception=IMPORT_ERROR)
     guard(module, {"purpose": (1, 18, " (a DICOM digital signature purpose code)")})

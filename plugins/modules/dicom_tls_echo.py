@@ -23,8 +23,9 @@ description:
 author:
   - medimg.dicom_tls contributors (@medimg)
 requirements:
+  - python >= 3.10 (pynetdicom 3 needs it; on Python 3.9 the module fails saying so)
   - pynetdicom >= 3.0
-  - cryptography
+  - cryptography >= 36.0
 options:
   host:
     description:
@@ -133,7 +134,9 @@ options:
   expect:
     description:
       - The outcome this task expects. C(success) fails the task unless the C-ECHO succeeded;
-        C(failure) fails the task if it succeeded (for "the revoked client is refused").
+        C(failure) (for "the revoked client is refused") fails the task unless a listener really
+        refused (TLS handshake, certificate or association): C(connection_refused) and C(timeout)
+        mean no listener answered, and never count as a refusal.
     type: str
     choices: [success, failure]
     default: success
@@ -245,50 +248,42 @@ seealso:
 EXAMPLES = r"""
 - name: C-ECHO a dcmtk storescp with our node certificate
   medimg.dicom_tls.dicom_tls_echo:
-    host: pacs.example.org
-    port: 2762
-    called_ae_title: STORESCP
-    client_cert: /etc/dicom-tls/node.pem
-    client_key: /etc/dicom-tls/node.key
-    ca_file: /etc/dicom-tls/ca.pem
-
-- name: A revoked client must be refused
-  medimg.dicom_tls.dicom_tls_echo:
-    host: pacs.example.org
-    port: 2762
-    client_cert: /etc/dicom-tls/revoked.pem
-    client_key: /etc/dicom-tls/revoked.key
-    ca_file: /etc/dicom-tls/ca.pem
-    expect: failure
-
-- name: TLS 1.1 (profile aes lets OpenSSL offer it) must be refused by a +py listener
-  medimg.dicom_tls.dicom_tls_echo:
-    host: pacs.example.org
-    port: 2762
-    ca_file: /etc/dicom-tls/ca.pem
-    profile: aes
-    expect: failure
-
-- name: Through an ingress that routes by SNI, checking the certificate's name
-  medimg.dicom_tls.dicom_tls_echo:
-    host: ingress.example.org
+    host: 127.0.0.1
     port: 11112
-    server_name: dicom.example.org
-    check_hostname: true
-    called_ae_title: ORTHANC
-    client_cert: /etc/dicom-tls/node.pem
-    client_key: /etc/dicom-tls/node.key
-    ca_file: /etc/dicom-tls/ca.pem
+    called_ae_title: DCMTK_A
+    calling_ae_title: DCMTK_A
+    client_cert: /etc/dicom-tls/dcmtk-a/tls/node.chain.pem
+    client_key: /etc/dicom-tls/dcmtk-a/private/node.key
+    ca_file: /etc/dicom-tls/pki/site-ca/root.pem
 
-- name: Full mesh from this host to every DICOM node, 16 at a time
+- name: Anonymous TLS (no client certificate) must be refused by a listener that requires one (-rc)
   medimg.dicom_tls.dicom_tls_echo:
-    client_cert: /etc/dicom-tls/node.pem
-    client_key: /etc/dicom-tls/node.key
-    ca_path: /etc/dicom-tls/trust
+    host: 127.0.0.1
+    port: 11112
+    called_ae_title: DCMTK_A
+    ca_file: /etc/dicom-tls/pki/site-ca/root.pem
+    expect: failure
+
+- name: By name, sending it as SNI and checking it against the server certificate
+  medimg.dicom_tls.dicom_tls_echo:
+    host: 127.0.0.1
+    port: 11112
+    server_name: dcmtk-a.example.org
+    check_hostname: true
+    called_ae_title: DCMTK_A
+    client_cert: /etc/dicom-tls/dcmtk-a/tls/node.chain.pem
+    client_key: /etc/dicom-tls/dcmtk-a/private/node.key
+    ca_file: /etc/dicom-tls/pki/site-ca/root.pem
+
+- name: Several listeners in one task, one of them decommissioned
+  medimg.dicom_tls.dicom_tls_echo:
+    client_cert: /etc/dicom-tls/dcmtk-a/tls/node.chain.pem
+    client_key: /etc/dicom-tls/dcmtk-a/private/node.key
+    ca_path: /etc/dicom-tls/dcmtk-a/tls/trust
     targets:
-      - {host: pacs.example.org, port: 2762, called_ae_title: STORESCP}
-      - {host: orthanc.example.org, port: 4242, called_ae_title: ORTHANC}
-      - {host: old-ct.example.org, port: 104, called_ae_title: CT1, profile: bcp195}
+      - {host: 127.0.0.1, port: 11112, called_ae_title: DCMTK_A}
+      - {host: 127.0.0.1, port: 11112, called_ae_title: DCMTK_A, profile: bcp195}
+      - {host: 127.0.0.1, port: 11119, called_ae_title: OLD_CT, expect: failure}
   register: mesh
 
 - name: List what is not working
@@ -299,7 +294,10 @@ EXAMPLES = r"""
   medimg.dicom_tls.dicom_tls_echo:
     host: 127.0.0.1
     port: 11112
-    ca_file: /etc/dicom-tls/ca.pem
+    called_ae_title: DCMTK_A
+    client_cert: /etc/dicom-tls/dcmtk-a/tls/node.chain.pem
+    client_key: /etc/dicom-tls/dcmtk-a/private/node.key
+    ca_file: /etc/dicom-tls/pki/site-ca/root.pem
     retries: 10
     retry_delay: 2
   register: echo
@@ -345,7 +343,9 @@ results:
         127.0.0.1:11112 refused client certificate /etc/dicom-tls/node.pem:
         the server does not trust the CA that issued the client certificate
     as_expected:
-      description: Whether the outcome matches O(expect).
+      description: >-
+        Whether the outcome matches O(expect); with O(expect=failure) only a refusal by a listener
+        matches, not C(connection_refused) or C(timeout) (no listener).
       type: bool
     expect:
       description: The expected outcome of this target.
@@ -464,6 +464,8 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import requi
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (  # noqa: E402
+    DEFAULTS,
+    MAX_WORKERS,
     PROFILES,
     TARGET_KEYS,
     check_many,
@@ -473,28 +475,32 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (
 
 _PROFILES = list(PROFILES)
 
-# Options shared by the module and each target (defaults only at module level).
+# Options shared by the module and each target. Their defaults are the engine's (tls_echo.DEFAULTS),
+# set at module level only.
 _COMMON = dict(
     host=dict(type="str"),
     port=dict(type="int"),
-    called_ae_title=dict(type="str", default="ANY-SCP"),
-    calling_ae_title=dict(type="str", default="ECHOSCU"),
+    called_ae_title=dict(type="str"),
+    calling_ae_title=dict(type="str"),
     client_cert=dict(type="path"),
     client_key=dict(type="path", no_log=False),
     client_key_passphrase=dict(type="str", no_log=True),
     ca_file=dict(type="path"),
     ca_path=dict(type="path"),
-    crl_check=dict(type="str", choices=["none", "leaf", "chain"], default="none"),
+    crl_check=dict(type="str", choices=["none", "leaf", "chain"]),
     crl_files=dict(type="list", elements="path"),
-    peer_verification=dict(type="str", choices=["require", "ignore"], default="require"),
+    peer_verification=dict(type="str", choices=["require", "ignore"]),
     server_name=dict(type="str"),
-    check_hostname=dict(type="bool", default=False),
-    profile=dict(type="str", choices=_PROFILES, default="rfc8996"),
-    timeout=dict(type="float", default=10.0),
-    retries=dict(type="int", default=0),
-    retry_delay=dict(type="float", default=1.0),
-    expect=dict(type="str", choices=["success", "failure"], default="success"),
+    check_hostname=dict(type="bool"),
+    profile=dict(type="str", choices=_PROFILES),
+    timeout=dict(type="float"),
+    retries=dict(type="int"),
+    retry_delay=dict(type="float"),
+    expect=dict(type="str", choices=["success", "failure"]),
 )
+for _key, _default in DEFAULTS.items():
+    if _default is not None:
+        _COMMON[_key]["default"] = _default
 
 _SINGLE_KEYS = (
     "status",
@@ -521,7 +527,7 @@ def _target_spec() -> dict:
 def main():
     argument_spec = dict(_COMMON)
     argument_spec["targets"] = dict(type="list", elements="dict", options=_target_spec())
-    argument_spec["max_workers"] = dict(type="int", default=16)
+    argument_spec["max_workers"] = dict(type="int", default=MAX_WORKERS)
     module = AnsibleModule(
         argument_spec=argument_spec,
         mutually_exclusive=[("host", "targets")],

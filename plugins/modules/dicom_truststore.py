@@ -91,6 +91,12 @@ options:
     type: str
     choices: [fail, warn, drop]
     default: fail
+  backup:
+    description:
+      - Before a change, keep a timestamped copy of the bundle file or of the whole hashed directory beside
+        it (C(PATH.YYYYmmddTHHMMSS.ffffff~)), as RV(backup_files) names it.
+    type: bool
+    default: false
   mode:
     description:
       - Mode of the entries (or of the bundle file), octal as a string like C('0644').
@@ -104,6 +110,9 @@ options:
     description:
       - Group (name or gid) of the entries or bundle.
     type: str
+requirements:
+  - python >= 3.9
+  - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)
 attributes:
   check_mode:
     support: full
@@ -127,26 +136,24 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Trust directory for dcmtk with the root CA and its CRL
+- name: Trust directory for dcmtk (+cd) with the root CA and the issuing CA's CRL
   medimg.dicom_tls.dicom_truststore:
-    path: /etc/dicom-tls/trust
+    path: /etc/dicom-tls/dcmtk-a/tls/trust
     layout: hashed_dir
     certificates:
-      - /etc/dicom-tls/root-ca.pem
+      - /etc/dicom-tls/pki/site-ca/root.pem
     crls:
-      - /etc/dicom-tls/root-ca.crl
-      - /etc/dicom-tls/issuing-ca.crl
+      - /etc/dicom-tls/pki/site-ca/issuing.crl.pem
     crl_issuers:
-      - /etc/dicom-tls/issuing-ca.pem
+      - /etc/dicom-tls/pki/site-ca/issuing.pem
   register: trust
 
-- name: Trust bundle for Orthanc
+- name: Trust bundle for Orthanc (DicomTlsTrustedCertificates)
   medimg.dicom_tls.dicom_truststore:
-    path: /etc/orthanc/trusted.pem
+    path: /etc/orthanc/tls/trusted.pem
     layout: bundle
     certificates:
-      - /etc/dicom-tls/root-ca.pem
-      - /etc/dicom-tls/partner-root-ca.pem
+      - /etc/dicom-tls/pki/site-ca/root.pem
     mode: '0644'
 """
 
@@ -205,6 +212,11 @@ renumbered:
   returned: success
   type: list
   elements: str
+backup_files:
+  description: The copies made with O(backup) (none when nothing changed or nothing existed before).
+  returned: success
+  type: list
+  elements: str
 crl_next_update:
   description: The earliest nextUpdate of the CRLs in the store (ISO 8601, UTC), null when there is none.
   returned: success
@@ -212,11 +224,17 @@ crl_next_update:
 """
 
 
+import os  # noqa: E402
+
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import truststore as ts  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (  # noqa: E402
+    backup_copy,
+    backup_tree,
+    check_writable_dir,
+)
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
 
 
@@ -244,7 +262,7 @@ def run(module: AnsibleModule) -> dict:
     )
     for w in loaded.warnings:
         module.warn(w)
-    result = {"changed": False, "crl_next_update": ts.earliest_next_update(loaded.objects)}
+    result = {"changed": False, "crl_next_update": ts.earliest_next_update(loaded.objects), "backup_files": []}
     if p["layout"] == "bundle":
         plan = ts.plan_bundle(path, loaded.objects, meta)
         result.update(entries=plan.entries, added=plan.added, removed=plan.removed, renumbered=[])
@@ -261,6 +279,8 @@ def run(module: AnsibleModule) -> dict:
                 ts.check_parent(path)
             else:
                 check_writable_dir(path)
+                if p["backup"] and os.path.exists(path):
+                    result["backup_files"].append(backup_copy(path))
                 ts.apply_bundle(plan, meta)
         return result
 
@@ -278,6 +298,8 @@ def run(module: AnsibleModule) -> dict:
         with ts.lock(path):
             plan = plan_now()
             if plan.changed:
+                if p["backup"] and not created:
+                    result["backup_files"].append(backup_tree(path, ignore=(ts.LOCK_NAME, ts.TMP_PREFIX + "*")))
                 ts.apply_hashed_dir(plan, meta)
         changed = created or plan.changed
     result.update(
@@ -311,6 +333,7 @@ def main():
             mode=dict(type="raw", default="0644"),
             owner=dict(type="str"),
             group=dict(type="str"),
+            backup=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )

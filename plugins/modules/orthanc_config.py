@@ -40,6 +40,10 @@ options:
     description: File name (in O(config_dir)) for options that no other file defines.
     type: str
     default: dicom-tls.json
+  backup:
+    description: Keep a timestamped copy (C(FILE.YYYYmmddTHHMMSS.ffffff~)) of each file before it is rewritten.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -97,6 +101,11 @@ files:
   returned: always
   type: list
   elements: str
+backup_files:
+  description: The copies made with O(backup).
+  returned: always
+  type: list
+  elements: str
 """
 
 import json  # noqa: E402
@@ -126,6 +135,7 @@ def main():
             config_dir=dict(type="path", required=True),
             settings=dict(type="dict", required=True),
             dropin=dict(type="str", default="dicom-tls.json"),
+            backup=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -138,8 +148,9 @@ def main():
         if key_path:
             check_private_key_usable(key_path if key_path.startswith("/") else "%s/%s" % (p["config_dir"], key_path))
         todo = plan(p["config_dir"], p["settings"], p["dropin"])
+        backup_files = []
         if todo.files and not module.check_mode:
-            apply(todo)
+            backup_files = apply(todo, backup=p["backup"])
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     result = dict(
@@ -147,6 +158,7 @@ def main():
         changes=[{"key": c["key"], "file": c["file"], "action": c["action"]} for c in todo.changes],
         defined_in=todo.defined_in,
         files=sorted(todo.files),
+        backup_files=backup_files,
     )
     if module._diff:
         result["diff"] = dict(

@@ -81,7 +81,7 @@ def test_module_signatures_pass_dcmsign_and_second_run_changes_nothing(signers, 
         {"name": "subset", mod: sign_args(rsa, files["subset"], tags=["PatientName", "(0010,0020)", "PixelData"])},
         {"name": "item", mod: sign_args(rsa, files["item"], item=ITEM)},
         {"name": "purpose", mod: sign_args(rsa, files["purpose"], purpose=1)},
-        {"name": "creator", mod: sign_args(rsa, files["creator"], profile="creator")},
+        {"name": "creator", mod: sign_args(rsa, files["creator"], signature_profile="creator")},
         {"name": "implicit", mod: sign_args(rsa, files["implicit"])},
         {"name": "jpeg", mod: sign_args(rsa, files["jpeg"], mac_algorithm="sha384")},
         {"name": "second", mod: sign_args(rsa2, files["second"])},
@@ -331,7 +331,9 @@ def test_signing_a_directory_skips_other_files_and_verifies_with_require(signers
         write_ct(str(tmp_path / "series" / ("%d.dcm" % i)), seed=i + 1)
     write_ct(str(tmp_path / "series" / "deep" / "x.dcm"), seed=9)
     (tmp_path / "series" / "README.txt").write_text("not dicom")
-    res = run_module("dicom_sign", sign_args(signers["rsa"], tmp_path / "series", recursive=True, profile="creator"))
+    res = run_module(
+        "dicom_sign", sign_args(signers["rsa"], tmp_path / "series", recursive=True, signature_profile="creator")
+    )
     assert res["totals"]["signed"] == 4 and res["totals"]["skipped"] == 1
     ok = run_module(
         "dicom_sign",

@@ -47,7 +47,7 @@ class Fleet:
                     "dicom_tls_address": "127.0.0.1",
                     "dicom_tls_key_size": 2048,
                     "dicom_tls_crl_next_update_days": 1,
-                    "dicom_tls_crl_refresh_before": 12,
+                    "dicom_tls_crl_renew_before_days": 0.5,
                     "crl_refresh_schedule": False,
                 },
                 "children": {
@@ -121,6 +121,27 @@ def test_rollout_every_pair_answers(fleet):
             assert r.returncode == 0, "%s -> %s: %s" % (client, server, r.stderr or r.stdout)
 
 
+def test_rerun_changes_nothing_signs_once_and_copies_nothing(fleet):
+    """The rerun: changed=0 on every host, the CA works once for the play (one signing task, one
+    read of its material), no backup is made, and every listener is still proved by a live C-ECHO."""
+    res = fleet.play("rollout.yml")
+    assert res.rc == 0, res.output[-4000:]
+    for host in ["ca", *NODES]:
+        assert res.stats(host)["changed"] == 0, (host, res.stats(host))
+    tasks = [t for play in res.data["plays"] for t in play["tasks"]]
+    signing = [
+        t for t in tasks if t["task"]["name"].endswith("Sign every due CSR of the play on the CA host, in one task")
+    ]
+    assert len(signing) == 1 and len(signing[0]["hosts"]) == 1
+    assert not any(e["changed"] for e in next(iter(signing[0]["hosts"].values()))["issued"].values())
+    proofs = [t for t in tasks if t["task"]["name"].endswith("Prove the listener with live TLS C-ECHOs")]
+    assert sorted(proofs[0]["hosts"]) == sorted(NODES)
+    assert all(not r.get("failed") for r in proofs[0]["hosts"].values())
+    for node in NODES:
+        for root, dirs, files in os.walk(fleet.node_dir(node)):
+            assert not [f for f in files + dirs if f.endswith("~")], root
+
+
 def test_crl_refresh_nothing_when_not_due(fleet):
     crl = os.path.join(fleet.state, "pki", "site-ca", "issuing.crl.pem")
     before = fleet.crl_number(crl)
@@ -170,7 +191,10 @@ def test_rollback_when_the_proof_fails(fleet):
     still answering, and the play fails with the reason."""
     node = "dcmtk-c"
     cert = os.path.join(fleet.node_dir(node), "tls", "node.pem")
+    chain = os.path.join(fleet.node_dir(node), "tls", "node.chain.pem")
     before = open(cert).read()
+    chain_before = open(chain).read()
+    backups_before = sorted(n for n in os.listdir(os.path.dirname(cert)) if n.endswith("~"))
     # The foreign CA exists on the CA host, but no node trusts it.
     res = fleet.play("rollout.yml", "--limit", "ca", dicom_tls_trusted_ca_names=["foreign"])
     assert res.rc == 0, res.output[-4000:]
@@ -185,6 +209,9 @@ def test_rollback_when_the_proof_fails(fleet):
     assert "were put back" in res.output, res.output[-4000:]
     assert "server_certificate_rejected" in res.output or "certificate" in res.output
     assert open(cert).read() == before
+    # the modules' own backups were put back: certificate and chain as before, no backup left over
+    assert open(chain).read() == chain_before
+    assert sorted(n for n in os.listdir(os.path.dirname(cert)) if n.endswith("~")) == backups_before
     for client in ("dcmtk-a", node):
         r = fleet.echo(client, node)
         assert r.returncode == 0, "%s -> %s after rollback: %s" % (client, node, r.stderr or r.stdout)

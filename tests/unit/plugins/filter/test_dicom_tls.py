@@ -71,3 +71,29 @@ def test_expiry_table_orders_and_states():
     body = text.splitlines()[2:]
     assert [line.split()[0] for line in body] == ["gone", "soon", "late"]
     assert body[0].endswith("EXPIRED") and body[1].endswith("renew soon") and body[2].endswith("ok")
+
+
+def test_echo_matrix_takes_dicom_tls_echo_results_as_documented():
+    echo = {
+        "changed": False,
+        "results": [
+            {"host": "127.0.0.1", "port": 11112, "calling_ae_title": "DCMTK_A", "status": "success"},
+            {
+                "host": "127.0.0.1",
+                "port": 11113,
+                "calling_ae_title": "DCMTK_A",
+                "status": "client_certificate_rejected",
+                "reason": "the server does not trust the CA",
+            },
+        ],
+    }
+    for given in (echo, echo["results"]):
+        lines = F["echo_matrix"](given).splitlines()
+        assert lines[0].split() == ["SCU", "\\", "SCP", "127.0.0.1:11112", "127.0.0.1:11113"]
+        assert lines[2].split() == ["DCMTK_A", "ok", "FAIL", "client_certificate_rejected"]
+        assert "DCMTK_A -> 127.0.0.1:11113: the server does not trust the CA (expected success)" in lines
+
+
+def test_echo_matrix_names_a_result_without_a_pair():
+    with pytest.raises(AnsibleFilterError, match=r"result 2 has no client \(or calling_ae_title\)"):
+        F["echo_matrix"]([{"client": "a", "server": "b", "status": "success"}, {"server": "b", "status": "success"}])

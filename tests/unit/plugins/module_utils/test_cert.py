@@ -104,7 +104,7 @@ def test_nothing_due_means_empty_plan(ca):
 def test_renewal_when_expiry_window_reached_keeps_key(ca):
     node(ca, valid_days=30)
     key_before, serial_before = pub(ca + "/n.key"), load(ca + "/n.pem").serial_number
-    p = node(ca, valid_days=30, renew_before=40)
+    p = node(ca, valid_days=30, renew_before_days=40)
     assert [(a.target, a.action) for a in p.actions] == [("certificate", "renewed")]
     assert "expires in" in p.actions[0].reason
     assert pub(ca + "/n.key") == key_before and load(ca + "/n.pem").serial_number != serial_before
@@ -254,3 +254,89 @@ def test_absent_removes_everything_named(ca):
     assert {a.target for a in p.actions} == {"certificate", "chain", "privatekey"}
     assert not any(os.path.exists(ca + f) for f in ("/n.pem", "/chain.pem", "/n.key"))
     shutil.rmtree(ca)
+
+
+# ---------------------------------------------------------------- renewal that cannot help; issuer not valid now
+
+
+def short_lived_issuer(ca, days):
+    """The issuing CA re-issued with ``days`` left (the root's key signs it)."""
+    run(
+        path=ca + "/inter.pem",
+        privatekey_path=ca + "/inter.key",
+        usage="intermediate_ca",
+        subject={"CN": "Inter"},
+        key_type="ecdsa",
+        issuer_cert_path=ca + "/root.pem",
+        issuer_privatekey_path=ca + "/root.key",
+        valid_days=days,
+        force=True,
+    )
+    return crypto.not_valid_after(load(ca + "/inter.pem"))
+
+
+@pytest.mark.parametrize(
+    "issuer_days,node_kw",
+    [
+        (20, {"renew_before_days": 30}),  # the roles' default window, issuing CA with 20 days left
+        (45, {"renew_before_days": 60}),  # a wide window on a healthy-looking CA
+        (1, {"renew_before_days": 30}),  # issuer ending tomorrow
+    ],
+)
+def test_no_renewal_when_the_new_certificate_would_not_outlive_the_current(ca, issuer_days, node_kw):
+    issuer_end = short_lived_issuer(ca, issuer_days)
+    first = node(ca, **node_kw)
+    assert crypto.not_valid_after(load(ca + "/n.pem")) == issuer_end  # capped by the issuer
+    if node_kw.get("valid_days", 365) > issuer_days:
+        assert any("capped by the issuer '/CN=Inter'" in w for w in first.warnings), first.warnings
+    serial = load(ca + "/n.pem").serial_number
+    before = snapshot(ca)
+    again = node(ca, **node_kw)
+    assert again.actions == [] and snapshot(ca) == before and load(ca + "/n.pem").serial_number == serial
+    (warning,) = again.warnings
+    assert "'/CN=Inter'" in warning and crypto.isoformat(issuer_end) in warning and "renew the issuing CA" in warning
+
+
+def test_renewal_still_happens_for_other_reasons_near_issuer_end(ca):
+    short_lived_issuer(ca, 20)
+    node(ca, renew_before_days=30)
+    p = node(ca, renew_before_days=30, subject_alt_names=["DNS:other"])
+    assert [(a.target, a.action) for a in p.actions] == [("certificate", "renewed")]
+
+
+def _outdated_issuer(ca, tmp_path, not_before, not_after):
+    from support.pki import TestPKI
+
+    pki = TestPKI(tmp_path / "outdated")
+    bad = pki._issue("Outdated CA", pki.root, ca=True, not_before=not_before, not_after=not_after, key_type="ecdsa")
+    return bad
+
+
+@pytest.mark.parametrize(
+    "when,mode",
+    [
+        ("expired", "issue"),  # expired 10 days ago: cryptography's own sentence and a stray key before
+        ("expired", "sign_csr"),
+        ("not_yet_valid", "issue"),
+    ],
+)
+def test_issuer_not_valid_now_is_refused_naming_file_and_dates(ca, tmp_path, when, mode):
+    now = datetime.datetime.now(datetime.UTC)
+    if when == "expired":
+        nb, na = now - datetime.timedelta(days=400), now - datetime.timedelta(days=10)
+    else:
+        nb, na = now + datetime.timedelta(days=2), now + datetime.timedelta(days=400)
+    bad = _outdated_issuer(ca, tmp_path, nb, na)
+    kw = {"issuer_cert_path": bad.cert, "issuer_privatekey_path": bad.key}
+    if mode == "sign_csr":
+        run(state="csr", privatekey_path=ca + "/c.key", csr_path=ca + "/c.csr", subject={"CN": "c"}, key_type="ecdsa")
+        kw.update(csr_path=ca + "/c.csr", privatekey_path=None, state="present")
+    before = snapshot(ca)
+    with pytest.raises(DicomTlsError) as err:
+        backend.plan(node_spec(ca, **kw))
+    msg = str(err.value)
+    assert err.value.path == bad.cert
+    assert "Outdated CA" in msg and crypto.isoformat(nb) in msg and crypto.isoformat(na) in msg
+    assert ("has expired" if when == "expired" else "is not yet valid") in msg
+    assert "must be" not in msg  # no library sentence
+    assert snapshot(ca) == before

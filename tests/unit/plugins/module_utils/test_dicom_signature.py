@@ -15,7 +15,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_signature i
     plan_sign,
     read_signatures,
 )
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_trust import Signer, TrustStore
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_trust import Signer, SignerChainVerifier
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from support.dicom_files import ct_dataset, save, write_ct, write_jpeg_ct
 from support.pki import TestPKI
@@ -235,11 +235,11 @@ def test_bad_inputs(keys, tmp_path):
     with pytest.raises(DicomTlsError, match="does not match"):
         sign(good, rsa, privatekey_path=keys["ecdsa"].key)
     with pytest.raises(DicomTlsError, match="RSA"):
-        sign(good, keys["ecdsa"], profile="creator")
+        sign(good, keys["ecdsa"], signature_profile="creator")
     with pytest.raises(DicomTlsError, match="main dataset"):
-        sign(good, rsa, profile="creator", item=ITEM)
+        sign(good, rsa, signature_profile="creator", item=ITEM)
     with pytest.raises(DicomTlsError, match="ValueType|(0040,A040)"):
-        sign(good, rsa, profile="sr")
+        sign(good, rsa, signature_profile="sr")
     ds = ct_dataset()
     ds.private_block(0x0009, "unit", create=True).add_new(0x10, "UN", b"ab")
     un = save(ds, str(tmp_path / "un.dcm"))
@@ -267,10 +267,10 @@ def test_profile_creator_signature_meets_profile_and_subset_does_not(keys, tmp_p
     from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_signature import meets_profile
 
     a = write_ct(str(tmp_path / "a.dcm"))
-    sign(a, keys["rsa"], profile="creator", tags=["PatientName"])
+    sign(a, keys["rsa"], signature_profile="creator", tags=["PatientName"])
     b = write_ct(str(tmp_path / "b.dcm"))
     sign(b, keys["rsa"], tags=["PatientName", "SOPInstanceUID"])
-    trust = TrustStore(keys["pki"].root.cert, None, [keys["pki"].inter.cert])
+    trust = SignerChainVerifier(keys["pki"].root.cert, None, [keys["pki"].inter.cert])
     with opened(a) as f:
         (rec,) = read_signatures(f, trust)
         assert rec.valid and meets_profile(rec, "creator") and 0x7FE00010 in rec.tags

@@ -1,0 +1,367 @@
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Vendor appliances (CT and MR consoles, PACS, routers) that Ansible cannot log into.
+
+Three pieces, each plan-then-apply like the rest of the library:
+
+- ``check_csr``: a CSR the appliance produced (PEM or DER), judged against the key policy and the
+  subject and subject alternative names the inventory expects;
+- ``plan_pkcs12`` / ``apply_pkcs12``: for an appliance that cannot make a CSR, a key generated on
+  the CA host, its certificate signed there, both written only inside an encrypted PKCS#12 (mode
+  0600) - the one exception to "keys are born where they are used", said so in the result;
+- ``plan_export`` / ``apply_export``: the certificate and its CA chain in the forms consoles import
+  (PEM, DER, PKCS#7 ``.p7b``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass, field
+
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as certlib
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, ledger
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
+    atomic_write,
+    check_writable_dir,
+    read_optional,
+)
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+except ImportError:  # reported by the module (deps.require)
+    pass
+
+ENCRYPTIONS = ("modern", "legacy")
+# PBES2 (1.2.840.113549.1.5.13): AES-256-CBC key and certificate bags, what `modern` writes and
+# OpenSSL 3 writes by default. `legacy` (pbeWithSHAAnd3-KeyTripleDES-CBC, SHA-1 MAC) is what older
+# consoles and Java 8 read.
+_PBES2_OID = bytes.fromhex("06092a864886f70d01050d")
+
+
+# ---------------------------------------------------------------- CSR from the appliance
+
+
+def check_csr(
+    data: bytes,
+    path: str,
+    subject=None,
+    subject_alt_names: list | None = None,
+    key_types: list | None = None,
+    min_key_size: int = 2048,
+    curves: list | None = None,
+) -> dict:
+    """The CSR's facts when it passes; one DicomTlsError naming every failed check otherwise."""
+    csr = crypto.load_csr(data, path)  # PEM or DER; the signature is checked there
+    key = crypto.key_description(csr.public_key())
+    problems = []
+    key_types = key_types or ["rsa", "ecdsa"]
+    curves = curves or list(certlib.CURVES)
+    if key["key_type"] not in key_types:
+        problems.append("key type %s is not allowed (allowed: %s)" % (key["key_type"], ", ".join(key_types)))
+    elif key["key_type"] == "rsa" and key["key_size"] < min_key_size:
+        problems.append("RSA key of %d bits is under the %d-bit minimum" % (key["key_size"], min_key_size))
+    elif key["key_type"] == "ecdsa" and key.get("curve") not in curves:
+        problems.append("curve %s is not allowed (allowed: %s)" % (key.get("curve"), ", ".join(curves)))
+    if subject:
+        want = crypto.parse_subject(subject)
+        if csr.subject != want:
+            problems.append(
+                "subject is %s, the inventory expects %s" % (crypto.name_text(csr.subject), crypto.name_text(want))
+            )
+    have_sans = crypto.san_text(_csr_sans(csr))
+    if subject_alt_names is not None:
+        want_sans = crypto.san_text(crypto.parse_sans(subject_alt_names))
+        if sorted(have_sans) != sorted(want_sans):
+            problems.append("subject_alt_names are %s, the inventory expects %s" % (have_sans, want_sans))
+    if problems:
+        raise DicomTlsError("CSR refused: " + "; ".join(problems), path)
+    out = {
+        "csr": crypto.csr_pem(csr).decode("ascii"),
+        "subject": crypto.name_text(csr.subject),
+        "subject_alt_names": have_sans,
+        "encoding": "pem" if data.lstrip().startswith(b"-----BEGIN") else "der",
+    }
+    out.update(key)
+    return out
+
+
+def _csr_sans(csr) -> list:
+    try:
+        return list(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        return []
+
+
+# ---------------------------------------------------------------- PKCS#12 made on the CA host
+
+
+@dataclass
+class Pkcs12Spec:
+    path: str
+    passphrase: str
+    subject: object
+    issuer_cert_path: str
+    issuer_privatekey_path: str
+    certificate_path: str | None = None
+    subject_alt_names: list | None = None
+    encryption: str = "modern"
+    usage: str = "node"
+    key_type: str = "rsa"
+    key_size: int = 3072
+    curve: str = "secp256r1"
+    issuer_privatekey_passphrase: str | None = None
+    issuer_chain_path: str | None = None
+    valid_days: int | None = None
+    renew_before_days: int | None = None
+    database: str | None = None
+    force: bool = False
+
+
+@dataclass
+class Pkcs12Plan:
+    spec: Pkcs12Spec
+    actions: list = field(default_factory=list)
+    cert: object = None  # the certificate in the PKCS#12 now
+    key: object = None  # the key in the PKCS#12 now (never leaves this process)
+    cas: list = field(default_factory=list)
+    inner: certlib.Plan | None = None  # issuer, subject and SANs, for signing
+
+    def has(self, target: str) -> bool:
+        return any(a.target == target for a in self.actions)
+
+
+def notice(path: str, encryption: str) -> str:
+    return (
+        "The private key was generated on the CA host and exists only inside %s (encrypted, %s, mode 0600): "
+        "an exception to 'keys are born where they are used', for an appliance that cannot make a CSR. "
+        "Hand the PKCS#12 to the appliance over a trusted channel and delete every other copy." % (path, encryption)
+    )
+
+
+def encryption_of(data: bytes) -> str:
+    return "modern" if _PBES2_OID in data else "legacy"
+
+
+def plan_pkcs12(spec: Pkcs12Spec, now: datetime.datetime | None = None) -> Pkcs12Plan:
+    if spec.encryption not in ENCRYPTIONS:
+        raise DicomTlsError("pkcs12_encryption must be modern or legacy")
+    if not spec.passphrase:
+        raise DicomTlsError("a PKCS#12 holding a key made on the CA host needs a passphrase", spec.path)
+    cspec = certlib.CertSpec(
+        path=spec.certificate_path or spec.path,
+        usage=spec.usage,
+        subject=spec.subject,
+        subject_alt_names=spec.subject_alt_names or [],
+        key_type=spec.key_type,
+        key_size=spec.key_size,
+        curve=spec.curve,
+        issuer_cert_path=spec.issuer_cert_path,
+        issuer_privatekey_path=spec.issuer_privatekey_path,
+        issuer_privatekey_passphrase=spec.issuer_privatekey_passphrase,
+        issuer_chain_path=spec.issuer_chain_path,
+        valid_days=spec.valid_days,
+        renew_before_days=spec.renew_before_days,
+    )
+    certlib._validate(cspec)
+    inner = certlib.Plan(spec=cspec, mode="issue")
+    certlib._load_issuer(cspec, inner)
+    inner.subject = crypto.parse_subject(spec.subject)
+    inner.sans = crypto.parse_sans(spec.subject_alt_names or [])
+    if now is not None:
+        inner.now = now
+    p = Pkcs12Plan(spec=spec, inner=inner)
+    for path in (spec.path, spec.certificate_path):
+        if path:
+            check_writable_dir(path)
+    if spec.database:
+        ledger.check(spec.database)
+
+    data = read_optional(spec.path)
+    if data is None:
+        p.actions.append(certlib.Action("pkcs12", spec.path, "created", "no PKCS#12 yet"))
+    else:
+        try:
+            store = pkcs12.load_pkcs12(data, spec.passphrase.encode("utf-8"))
+            p.cert = store.cert.certificate if store.cert else None
+            p.key = store.key
+        except (ValueError, TypeError):
+            p.cert = None
+        if p.cert is None or p.key is None:
+            p.actions.append(
+                certlib.Action(
+                    "pkcs12", spec.path, "renewed", "it cannot be opened with the passphrase or holds no key"
+                )
+            )
+        else:
+            reasons = _renewal_reasons(p)
+            if reasons:
+                p.actions.append(certlib.Action("pkcs12", spec.path, "renewed", "; ".join(reasons)))
+            elif encryption_of(data) != spec.encryption:
+                p.actions.append(
+                    certlib.Action("pkcs12", spec.path, "updated", "encryption changed to %s" % spec.encryption)
+                )
+    if spec.certificate_path and not p.has("pkcs12"):
+        if read_optional(spec.certificate_path) != crypto.cert_pem(p.cert):
+            p.actions.append(certlib.Action("certificate", spec.certificate_path, "updated", "copy differs"))
+    if spec.database and not p.has("pkcs12") and p.cert is not None:
+        if ledger.status_of(ledger.read(spec.database), p.cert.serial_number) is None:
+            p.actions.append(
+                certlib.Action(
+                    "database",
+                    spec.database,
+                    "updated",
+                    "serial %s is not recorded in the database" % crypto.serial_hex(p.cert.serial_number),
+                )
+            )
+    return p
+
+
+def _renewal_reasons(p: Pkcs12Plan) -> list[str]:
+    spec, inner, cert = p.spec, p.inner, p.cert
+    reasons = []
+    if spec.force:
+        reasons.append("force")
+    if crypto.public_key_der(cert) != crypto.public_key_der(p.key):
+        reasons.append("the certificate does not match the key")
+    if not crypto.issued_by(cert, inner.issuer_cert):
+        reasons.append("it is not signed by the issuer %s (CA replaced)" % crypto.name_text(inner.issuer_cert.subject))
+    if cert.subject != inner.subject:
+        reasons.append(
+            "subject changed from %s to %s" % (crypto.name_text(cert.subject), crypto.name_text(inner.subject))
+        )
+    have, want = crypto.cert_sans(cert), crypto.san_text(inner.sans)
+    if sorted(have) != sorted(want):
+        reasons.append("subject_alt_names changed from %s to %s" % (have, want))
+    if certlib._have_params(p.key) != certlib._key_params(inner.spec):
+        reasons.append("key type changed to %s" % certlib._key_params(inner.spec))
+    reasons += certlib.usage_differences(cert, spec.usage)
+    renew_before_days = certlib._renew_before_days(inner.spec, cert)
+    left = crypto.not_valid_after(cert) - inner.now
+    if left < datetime.timedelta(days=renew_before_days):
+        reasons.append("it expires in %d days (renew_before_days is %d)" % (max(left.days, 0), renew_before_days))
+    return reasons
+
+
+def _pkcs12_bytes(spec: Pkcs12Spec, key, cert, cas: list) -> bytes:
+    pw = spec.passphrase.encode("utf-8")
+    if spec.encryption == "legacy":
+        alg = pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC
+        mac = hashes.SHA1()  # noqa: S303 - what legacy readers need
+    else:
+        alg = pkcs12.PBES.PBESv2SHA256AndAES256CBC
+        mac = hashes.SHA256()
+    enc = (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(2048)  # OpenSSL's default PKCS#12 iteration count
+        .key_cert_algorithm(alg)
+        .hmac_hash(mac)
+        .build(pw)
+    )
+    name = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    friendly = (name[0].value if name else "dicom").encode("utf-8")
+    return pkcs12.serialize_key_and_certificates(friendly, key, cert, cas or None, enc)
+
+
+def apply_pkcs12(p: Pkcs12Plan) -> x509.Certificate:
+    """Carry out the plan; returns the certificate the PKCS#12 holds afterwards."""
+    spec, inner = p.spec, p.inner
+    cas = [inner.issuer_cert] if not crypto.is_self_signed(inner.issuer_cert) else []
+    cas += inner.issuer_chain
+    if p.has("pkcs12") and p.actions[0].action in ("created", "renewed"):
+        inner.issuer_key = certlib._signing_key(spec.issuer_privatekey_path, spec.issuer_privatekey_passphrase)
+        key = certlib.generate_key(inner.spec)
+
+        def deliver(cert):
+            atomic_write(spec.path, _pkcs12_bytes(spec, key, cert, cas), 0o600)
+            if spec.certificate_path:
+                atomic_write(spec.certificate_path, crypto.cert_pem(cert), 0o644)
+
+        if spec.database:
+            with ledger.update(spec.database) as book:
+                cert = certlib._sign_certificate(inner, key.public_key(), inner.issuer_key, book.new_serial())
+                book.record(cert)
+                book.then(lambda: deliver(cert))
+        else:
+            cert = certlib._sign_certificate(inner, key.public_key(), inner.issuer_key)
+            deliver(cert)
+        p.cert, p.key = cert, key
+        return cert
+    if p.has("pkcs12"):  # same key and certificate, new encryption
+        atomic_write(spec.path, _pkcs12_bytes(spec, p.key, p.cert, cas), 0o600)
+    if p.has("certificate"):
+        atomic_write(spec.certificate_path, crypto.cert_pem(p.cert), 0o644)
+    if p.has("database"):
+        with ledger.update(spec.database) as book:
+            book.record(p.cert)
+    return p.cert
+
+
+# ---------------------------------------------------------------- exports consoles import
+
+EXPORT_FORMATS = ("pem", "der", "chain_pem", "p7b", "ca_pem")
+
+
+def export_files(directory: str, name: str) -> dict:
+    """File names per format: NAME.pem (certificate), NAME.der, NAME.chain.pem (certificate, issuing
+    CA, root), NAME.p7b (the same as DER PKCS#7), NAME.ca.pem (the CAs the appliance trusts)."""
+    base = os.path.join(directory, name)
+    return {
+        "pem": base + ".pem",
+        "der": base + ".der",
+        "chain_pem": base + ".chain.pem",
+        "p7b": base + ".p7b",
+        "ca_pem": base + ".ca.pem",
+    }
+
+
+def export_contents(certificate_pem: str, ca_pem: str) -> dict:
+    leaf = crypto.load_certificate(certificate_pem.encode("utf-8"), "certificate_content")
+    cas = crypto.load_certificates(ca_pem.encode("utf-8"), "ca_content")
+    cas = [c for c in cas if c != leaf]
+    for c in cas:
+        if not crypto.is_ca(c):
+            raise DicomTlsError("ca_content holds %s, which is not a CA" % crypto.name_text(c.subject))
+    if not any(crypto.issued_by(leaf, c) for c in cas):
+        raise DicomTlsError("the certificate %s is not issued by any CA of ca_content" % crypto.name_text(leaf.subject))
+    # Leaf, then issuer up to the root, as consoles expect a chain.
+    ordered, current, rest = [leaf], leaf, list(cas)
+    while True:
+        nxt = next((c for c in rest if c.subject == current.issuer and crypto.issued_by(current, c)), None)
+        if nxt is None or nxt is current:
+            break
+        ordered.append(nxt)
+        rest.remove(nxt)
+        if crypto.is_self_signed(nxt):
+            break
+        current = nxt
+    ordered += rest
+    return {
+        "pem": crypto.cert_pem(leaf),
+        "der": leaf.public_bytes(serialization.Encoding.DER),
+        "chain_pem": b"".join(crypto.cert_pem(c) for c in ordered),
+        "p7b": pkcs7.serialize_certificates(ordered, serialization.Encoding.DER),
+        "ca_pem": b"".join(crypto.cert_pem(c) for c in ordered[1:]),
+        "_leaf": leaf,
+    }
+
+
+def plan_export(directory: str, name: str, certificate_pem: str, ca_pem: str) -> tuple[list, dict, dict]:
+    if not os.path.isdir(directory):
+        raise DicomTlsError("export directory does not exist", directory)
+    files = export_files(directory, name)
+    contents = export_contents(certificate_pem, ca_pem)
+    actions = []
+    for fmt in EXPORT_FORMATS:
+        have = read_optional(files[fmt])
+        if have != contents[fmt]:
+            actions.append(certlib.Action(fmt, files[fmt], "created" if have is None else "updated", "content differs"))
+    return actions, files, contents
+
+
+def apply_export(actions: list, contents: dict) -> None:
+    for a in actions:
+        atomic_write(a.path, contents[a.target], 0o644)

@@ -1,0 +1,114 @@
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fleet logic the roles and playbooks need, as plain functions over plain data (the filters in
+plugins/filter/ are thin wrappers): which CSRs the CA signs, what each node is owed."""
+
+from __future__ import annotations
+
+# The layout of one CA's folder on the CA host (the pki role writes it, the node roles read it).
+CA_FILES = {
+    "root": "root.pem",
+    "root_key": "private/root.key",
+    "issuing": "issuing.pem",
+    "issuing_chain": "issuing.chain.pem",
+    "issuing_key": "private/issuing.key",
+    "crl": "issuing.crl.pem",
+    "issued_dir": "issued",
+}
+
+
+def ca_path(pki_dir: str, ca_name: str, what: str) -> str:
+    """The path of one piece of CA ``ca_name``'s material (a key of CA_FILES) under ``pki_dir``."""
+    if what not in CA_FILES:
+        raise ValueError("unknown CA file %r (one of %s)" % (what, ", ".join(sorted(CA_FILES))))
+    return "%s/%s/%s" % (pki_dir.rstrip("/"), ca_name, CA_FILES[what])
+
+
+def sign_requests(csrs: dict, issued_dir: str) -> list[dict]:
+    """The requests of dicom_csr_sign: one per node that has a CSR (name -> CSR PEM or None),
+    in name order, each kept at ISSUED_DIR/NAME.pem and NAME.chain.pem on the CA host."""
+    out = []
+    for name in sorted(csrs):
+        csr = csrs[name]
+        if not csr:
+            continue
+        base = "%s/%s" % (issued_dir.rstrip("/"), name)
+        out.append({"name": name, "path": base + ".pem", "chain_path": base + ".chain.pem", "csr_content": csr})
+    return out
+
+
+def revoked_nodes(revoked: list) -> list[str]:
+    """The node names of dicom_tls_revoked (entries given by serial or certificate_path name no node)."""
+    return [r["node"] for r in revoked or [] if isinstance(r, dict) and r.get("node")]
+
+
+def revoked_entries(revoked: list, issued_paths: list, issued_dir: str) -> list[dict]:
+    """dicom_crl's ``revoked`` from dicom_tls_revoked: an entry by serial or certificate_path is
+    taken as given; an entry by node (or appliance) names ISSUED_DIR/NAME.pem, and only when that certificate was
+    issued by this CA (it is in ``issued_paths``). The reason defaults to key_compromise."""
+    issued = set(issued_paths or [])
+    out = []
+    for r in revoked or []:
+        reason = r.get("reason", "key_compromise")
+        if r.get("serial") is not None:
+            out.append({"serial": r["serial"], "reason": reason})
+        elif r.get("certificate_path"):
+            out.append({"certificate_path": r["certificate_path"], "reason": reason})
+        elif r.get("node") or r.get("appliance"):
+            path = "%s/%s.pem" % (issued_dir.rstrip("/"), r.get("node") or r["appliance"])
+            if path in issued:
+                out.append({"certificate_path": path, "reason": reason})
+    return out
+
+
+def refused(client: dict, server: dict, revoked: list) -> bool:
+    """Whether the pair is expected to be refused: a node that checks CRLs refuses a revoked peer,
+    as client (it checks the server's certificate) or as server (it checks the client's)."""
+    return bool(
+        (server.get("checks_crl") and client["name"] in revoked)
+        or (client.get("checks_crl") and server["name"] in revoked)
+    )
+
+
+def mesh_targets(me: dict, servers: list, revoked: list) -> list[dict]:
+    """dicom_tls_echo's targets for one node (``me``, its endpoint) calling every node of the fleet
+    (``servers``, their endpoints) with its own certificate and trust store, each with its expected
+    outcome. Pairs of a revoked node and an Orthanc node are left out: Orthanc checks no CRLs, so the
+    outcome depends on whether the revoked node's CA is still in its bundle."""
+    revoked = list(revoked or [])
+    out = []
+    for s in servers:
+        if (s["kind"] == "orthanc" or me["kind"] == "orthanc") and (s["name"] in revoked or me["name"] in revoked):
+            continue
+        t = {
+            "host": s["host"],
+            "port": int(s["port"]),
+            "called_ae_title": s["ae_title"],
+            "calling_ae_title": me["ae_title"],
+            "client_cert": me["client_cert"],
+            "client_key": me["client_key"],
+            "crl_check": me["crl_check"],
+            "profile": me["profile"],
+            "expect": "failure" if refused(me, s, revoked) else "success",
+        }
+        if me.get("ca_path"):
+            t["ca_path"] = me["ca_path"]
+        else:
+            t["ca_file"] = me["ca_file"]
+        out.append(t)
+    return out
+
+
+def orthanc_modalities(peers: dict) -> dict:
+    """Orthanc's DicomModalities for the other nodes of the fleet: name -> {AET, Host, Port}, from
+    each peer's fleet variables (dicom_tls_ae_title, dicom_tls_address, dicom_tls_port). A peer
+    without them gets dcmtk_tls's defaults (STORESCP, 127.0.0.1, 11112)."""
+    out = {}
+    for name in sorted(peers):
+        v = peers[name] or {}
+        out[name] = {
+            "AET": v.get("dicom_tls_ae_title", "STORESCP"),
+            "Host": v.get("dicom_tls_address", "127.0.0.1"),
+            "Port": int(v.get("dicom_tls_port", 11112)),
+        }
+    return out

@@ -1,0 +1,206 @@
+#!/usr/bin/python
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: dicom_csr_sign
+short_description: Sign the CSRs of many DICOM nodes with one CA in one task
+version_added: 1.0.0
+description:
+  - The CA side of a fleet run in one module execution on the CA host - what
+    M(medimg.dicom_tls.dicom_cert) does for one CSR (O(requests[].csr_content) without a private key),
+    for every node of a play. The issuing CA is read once.
+  - Each request is renewed for the reasons M(medimg.dicom_tls.dicom_cert) gives (missing, not issued by
+    this CA, subject or subject alternative names differ from the CSR's, key of the CSR changed, fewer than
+    O(renew_before_days) days left); otherwise nothing is written.
+  - A request that cannot be signed (unreadable CSR, unwritable folder) is reported in its own entry of
+    RV(issued) with C(failed) and C(msg); the other requests go on. A problem with the CA itself fails the task.
+  - Folders of O(requests[].path) and O(requests[].chain_path) are created when missing.
+author:
+  - medimg.dicom_tls maintainers (@medimg)
+attributes:
+  check_mode:
+    support: full
+    description: Returns the plan of each request; nothing is written.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    description: A second run with the same CSRs reports no change.
+options:
+  requests:
+    description: One entry per node.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: The key of this request in RV(issued) (the node's inventory name).
+        type: str
+        required: true
+      path:
+        description: Where the CA keeps the issued certificate.
+        type: path
+        required: true
+      chain_path:
+        description: Where the CA keeps the certificate followed by its intermediates.
+        type: path
+      csr_content:
+        description: The PEM text of the node's CSR (RV(medimg.dicom_tls.dicom_cert#module:csr)).
+        type: str
+        required: true
+      subject:
+        description: The subject to issue; the CSR's by default.
+        type: raw
+      subject_alt_names:
+        description: The subject alternative names to issue; the CSR's by default.
+        type: list
+        elements: str
+  usage:
+    description: As in M(medimg.dicom_tls.dicom_cert).
+    type: str
+    choices: [node, server, client]
+    default: node
+  issuer_cert_path:
+    description: The CA certificate that signs.
+    type: path
+    required: true
+  issuer_privatekey_path:
+    description: The CA's private key.
+    type: path
+    required: true
+  issuer_privatekey_passphrase:
+    description: Passphrase of O(issuer_privatekey_path).
+    type: str
+  issuer_chain_path:
+    description: The issuer's own intermediates, appended to each chain (roots are left out).
+    type: path
+  valid_days:
+    description: Lifetime of a new certificate (never later than the issuer's notAfter).
+    type: int
+    default: 365
+  renew_before_days:
+    description: Renew when fewer days than this are left. Defaults to a third of the certificate's lifetime.
+    type: int
+  backup:
+    description: Keep a timestamped copy of each certificate file before it is overwritten.
+    type: bool
+    default: false
+  database:
+    description:
+      - The CA's ledger (OpenSSL C(ca)'s C(index.txt)), as O(medimg.dicom_tls.dicom_cert#module:database) of
+        M(medimg.dicom_tls.dicom_cert) describes it; every certificate signed here is recorded in it.
+    type: path
+requirements:
+  - cryptography >= 42
+seealso:
+  - module: medimg.dicom_tls.dicom_cert
+"""
+
+EXAMPLES = r"""
+- name: Key and CSR on each node
+  medimg.dicom_tls.dicom_cert:
+    state: csr
+    privatekey_path: /etc/dicom-tls/node.key
+    csr_path: /etc/dicom-tls/node.csr
+    subject: "/O=Example Hospital/CN={{ inventory_hostname }}"
+  register: node_csr
+
+- name: Every due CSR of the play signed on the CA host, in one task
+  medimg.dicom_tls.dicom_csr_sign:
+    issuer_cert_path: /etc/dicom-pki/issuing.pem
+    issuer_privatekey_path: /etc/dicom-pki/issuing.key
+    valid_days: 397
+    requests: "{{ ansible_play_batch | medimg.dicom_tls.sign_requests(hostvars, 'node_csr', '/etc/dicom-pki/issued') }}"
+  delegate_to: localhost
+  run_once: true
+  register: signed
+
+- name: Installed next to the key
+  medimg.dicom_tls.dicom_cert:
+    path: /etc/dicom-tls/node.pem
+    chain_path: /etc/dicom-tls/node.chain.pem
+    privatekey_path: /etc/dicom-tls/node.key
+    certificate_content: "{{ signed.issued[inventory_hostname].chain }}"
+"""
+
+RETURN = r"""
+issued:
+  description:
+    - Per request name, C(changed), C(actions) (each with its reason) and, when a certificate exists after
+      the run, C(serial), C(not_after), C(certificate) and C(chain) (PEM, public data).
+    - A request that could not be signed has C(failed=true), C(msg) and C(path) instead.
+  returned: always
+  type: dict
+  sample:
+    dcmtk-a: {changed: true, serial: 5A1F..., not_after: "2027-01-01T00:00:00Z", certificate: "-----BEGIN...",
+              chain: "-----BEGIN...", actions: [{target: certificate, action: created, reason: missing}]}
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            requests=dict(
+                type="list",
+                elements="dict",
+                required=True,
+                options=dict(
+                    name=dict(type="str", required=True),
+                    path=dict(type="path", required=True),
+                    chain_path=dict(type="path"),
+                    csr_content=dict(type="str", required=True),
+                    subject=dict(type="raw"),
+                    subject_alt_names=dict(type="list", elements="str"),
+                ),
+            ),
+            usage=dict(type="str", default="node", choices=["node", "server", "client"]),
+            issuer_cert_path=dict(type="path", required=True),
+            issuer_privatekey_path=dict(type="path", required=True),
+            issuer_privatekey_passphrase=dict(type="str", no_log=True),
+            issuer_chain_path=dict(type="path"),
+            valid_days=dict(type="int", default=365),
+            renew_before_days=dict(type="int"),
+            backup=dict(type="bool", default=False),
+            database=dict(type="path"),
+        ),
+        supports_check_mode=True,
+    )
+    require(module, "cryptography")
+    p = module.params
+    names = [r["name"] for r in p["requests"]]
+    if len(set(names)) != len(names):
+        module.fail_json(msg="requests: each name must appear once (%s)" % ", ".join(sorted(names)))
+    issuer = {
+        k: p[k]
+        for k in (
+            "usage",
+            "issuer_cert_path",
+            "issuer_privatekey_path",
+            "issuer_privatekey_passphrase",
+            "issuer_chain_path",
+            "valid_days",
+            "renew_before_days",
+            "backup",
+            "database",
+        )
+    }
+    try:
+        # the CA itself (certificate, key, passphrase) is checked once, before any request
+        backend.check_issuer(issuer)
+        issued = backend.sign_many(issuer, p["requests"], module.check_mode)
+    except DicomTlsError as exc:
+        module.fail_json(msg=str(exc), path=exc.path)
+    module.exit_json(changed=any(e["changed"] for e in issued.values()), issued=issued)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+#!/usr/bin/python
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: dicom_metrics
+short_description: Write DICOM TLS facts as Prometheus metrics for node_exporter's textfile collector
+version_added: 1.0.0
+description:
+  - Writes a C(.prom) file in the text exposition format that node_exporter's textfile collector reads
+    (C(--collector.textfile.directory)), atomically (temporary file, fsync, rename), so the collector never
+    reads half a file. Only written when its content differs.
+  - "Series (all gauges): C(dicom_tls_certificate_not_after_timestamp_seconds{name,kind}) per node and
+    appliance, C(dicom_tls_crl_next_update_timestamp_seconds{ca}) and C(dicom_tls_crl_number{ca}) per CRL,
+    C(dicom_tls_echo_success{client,server,expect}) and C(dicom_tls_echo_as_expected{client,server}) per
+    C-ECHO pair, C(dicom_tls_verify_last_run_timestamp_seconds) and
+    C(dicom_tls_verify_last_success_timestamp_seconds)."
+  - Times are Unix timestamps in seconds; alert on C(dicom_tls_certificate_not_after_timestamp_seconds - time()).
+  - C(promtool check metrics) accepts the file. See docs/monitoring.md for an alert rule example.
+author:
+  - medimg.dicom_tls maintainers (@medimg)
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether the file would change.
+  diff_mode:
+    support: none
+    description: No diff is returned.
+  idempotent:
+    support: partial
+    description: The file changes only when the facts change; with O(verify_success) the run time is one of them.
+options:
+  path:
+    description: The C(.prom) file (its directory must exist), e.g. C(/var/lib/prometheus/node-exporter/dicom_tls.prom).
+    type: path
+    required: true
+  certificates:
+    description:
+      - Certificates of nodes and appliances, as verify.yml collects them - C(name) (or C(node)) the node or
+        appliance, C(kind) (C(dcmtk), C(orthanc), C(appliance)), C(not_after) ISO 8601 (no series when
+        missing or C(?)). Other keys are ignored.
+    type: list
+    elements: dict
+    default: []
+  crl_files:
+    description: CRL files to read (PEM or DER), each with the CA it belongs to.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      ca:
+        description: The CA's name (label C(ca)).
+        type: str
+      path:
+        description: The CRL file.
+        type: path
+        required: true
+  echo_pairs:
+    description:
+      - C-ECHO pairs as verify.yml collects them - C(client), C(server), C(status) (C(success) or the failure)
+        and C(expect) (C(success) or C(failure)). Other keys are ignored.
+    type: list
+    elements: dict
+    default: []
+  verify_success:
+    description:
+      - Whether this verify run saw every pair go as expected. Sets the last-run time to now, and the last-success
+        time to now when true (when false it keeps the one already in the file).
+      - Leave it out for files that carry no verify times (the CRL refresh).
+    type: bool
+  mode:
+    description: Mode of the file.
+    type: raw
+    default: '0644'
+seealso:
+  - name: node_exporter textfile collector
+    description: How node_exporter reads C(.prom) files.
+    link: https://github.com/prometheus/node_exporter#textfile-collector
+"""
+
+EXAMPLES = r"""
+- name: CRL metrics on the CA host
+  medimg.dicom_tls.dicom_metrics:
+    path: /var/lib/prometheus/node-exporter/dicom_tls_crl.prom
+    crl_files:
+      - {ca: site-ca, path: /etc/dicom-tls/pki/site-ca/issuing.crl.pem}
+"""
+
+RETURN = r"""
+series:
+  description: Number of series in the file.
+  returned: success
+  type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import metrics
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir, read_optional
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            certificates=dict(type="list", elements="dict", default=[]),
+            crl_files=dict(
+                type="list",
+                elements="dict",
+                default=[],
+                options=dict(ca=dict(type="str"), path=dict(type="path", required=True)),
+            ),
+            echo_pairs=dict(type="list", elements="dict", default=[]),
+            verify_success=dict(type="bool"),
+            mode=dict(type="raw", default="0644"),
+        ),
+        supports_check_mode=True,
+    )
+    require(module, "cryptography")
+    p = module.params
+    try:
+        mode = int(str(p["mode"]), 8)
+        fam = metrics.build(p["certificates"], p["crl_files"], p["echo_pairs"], p["verify_success"], path=p["path"])
+        data = metrics.render(fam)
+        check_writable_dir(p["path"])
+        changed = read_optional(p["path"]) != data
+        if changed and not module.check_mode:
+            metrics.write(p["path"], data, mode)
+    except DicomTlsError as exc:
+        module.fail_json(msg=str(exc), path=exc.path)
+    except ValueError:
+        module.fail_json(msg="mode %r is not an octal mode" % (p["mode"],))
+    module.exit_json(changed=changed, series=sum(len(v) for v in fam.values()))
+
+
+if __name__ == "__main__":
+    main()

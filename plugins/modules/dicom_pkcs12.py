@@ -1,0 +1,222 @@
+#!/usr/bin/python
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: dicom_pkcs12
+short_description: Key and certificate made on the CA host, only inside an encrypted PKCS#12 (appliances without CSR)
+version_added: 1.0.0
+description:
+  - For a vendor appliance that cannot generate a CSR and only imports a PKCS#12, generates its private key
+    on the CA host, signs its certificate with the issuing CA, and writes both (with the CA chain) only
+    inside an encrypted PKCS#12 at O(path), mode 0600. The key is never written anywhere else and never
+    appears in a result.
+  - B(This is the one exception to "keys are born where they are used"); every result says so in
+    RV(notice). Hand the PKCS#12 to the appliance over a trusted channel and delete other copies.
+  - Renewal (a new key and certificate) when the PKCS#12 is missing, cannot be opened with O(passphrase),
+    is no longer signed by the issuer, differs in subject, subject alternative names, usage or key
+    type, or has less than O(renew_before_days) days left. A change of O(pkcs12_encryption) alone rewrites the
+    PKCS#12 with the same key and certificate.
+  - With O(database), every certificate issued is recorded in the CA's ledger (OpenSSL's C(index.txt)),
+    as M(medimg.dicom_tls.dicom_cert) does.
+author:
+  - medimg.dicom_tls maintainers (@medimg)
+attributes:
+  check_mode:
+    support: full
+    description: Returns the plan (what would be created, renewed or updated and why).
+  diff_mode:
+    support: none
+    description: No diff is returned.
+  idempotent:
+    support: full
+    description: A second run with the same options reports no change.
+options:
+  path:
+    description: The PKCS#12 file (written mode 0600).
+    type: path
+    required: true
+  passphrase:
+    description: Its passphrase (from a vaulted variable).
+    type: str
+    required: true
+  pkcs12_encryption:
+    description:
+      - V(modern) AES-256-CBC with PBKDF2 and a SHA-256 MAC (OpenSSL 3's default).
+      - V(legacy) 3DES with a SHA-1 MAC, for consoles and Java 8 key stores that cannot read the modern form
+        (C(openssl pkcs12 -info) reads it with C(-legacy) only when RC2 is involved; 3DES is read as is).
+    type: str
+    choices: [modern, legacy]
+    default: modern
+  certificate_path:
+    description: A copy of the certificate alone (PEM, public), on the CA host - what revocation by name reads.
+    type: path
+  subject:
+    description: Subject, a dict or an OpenSSL-style string C(/O=Hospital/CN=ct-02).
+    type: raw
+    required: true
+  subject_alt_names:
+    description: Subject alternative names (C(DNS:), C(IP:), ...).
+    type: list
+    elements: str
+  usage:
+    description: V(node) serverAuth and clientAuth; V(server); V(client).
+    type: str
+    choices: [node, server, client]
+    default: node
+  key_type:
+    description: Type of the generated key.
+    type: str
+    choices: [rsa, ecdsa]
+    default: rsa
+  key_size:
+    description: RSA key size in bits (at least 2048).
+    type: int
+    default: 3072
+  curve:
+    description: ECDSA curve.
+    type: str
+    choices: [secp256r1, secp384r1, secp521r1]
+    default: secp256r1
+  issuer_cert_path:
+    description: The issuing CA certificate.
+    type: path
+    required: true
+  issuer_privatekey_path:
+    description: The issuing CA's private key.
+    type: path
+    required: true
+  issuer_privatekey_passphrase:
+    description: Passphrase of O(issuer_privatekey_path).
+    type: str
+  issuer_chain_path:
+    description: The issuer's own intermediates, added to the PKCS#12 (roots are left out).
+    type: path
+  valid_days:
+    description: Lifetime of a new certificate (365 by default), never later than the issuer's notAfter.
+    type: int
+  renew_before_days:
+    description: Renew when fewer days than this are left. Defaults to a third of the certificate's lifetime.
+    type: int
+  database:
+    description: The CA's ledger (OpenSSL's C(index.txt)); see M(medimg.dicom_tls.dicom_cert).
+    type: path
+  force:
+    description: Renew even when nothing requires it.
+    type: bool
+    default: false
+seealso:
+  - module: medimg.dicom_tls.dicom_cert
+  - module: medimg.dicom_tls.dicom_cert_export
+  - module: medimg.dicom_tls.dicom_ledger_info
+"""
+
+EXAMPLES = r"""
+- name: PKCS#12 for an MR console that only imports key stores
+  medimg.dicom_tls.dicom_pkcs12:
+    path: /etc/dicom-tls/pki/site-ca/appliances/mr-02.p12
+    passphrase: "{{ vault_mr02_pkcs12_passphrase }}"
+    pkcs12_encryption: legacy
+    certificate_path: /etc/dicom-tls/pki/site-ca/issued/mr-02.pem
+    subject: /O=Example Hospital/CN=mr-02
+    subject_alt_names: [IP:10.1.2.4]
+    issuer_cert_path: /etc/dicom-tls/pki/site-ca/issuing.pem
+    issuer_privatekey_path: /etc/dicom-tls/pki/site-ca/private/issuing.key
+    database: /etc/dicom-tls/pki/site-ca/index.txt
+  register: mr02
+"""
+
+RETURN = r"""
+actions:
+  description: What was done (or in check mode would be done), each with its reason.
+  returned: always
+  type: list
+  elements: dict
+notice:
+  description: Where the private key was made and where it exists (the exception to "keys born where used").
+  returned: always
+  type: str
+serial:
+  description: Serial of the certificate in the PKCS#12, uppercase hex.
+  returned: when a PKCS#12 exists after the run
+  type: str
+subject:
+  description: Its subject, OpenSSL one-line form.
+  returned: when a PKCS#12 exists after the run
+  type: str
+not_after:
+  description: End of validity, ISO 8601 UTC.
+  returned: when a PKCS#12 exists after the run
+  type: str
+days_remaining:
+  description: Whole days until it expires.
+  returned: when a PKCS#12 exists after the run
+  type: int
+certificate:
+  description: The certificate, PEM (public data).
+  returned: when a PKCS#12 exists after the run
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+
+CURVES = ["secp256r1", "secp384r1", "secp521r1"]
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            passphrase=dict(type="str", required=True, no_log=True),
+            pkcs12_encryption=dict(type="str", default="modern", choices=list(appliance.ENCRYPTIONS)),
+            certificate_path=dict(type="path"),
+            subject=dict(type="raw", required=True),
+            subject_alt_names=dict(type="list", elements="str"),
+            usage=dict(type="str", default="node", choices=["node", "server", "client"]),
+            key_type=dict(type="str", default="rsa", choices=["rsa", "ecdsa"]),
+            key_size=dict(type="int", default=3072),
+            curve=dict(type="str", default="secp256r1", choices=CURVES),
+            issuer_cert_path=dict(type="path", required=True),
+            issuer_privatekey_path=dict(type="path", required=True),
+            issuer_privatekey_passphrase=dict(type="str", no_log=True),
+            issuer_chain_path=dict(type="path"),
+            valid_days=dict(type="int"),
+            renew_before_days=dict(type="int"),
+            database=dict(type="path"),
+            force=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    require(module, "cryptography")
+    p = dict(module.params)
+    p["encryption"] = p.pop("pkcs12_encryption")
+    spec = appliance.Pkcs12Spec(**p)
+    try:
+        plan = appliance.plan_pkcs12(spec)
+        cert = plan.cert
+        if not module.check_mode:
+            cert = appliance.apply_pkcs12(plan)
+    except DicomTlsError as exc:
+        module.fail_json(msg=str(exc), path=exc.path)
+    except OSError as exc:
+        module.fail_json(msg="%s: %s" % (exc.filename or "", exc.strerror))
+    result = dict(
+        changed=bool(plan.actions),
+        actions=[a.as_dict() for a in plan.actions],
+        notice=appliance.notice(spec.path, spec.encryption),
+    )
+    if cert is not None and not (module.check_mode and plan.has("pkcs12")):
+        info = crypto.describe_certificate(cert)
+        result.update({k: info[k] for k in ("serial", "subject", "not_after", "days_remaining")})
+        result["certificate"] = crypto.cert_pem(cert).decode("ascii")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The fleet filters: which CSRs the CA signs in one task, and the node names of the revoked list."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible_collections.medimg.dicom_tls.plugins.filter.dicom_tls import FilterModule
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import fleet
+
+F = FilterModule().filters()
+
+
+def test_sign_requests_one_per_host_with_a_csr_in_name_order():
+    hostvars = {"b": {"pki_node_csr": {"csr": "CSR-B"}}, "a": {"pki_node_csr": {"csr": "CSR-A"}}, "c": {}}
+    out = F["sign_requests"](["b", "a", "c", "gone"], hostvars, "pki_node_csr", "/pki/site-ca/issued/")
+    assert out == [
+        {
+            "name": "a",
+            "path": "/pki/site-ca/issued/a.pem",
+            "chain_path": "/pki/site-ca/issued/a.chain.pem",
+            "csr_content": "CSR-A",
+        },
+        {
+            "name": "b",
+            "path": "/pki/site-ca/issued/b.pem",
+            "chain_path": "/pki/site-ca/issued/b.chain.pem",
+            "csr_content": "CSR-B",
+        },
+    ]
+
+
+def test_sign_requests_skips_a_host_whose_csr_step_was_skipped():
+    hostvars = {"a": {"pki_node_csr": {"skipped": True}}}
+    assert F["sign_requests"](["a"], hostvars, "pki_node_csr", "/i") == []
+
+
+def test_revoked_nodes_keeps_only_node_entries():
+    revoked = [
+        {"node": "dcmtk-b"},
+        {"serial": "0A"},
+        {"certificate_path": "/x.pem"},
+        {"node": "orthanc-a", "reason": "superseded"},
+    ]
+    assert F["revoked_nodes"](revoked) == ["dcmtk-b", "orthanc-a"]
+    assert F["revoked_nodes"]([]) == []
+
+
+def test_revoked_nodes_refuses_a_non_list():
+    with pytest.raises(AnsibleFilterError, match="expected a list"):
+        F["revoked_nodes"]("dcmtk-b")
+
+
+def test_ca_layout_is_named_in_one_place():
+    assert fleet.ca_path("/pki/", "site-ca", "crl") == "/pki/site-ca/issuing.crl.pem"
+    with pytest.raises(ValueError, match="unknown CA file"):
+        fleet.ca_path("/pki", "site-ca", "nope")
+
+
+DCMTK = {
+    "kind": "dcmtk",
+    "host": "127.0.0.1",
+    "ae_title": "A",
+    "client_cert": "/a/chain.pem",
+    "client_key": "/a/key",
+    "crl_check": "leaf",
+    "profile": "bcp195-nd",
+    "checks_crl": True,
+    "ca_path": "/a/trust",
+}
+
+
+def endpoint(name, kind="dcmtk", port=1, **kw):
+    e = dict(DCMTK, name=name, kind=kind, port=port, ae_title=name.upper())
+    if kind == "orthanc":
+        e.update(checks_crl=False, crl_check="none", ca_file="/o/trusted.pem")
+        del e["ca_path"]
+    e.update(kw)
+    return e
+
+
+def test_mesh_targets_expect_a_revoked_node_refused_by_crl_checkers_and_skip_orthanc_pairs():
+    a, b, o = endpoint("a", port=1), endpoint("b", port=2), endpoint("o", "orthanc", port=3)
+    servers = [a, b, o]
+    by_port = {t["port"]: t for t in F["mesh_targets"](a, servers, ["b"])}
+    assert by_port[1]["expect"] == "success" and by_port[2]["expect"] == "failure"
+    assert by_port[1]["ca_path"] == "/a/trust" and by_port[1]["calling_ae_title"] == "A"
+    # the revoked node calls: dcmtk servers refuse it, the Orthanc pair is not checked
+    from_b = F["mesh_targets"](b, servers, ["b"])
+    assert [(t["port"], t["expect"]) for t in from_b] == [(1, "failure"), (2, "failure")]
+    # an Orthanc client reads its bundle and checks no CRLs
+    from_o = F["mesh_targets"](o, [a, o], [])
+    assert all(t["ca_file"] == "/o/trusted.pem" and t["expect"] == "success" for t in from_o)
+
+
+def test_mesh_targets_names_a_missing_endpoint_field():
+    with pytest.raises(AnsibleFilterError, match="lacks"):
+        F["mesh_targets"]({"name": "x", "kind": "dcmtk"}, [endpoint("a")], [])
+
+
+def test_orthanc_modalities_from_each_peers_fleet_variables():
+    hostvars = {"b": {"dicom_tls_ae_title": "B", "dicom_tls_port": "104", "dicom_tls_address": "10.0.0.2"}, "a": {}}
+    assert F["orthanc_modalities"](["b", "a"], hostvars) == {
+        "a": {"AET": "STORESCP", "Host": "127.0.0.1", "Port": 11112},
+        "b": {"AET": "B", "Host": "10.0.0.2", "Port": 104},
+    }
+
+
+def test_revoked_entries_only_for_certificates_this_ca_issued():
+    revoked = [
+        {"node": "a"},
+        {"node": "elsewhere"},
+        {"appliance": "ct-1", "reason": "superseded"},
+        {"serial": "0A"},
+        {"certificate_path": "/x.pem", "reason": "cessation_of_operation"},
+    ]
+    issued = ["/pki/ca/issued/a.pem", "/pki/ca/issued/ct-1.pem"]
+    assert F["revoked_entries"](revoked, issued, "/pki/ca/issued") == [
+        {"certificate_path": "/pki/ca/issued/a.pem", "reason": "key_compromise"},
+        {"certificate_path": "/pki/ca/issued/ct-1.pem", "reason": "superseded"},
+        {"serial": "0A", "reason": "key_compromise"},
+        {"certificate_path": "/x.pem", "reason": "cessation_of_operation"},
+    ]
+
+
+def test_endpoints_of_each_host_whatever_its_role():
+    hostvars = {"a": {"dcmtk_tls_endpoint": {"name": "a"}}, "o": {"orthanc_tls_endpoint": {"name": "o"}}, "x": {}}
+    assert F["endpoints"](["o", "a"], hostvars) == [{"name": "o"}, {"name": "a"}]
+    with pytest.raises(AnsibleFilterError, match="x has no endpoint"):
+        F["endpoints"](["x"], hostvars)
