@@ -326,7 +326,13 @@ def plan(spec: CertSpec) -> Plan:
     else:
         p.sans = []
 
-    for path in (spec.path, spec.chain_path, spec.csr_path if p.mode == "csr" else None, spec.pkcs12_path):
+    for path in (
+        spec.path,
+        spec.chain_path,
+        spec.csr_path if p.mode == "csr" else None,
+        spec.pkcs12_path,
+        spec.database,
+    ):
         if path:
             check_writable_dir(path)
     if spec.privatekey_path:
@@ -357,6 +363,8 @@ def _plan_database(p: Plan) -> None:
         return
     if p.mode not in ("issue", "sign_csr"):
         raise DicomTlsError("database records certificates signed by an issuer: give issuer_cert_path")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(spec.database))):
+        raise DicomTlsError("database: its directory does not exist", spec.database)
     entries = ledger.check(spec.database)
     if p.has("certificate") or p.cert is None:
         return

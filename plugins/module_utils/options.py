@@ -13,6 +13,7 @@ import math
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 
+_UTC = datetime.timezone(datetime.timedelta(0))
 PATH_MAX = 4095
 NAME_MAX = 255
 TEXT_MAX = 1024 * 1024  # PEM bundles and settings; nothing legitimate comes near
@@ -22,8 +23,8 @@ NEST_MAX = 32  # dict/list depth of a raw or dict option
 
 def days_max() -> int:
     """The most days from now that still fit an X.509 date (GeneralizedTime ends at 9999-12-31)."""
-    last = datetime.datetime(9999, 12, 31, tzinfo=datetime.UTC)
-    return (last - datetime.datetime.now(datetime.UTC)).days - 1
+    last = datetime.datetime(9999, 12, 31, tzinfo=_UTC)
+    return (last - datetime.datetime.now(_UTC)).days - 1
 
 
 def check_int(name: str, value, low: int, high: int, unit: str = "") -> None:
