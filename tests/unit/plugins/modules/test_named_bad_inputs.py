@@ -1,0 +1,100 @@
+"""Named bad inputs, one per line: each is refused with a message naming the option or file, and
+changes nothing on disk (the checks of the property test, with the expected words)."""
+
+from __future__ import annotations
+
+import pytest
+from support.hostile import INF, NAN, PRIVATE_KEY_PEM, Workspace
+from test_hostile_inputs import hostile_run
+
+CASES = [
+    ("dicom_cert", "valid_days", 10000000, "valid_days"),
+    ("dicom_cert", "valid_days", 0, "valid_days"),
+    ("dicom_cert", "valid_days", -5, "valid_days"),
+    ("dicom_cert", "valid_days", 2**63, "valid_days"),
+    ("dicom_cert", "renew_before", -1, "renew_before"),
+    ("dicom_cert", "renew_before", 10**12, "renew_before"),
+    ("dicom_cert", "key_size", 10**6, "key_size"),
+    ("dicom_cert", "key_size", 1024, "key_size"),
+    ("dicom_cert", "key_size", 0, "key_size"),
+    ("dicom_cert", "key_size", "big", "key_size"),
+    ("dicom_cert", "path", "", "path"),
+    ("dicom_cert", "path", "\x00", "path"),
+    ("dicom_cert", "path", "a/" * 3000, "path"),
+    ("dicom_cert", "path", "x" * 300, "path"),
+    ("dicom_cert", "privatekey_path", "", "privatekey_path"),
+    ("dicom_cert", "privatekey_passphrase", "p" * 2000, "privatekey_passphrase"),
+    ("dicom_cert", "issuer_cert_path", "\x00", "issuer_cert_path"),
+    ("dicom_cert", "subject_alt_names", [""], "subject_alt_names"),
+    ("dicom_cert", "subject_alt_names", ["\x00"], "subject_alt_names"),
+    ("dicom_cert", "subject", {"CN": NAN}, "subject"),
+    ("dicom_cert", "usage", "ca", "usage"),
+    ("dicom_cert", "format", "txt", "format"),
+    ("dicom_cert", "certificate_content", "\x00", "certificate_content"),
+    ("dicom_cert", "csr_content", "a" * (1024 * 1024 + 1), "csr_content"),
+    ("dicom_crl", "next_update_days", 100000000, "next_update_days"),
+    ("dicom_crl", "next_update_days", 0, "next_update_days"),
+    ("dicom_crl", "refresh_before", NAN, "refresh_before"),
+    ("dicom_crl", "refresh_before", INF, "refresh_before"),
+    ("dicom_crl", "refresh_before", -1.0, "refresh_before"),
+    ("dicom_crl", "revoked.serial", 2**200, "serial"),
+    ("dicom_crl", "revoked.serial", "ff" * 21, "serial"),
+    ("dicom_crl", "revoked.serial", 0, "serial"),
+    ("dicom_crl", "revoked.serial", "xyz", "serial"),
+    ("dicom_crl", "revoked.revocation_date", "yesterday", "revocation_date"),
+    ("dicom_crl", "path", "", "path"),
+    ("dicom_crl", "issuer_privatekey_path", "\x00", "issuer_privatekey_path"),
+    ("dicom_crl", "mode", "rwxrwxrwx", "mode"),
+    ("dicom_crl", "mode", "77777", "mode"),
+    ("dicom_tls_echo", "timeout", 1e300, "timeout"),
+    ("dicom_tls_echo", "timeout", NAN, "timeout"),
+    ("dicom_tls_echo", "timeout", -INF, "timeout"),
+    ("dicom_tls_echo", "timeout", 0.0, "timeout"),
+    ("dicom_tls_echo", "retries", 10**9, "retries"),
+    ("dicom_tls_echo", "retry_delay", NAN, "retry_delay"),
+    ("dicom_tls_echo", "port", 70000, "port"),
+    ("dicom_tls_echo", "port", 0, "port"),
+    ("dicom_tls_echo", "host", "a..b", "host"),
+    ("dicom_tls_echo", "host", "\x00", "host"),
+    ("dicom_tls_echo", "server_name", "-x", "server_name"),
+    ("dicom_tls_echo", "max_workers", 0, "max_workers"),
+    ("dicom_tls_echo", "called_ae_title", "A" * 17, "called_ae_title"),
+    ("dicom_tls_echo", "ca_file", "\x00", "ca_file"),
+    ("dicom_daemon", "port", -1, "port"),
+    ("dicom_daemon", "timeout", 10**9, "timeout"),
+    ("dicom_daemon", "pidfile", "", "pidfile"),
+    ("dicom_daemon", "environment", {"A": NAN}, "environment"),
+    ("dicom_sign", "purpose", 99, "purpose"),
+    ("dicom_sign", "purpose", 0, "purpose"),
+    ("dicom_sign", "tags", ["NoSuchKeyword"], "tags"),
+    ("dicom_sign", "privatekey_passphrase", "p" * 1024, "privatekey_passphrase"),
+    ("dicom_sign", "dest", "\x00", "dest"),
+    ("dicom_truststore", "owner", "no-such-user-x", "owner"),
+    ("dicom_truststore", "group", "no-such-group-x", "group"),
+    ("dicom_truststore", "mode", "u+x", "mode"),
+    ("dicom_truststore", "certificates", ["\x00"], "certificates"),
+    ("orthanc_config", "settings", {"DicomTlsPrivateKey": 7}, "DicomTlsPrivateKey"),
+    ("orthanc_config", "settings", {"DicomPort": NAN}, "settings"),
+    ("orthanc_config", "settings", {"DicomScuTimeout": INF}, "settings"),
+    ("orthanc_config", "config_dir", "", "config_dir"),
+    ("dicom_cert_info", "path", "\x00", "path"),
+    ("dicom_cert_info", "content", PRIVATE_KEY_PEM + "\x00", "content"),
+]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    return Workspace(str(tmp_path_factory.mktemp("named")))
+
+
+def test_at_least_sixty():
+    assert len(CASES) >= 60
+
+
+@pytest.mark.parametrize(
+    ("module", "option", "value", "words"), CASES, ids=["%s.%s-%d" % (c[0], c[1], i) for i, c in enumerate(CASES)]
+)
+def test_named_bad_input(workspace, module, option, value, words):
+    result = hostile_run(workspace, module, option, value)
+    assert result.get("failed") or "msg" in result, result
+    assert words in result["msg"], result["msg"]
