@@ -27,6 +27,7 @@ attributes:
     description: Returns the plan of each request; nothing is written.
   diff_mode:
     support: none
+    description: Certificates are returned as data; nothing on the CA host changes that a diff could show.
   idempotent:
     support: full
     description: A second run with the same CSRs reports no change.

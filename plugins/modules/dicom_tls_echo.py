@@ -135,7 +135,7 @@ options:
     description:
       - The outcome this task expects. C(success) fails the task unless the C-ECHO succeeded;
         C(failure) (for "the revoked client is refused") fails the task unless a listener really
-        refused (TLS handshake, certificate or association): C(connection_refused) and C(timeout)
+        refused (TLS handshake, certificate or association); C(connection_refused) and C(timeout)
         mean no listener answered, and never count as a refusal.
     type: str
     choices: [success, failure]
