@@ -86,39 +86,36 @@ def aware(when: datetime.datetime | None) -> datetime.datetime | None:
     return when.replace(tzinfo=UTC)
 
 
+def _utc(obj, name: str) -> datetime.datetime | None:
+    """``obj.<name>_utc`` where cryptography has it (42+), else ``obj.<name>`` made UTC-aware."""
+    if hasattr(obj, name + "_utc"):
+        return getattr(obj, name + "_utc")
+    return aware(getattr(obj, name))
+
+
 def not_valid_before(cert) -> datetime.datetime:
-    """notBefore of a certificate, UTC-aware (``not_valid_before_utc`` is cryptography 42+)."""
-    if hasattr(cert, "not_valid_before_utc"):
-        return cert.not_valid_before_utc
-    return aware(cert.not_valid_before)
+    """notBefore of a certificate, UTC-aware."""
+    return _utc(cert, "not_valid_before")
 
 
 def not_valid_after(cert) -> datetime.datetime:
-    """notAfter of a certificate, UTC-aware (``not_valid_after_utc`` is cryptography 42+)."""
-    if hasattr(cert, "not_valid_after_utc"):
-        return cert.not_valid_after_utc
-    return aware(cert.not_valid_after)
+    """notAfter of a certificate, UTC-aware."""
+    return _utc(cert, "not_valid_after")
 
 
 def last_update(crl) -> datetime.datetime:
     """thisUpdate of a CRL, UTC-aware."""
-    if hasattr(crl, "last_update_utc"):
-        return crl.last_update_utc
-    return aware(crl.last_update)
+    return _utc(crl, "last_update")
 
 
 def next_update(crl) -> datetime.datetime | None:
     """nextUpdate of a CRL, UTC-aware, None when the CRL has none."""
-    if hasattr(crl, "next_update_utc"):
-        return crl.next_update_utc
-    return aware(crl.next_update)
+    return _utc(crl, "next_update")
 
 
 def revocation_date(revoked) -> datetime.datetime:
     """revocationDate of a CRL entry, UTC-aware."""
-    if hasattr(revoked, "revocation_date_utc"):
-        return revoked.revocation_date_utc
-    return aware(revoked.revocation_date)
+    return _utc(revoked, "revocation_date")
 
 
 def load_pem_private_key_raw(data: bytes, password: bytes | None, check_consistency: bool = True):

@@ -168,15 +168,6 @@ def _load_certs(data: bytes, path: str) -> list:
         raise DicomTlsError("cannot parse certificates (expected PEM or DER X.509)", path) from None
 
 
-def _load_crl(data: bytes, path: str):
-    try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_crl(data)
-        return x509.load_der_x509_crl(data)
-    except ValueError:
-        raise DicomTlsError("cannot parse CRL (expected PEM or DER)", path) from None
-
-
 class SignerChainVerifier:
     """Checks the certificate chain of a DICOM signer (not a TLS trust store: see truststore.py).
 
@@ -199,13 +190,13 @@ class SignerChainVerifier:
                 data = read_bytes(full)
                 stem, _dot, suffix = name.rpartition(".")
                 if suffix.startswith("r") and suffix[1:].isdigit() and len(stem) == 8:
-                    self.crls.append(_load_crl(data, full))
+                    self.crls.append(crypto.load_crl(data, full))
                 elif b"-----BEGIN CERTIFICATE" in data:
                     self.trusted += _load_certs(data, full)
         for path in untrusted_certs or ():
             self.untrusted += _load_certs(read_bytes(path, "untrusted certificate file"), path)
         for path in crl_files or ():
-            self.crls.append(_load_crl(read_bytes(path, "CRL file"), path))
+            self.crls.append(crypto.load_crl(read_bytes(path, "CRL file"), path))
         self.trusted_der = {c.public_bytes(serialization.Encoding.DER) for c in self.trusted}
         self._cache = {}
 

@@ -102,12 +102,12 @@ key_type:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, cert
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import read_bytes
 
-CURVES = ["secp256r1", "secp384r1", "secp521r1"]
+CURVES = list(cert.CURVES)
 
 
 def main():

@@ -162,11 +162,11 @@ certificate:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, cert, crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 
-CURVES = ["secp256r1", "secp384r1", "secp521r1"]
+CURVES = list(cert.CURVES)
 
 
 def main():
