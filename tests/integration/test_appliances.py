@@ -17,8 +17,7 @@ import stat
 import subprocess
 
 import pytest
-import yaml
-from support.ansible_run import ROOT, run_playbook
+from support.fleet import LocalFleet
 from support.servers import StoreSCP, dcmtk
 
 pytestmark = pytest.mark.skipif(
@@ -38,7 +37,6 @@ APPLIANCES = [
     },
 ]
 PASSPHRASE = "appliance-test-passphrase"
-PLAYBOOKS = os.path.join(ROOT, "playbooks")
 
 
 def openssl(*args, check=True):
@@ -48,11 +46,9 @@ def openssl(*args, check=True):
     return r
 
 
-class Site:
+class Site(LocalFleet):
     def __init__(self, state):
         self.state = str(state)
-        self.outputs: list[str] = []
-        self.inventory = os.path.join(self.state, "inventory.yml")
         self.csr_dir = os.path.join(self.state, "appliance-csr")
         self.export = os.path.join(self.state, "appliances")
         self.pki = os.path.join(self.state, "pki", "site-ca")
@@ -60,43 +56,16 @@ class Site:
         os.makedirs(self.csr_dir)
         os.makedirs(os.path.join(self.state, "metrics"))  # node_exporter's textfile directory
         os.makedirs(self.console, mode=0o700)
-        hosts = {n: {"dicom_tls_port": p, "dicom_tls_ae_title": n.upper().replace("-", "_")} for n, p in NODES.items()}
-        inv = {
-            "all": {
-                "vars": {
-                    "ansible_connection": "local",
-                    "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-                    "dicom_tls_state_dir": self.state,
-                    "dicom_tls_root": self.state + "/nodes",
-                    "dicom_tls_run_dir": self.state + "/run",
-                    "dicom_tls_log_dir": self.state + "/log",
-                    "dicom_tls_data_dir": self.state + "/data",
-                    "dicom_tls_pki_dir": self.state + "/pki",
-                    "dicom_tls_report_dir": self.state,
-                    "dicom_tls_metrics_dir": self.state + "/metrics",
-                    "dicom_tls_address": "127.0.0.1",
-                    "dicom_tls_key_size": 2048,
-                    "dicom_tls_organization": "medimg appliances",
-                    "dicom_tls_appliances": APPLIANCES,
-                    "dicom_tls_appliance_csr_dir": self.csr_dir,
-                    "dicom_tls_appliance_export_dir": self.export,
-                    "crl_refresh_schedule": False,
-                },
-                "children": {
-                    "dicom_ca": {"hosts": {"ca": None}},
-                    "dicom_nodes": {"children": {"dcmtk_nodes": {"hosts": hosts}, "orthanc_nodes": {"hosts": {}}}},
-                },
-            }
-        }
-        with open(self.inventory, "w") as fh:
-            yaml.safe_dump(inv, fh)
+        super().__init__(
+            state,
+            NODES,
+            dicom_tls_metrics_dir=self.state + "/metrics",
+            dicom_tls_organization="medimg appliances",
+            dicom_tls_appliances=APPLIANCES,
+            dicom_tls_appliance_csr_dir=self.csr_dir,
+            dicom_tls_appliance_export_dir=self.export,
+        )
         self.listeners: list[StoreSCP] = []
-
-    def play(self, name, *args, **extra_vars):
-        path = os.path.join(PLAYBOOKS, name)
-        res = run_playbook(path, *args, inventory=self.inventory, extra_vars=extra_vars or None)
-        self.outputs.append(res.output)
-        return res
 
     def ledger(self):
         with open(os.path.join(self.pki, "index.txt")) as fh:

@@ -15,7 +15,8 @@ import subprocess
 import pytest
 import yaml
 from support.age_crl import age
-from support.ansible_run import ROOT, run_playbook
+from support.ansible_run import ROOT
+from support.fleet import LocalFleet
 from support.servers import dcmtk
 
 pytestmark = pytest.mark.skipif(
@@ -23,47 +24,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 NODES = {"dcmtk-a": 11412, "dcmtk-b": 11413, "dcmtk-c": 11414}
-PLAYBOOKS = os.path.join(ROOT, "playbooks")
 
 
-class Fleet:
+class Fleet(LocalFleet):
     def __init__(self, state):
-        self.state = str(state)
-        self.outputs: list[str] = []
-        self.inventory = os.path.join(self.state, "inventory.yml")
-        hosts = {n: {"dicom_tls_port": p, "dicom_tls_ae_title": n.upper().replace("-", "_")} for n, p in NODES.items()}
-        inv = {
-            "all": {
-                "vars": {
-                    "ansible_connection": "local",
-                    "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-                    "dicom_tls_state_dir": self.state,
-                    "dicom_tls_root": self.state + "/nodes",
-                    "dicom_tls_run_dir": self.state + "/run",
-                    "dicom_tls_log_dir": self.state + "/log",
-                    "dicom_tls_data_dir": self.state + "/data",
-                    "dicom_tls_pki_dir": self.state + "/pki",
-                    "dicom_tls_report_dir": self.state,
-                    "dicom_tls_address": "127.0.0.1",
-                    "dicom_tls_key_size": 2048,
-                    "dicom_tls_crl_next_update_days": 1,
-                    "dicom_tls_crl_renew_before_days": 0.5,
-                    "crl_refresh_schedule": False,
-                },
-                "children": {
-                    "dicom_ca": {"hosts": {"ca": None}},
-                    "dicom_nodes": {"children": {"dcmtk_nodes": {"hosts": hosts}, "orthanc_nodes": {"hosts": {}}}},
-                },
-            }
-        }
-        with open(self.inventory, "w") as fh:
-            yaml.safe_dump(inv, fh)
-
-    def play(self, name, *args, **extra_vars):
-        path = os.path.join(PLAYBOOKS, name)
-        res = run_playbook(path, *args, inventory=self.inventory, extra_vars=extra_vars or None)
-        self.outputs.append(res.output)
-        return res
+        super().__init__(state, NODES, dicom_tls_crl_next_update_days=1, dicom_tls_crl_renew_before_days=0.5)
 
     def node_dir(self, node):
         return os.path.join(self.state, "nodes", node)
