@@ -551,7 +551,13 @@ def _plan_install(p: Plan) -> None:
     spec = p.spec
     p.install = crypto.load_certificates(spec.certificate_content.encode("utf-8"), "certificate_content")
     leaf = p.install[0]
-    if p.key is not None and crypto.public_key_der(leaf) != crypto.public_key_der(p.key):
+    if p.key is not None and crypto.public_key_der(leaf) != crypto.public_key_der(p.key) and p.check_mode:
+        # the CSR task before this one would replace the key (key type or size changed): predicted
+        p.warnings.append(
+            "check mode: certificate_content does not match the current private key %s; the real run fails"
+            " unless an earlier task replaces that key" % spec.privatekey_path
+        )
+    elif p.key is not None and crypto.public_key_der(leaf) != crypto.public_key_der(p.key):
         raise DicomTlsError(
             "certificate_content (%s) does not match the private key" % crypto.name_text(leaf.subject),
             spec.privatekey_path,
