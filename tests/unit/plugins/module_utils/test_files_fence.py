@@ -18,7 +18,9 @@ OS_WRITERS = {
     "unlink", "remove", "rmdir", "removedirs", "mkdir", "makedirs", "symlink", "link",
     "truncate", "ftruncate", "mkfifo", "mknod", "utime", "write", "pwrite", "writev",
 }  # fmt: skip
-SHUTIL_WRITERS = {"move", "copy", "copy2", "copyfile", "copyfileobj", "copytree", "rmtree", "copymode", "copystat", "chown"}
+SHUTIL_WRITERS = {
+    "move", "copy", "copy2", "copyfile", "copyfileobj", "copytree", "rmtree", "copymode", "copystat", "chown",
+}  # fmt: skip
 WRITE_FLAGS = {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND", "O_TMPFILE"}
 PATH_WRITERS = {"write_text", "write_bytes", "touch", "symlink_to", "hardlink_to", "mkdir", "rmdir", "unlink"}
 
