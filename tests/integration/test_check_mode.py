@@ -66,7 +66,7 @@ def fleet(tmp_path_factory):
             assert "PRIVATE KEY" not in out
 
 
-@pytest.mark.parametrize("step,more", STEPS, ids=[s for s, _ in STEPS])
+@pytest.mark.parametrize("step,more", STEPS, ids=[name for name, _vars in STEPS])
 def test_check_diff_predicts_the_real_run(fleet, step, more):
     fleet.extra.update(more)
     check = fleet.play("rollout.yml", "--check", "--diff", **fleet.extra)
