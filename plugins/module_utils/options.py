@@ -9,7 +9,11 @@ and X.509 can hold, oversized texts and passphrases. Each failure is one sentenc
 from __future__ import annotations
 
 import datetime
+import grp
 import math
+import os
+import pwd
+import re
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 
@@ -50,6 +54,100 @@ def check_number(name: str, value, low: float, high: float, unit: str = "", low_
         raise DicomTlsError(
             "%s %s is out of range: %s%g to %g%s" % (name, shown, "above " if low_open else "", low, high, unit)
         )
+
+
+def octal_mode(name: str, value, default: int = 0o644) -> int:
+    """A file mode option as Ansible reads one: an int is the mode itself (YAML's 0644), a string is octal."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        raise DicomTlsError("%s must be an octal mode like '0644', got %r" % (name, value))
+    if isinstance(value, int):
+        mode = value
+    else:
+        text = str(value)
+        if not text or len(text) > 6 or any(c not in "01234567" for c in text):
+            raise DicomTlsError("%s must be an octal mode like '0644', got %r" % (name, text[:40]))
+        mode = int(text, 8)
+    if not 0 <= mode <= 0o7777:
+        raise DicomTlsError("%s %s is out of range: 0000 to 7777 (octal)" % (name, oct(mode)[2:][:24]))
+    return mode
+
+
+_SYMBOLIC = re.compile(r"^[ugoa]*([-+=]([rwxXst]*|[ugo]))+$")
+CHATTR_FLAGS = "aAcCdDeFijmPsStTux"  # what chattr(1) sets
+
+
+def check_mode(name: str, value, symbolic: bool) -> None:
+    """A mode Ansible's file options would accept (octal, or symbolic like u=rw,g=r where the module takes it)."""
+    if value is None:
+        return
+    if isinstance(value, str) and symbolic and not re.fullmatch(r"[0-7]+", value):
+        clauses = value.split(",")
+        if value and len(value) <= 64 and all(_SYMBOLIC.match(c) for c in clauses):
+            return
+        raise DicomTlsError("%s must be octal like '0644' or symbolic like 'u=rw,g=r,o=r', got %r" % (name, value[:40]))
+    octal_mode(name, value)
+
+
+def _user_exists(value: str, lookup) -> bool:
+    if value.isdigit():
+        return True
+    try:
+        lookup(value)
+        return True
+    except KeyError:
+        return False
+
+
+def check_owner(name: str, value) -> None:
+    """owner: an existing user, and one the running user may give files to (only root gives them away)."""
+    if value is None:
+        return
+    text = str(value)
+    if not text.strip():
+        raise DicomTlsError("%s is empty (leave it out to keep the owner)" % name)
+    if not _user_exists(text, pwd.getpwnam):
+        raise DicomTlsError("%s: no such user %r on this host" % (name, text[:64]))
+    uid = int(text) if text.isdigit() else pwd.getpwnam(text).pw_uid
+    if os.geteuid() != 0 and uid != os.geteuid():
+        raise DicomTlsError("%s %s: only root can give files to another user (use become: true)" % (name, text))
+
+
+def check_group(name: str, value) -> None:
+    """group: an existing group the running user may give files to (root, or a group it belongs to)."""
+    if value is None:
+        return
+    text = str(value)
+    if not text.strip():
+        raise DicomTlsError("%s is empty (leave it out to keep the group)" % name)
+    if not _user_exists(text, grp.getgrnam):
+        raise DicomTlsError("%s: no such group %r on this host" % (name, text[:64]))
+    gid = int(text) if text.isdigit() else grp.getgrnam(text).gr_gid
+    if os.geteuid() != 0 and gid != os.getegid() and gid not in os.getgroups():
+        raise DicomTlsError("%s %s: the running user is not in that group (use become: true)" % (name, text))
+
+
+def check_attributes(name: str, value) -> None:
+    if value is None:
+        return
+    text = str(value)
+    flags = text[1:] if text[:1] in "+-=" else text
+    if not flags or any(c not in CHATTR_FLAGS for c in flags):
+        raise DicomTlsError("%s must be chattr flags like '+i' (%s), got %r" % (name, CHATTR_FLAGS, text[:40]))
+
+
+def check_file_options(spec: dict, params: dict) -> None:
+    """mode, owner, group and attributes checked before anything is written (Ansible applies them after)."""
+    symbolic = "unsafe_writes" in spec  # Ansible's own file options take symbolic modes
+    if "mode" in spec:
+        check_mode("mode", params.get("mode"), symbolic)
+    if "owner" in spec:
+        check_owner("owner", params.get("owner"))
+    if "group" in spec:
+        check_group("group", params.get("group"))
+    if "attributes" in spec:
+        check_attributes("attributes", params.get("attributes"))
 
 
 def _walk(name: str, value, depth: int = 0) -> None:
@@ -121,6 +219,7 @@ def guard(module, ranges: dict | None = None) -> None:
     a dotted name ``parent.child`` applies to each element of a list of dicts."""
     try:
         check_params(module.argument_spec, module.params)
+        check_file_options(module.argument_spec, module.params)
         for option, bounds in (ranges or {}).items():
             low, high, unit = bounds[:3]
             is_float = len(bounds) > 3 and bounds[3] == "float"

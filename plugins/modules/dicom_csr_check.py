@@ -106,6 +106,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance,
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import read_bytes
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard
 
 CURVES = list(cert.CURVES)
 
@@ -122,6 +123,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    guard(module, {"min_key_size": (0, 16384, " bits (OpenSSL's RSA limit)")})
     require(module, "cryptography")
     p = module.params
     try:

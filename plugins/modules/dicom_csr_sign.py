@@ -145,6 +145,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import days_max, guard  # noqa: E402
 
 
 def main():
@@ -174,6 +175,13 @@ def main():
             database=dict(type="path"),
         ),
         supports_check_mode=True,
+    )
+    guard(
+        module,
+        {
+            "valid_days": (1, days_max(), " days (X.509 dates end at 9999-12-31)"),
+            "renew_before_days": (0, days_max(), " days"),
+        },
     )
     require(module, "cryptography")
     p = module.params

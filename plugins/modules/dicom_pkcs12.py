@@ -165,6 +165,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, cert, crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import days_max, guard
 
 CURVES = list(cert.CURVES)
 
@@ -192,6 +193,14 @@ def main():
             force=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
+    )
+    guard(
+        module,
+        {
+            "key_size": (2048, 16384, " bits (OpenSSL's RSA limit)"),
+            "valid_days": (1, days_max(), " days (X.509 dates end at 9999-12-31)"),
+            "renew_before_days": (0, days_max(), " days"),
+        },
     )
     require(module, "cryptography")
     p = dict(module.params)

@@ -8,15 +8,21 @@ from __future__ import annotations
 import importlib
 from unittest import mock
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import FILE_COMMON_ARGUMENTS, AnsibleModule
 from ansible.module_utils.testing import patch_module_args
 
 PACKAGE = "ansible_collections.medimg.dicom_tls.plugins.modules."
 MODULES = (
     "dicom_cert",
+    "dicom_cert_export",
     "dicom_cert_info",
     "dicom_crl",
+    "dicom_csr_check",
+    "dicom_csr_sign",
     "dicom_daemon",
+    "dicom_ledger_info",
+    "dicom_metrics",
+    "dicom_pkcs12",
     "dicom_sign",
     "dicom_tls_echo",
     "dicom_truststore",
@@ -60,11 +66,14 @@ def run(name: str, args: dict, check_mode: bool = False) -> tuple[bool, dict]:
 
 
 def argument_spec(name: str) -> dict:
-    """The argument spec the module hands to AnsibleModule."""
+    """The argument spec the module hands to AnsibleModule, with the file options Ansible adds to it."""
     module = importlib.import_module(PACKAGE + name)
 
     def capture(self, argument_spec, **kw):
-        raise _Spec(argument_spec)
+        spec = dict(argument_spec)
+        if kw.get("add_file_common_args"):  # mode, owner, group, attributes, ...: options of the module too
+            spec.update({k: v for k, v in FILE_COMMON_ARGUMENTS.items() if k not in spec})
+        raise _Spec(spec)
 
     with patch_module_args({}), mock.patch.object(AnsibleModule, "__init__", capture):
         try:
