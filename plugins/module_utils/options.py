@@ -186,6 +186,56 @@ def check_path(name: str, value) -> None:
             raise DicomTlsError("%s has a file name longer than %d bytes: %s..." % (name, NAME_MAX, part[:40]))
 
 
+def _identity(path: str):
+    """What makes two names the same file: the device and inode when it exists, else the resolved path."""
+    try:
+        st = os.stat(path)
+        return ("inode", st.st_dev, st.st_ino)
+    except (OSError, ValueError):
+        return ("path", os.path.realpath(os.path.abspath(path)))
+
+
+def _values_of(params: dict, option: str) -> list:
+    """(name, value) for an option; ``parent.child`` for each element of a list of dicts."""
+    parent, _sep, child = option.partition(".")
+    if not child:
+        value = params.get(option)
+        if isinstance(value, list):
+            return [("%s[%d]" % (option, i), v) for i, v in enumerate(value)]
+        return [(option, value)]
+    out = []
+    for i, item in enumerate(params.get(parent) or []):
+        if isinstance(item, dict):
+            out.append(("%s[%d].%s" % (parent, i, child), item.get(child)))
+    return out
+
+
+def check_distinct(params: dict, outputs: tuple = (), inputs: tuple = ()) -> None:
+    """Each file the module writes has one role: two output options naming the same file, or an output
+    naming one of the module's inputs (issuer key, certificate, ...), would overwrite one with the other."""
+    seen: dict = {}
+    for option in outputs:
+        for name, value in _values_of(params, option):
+            if not value or not isinstance(value, str):
+                continue
+            ident = _identity(value)
+            if ident in seen:
+                raise DicomTlsError(
+                    "%s and %s name the same file %s: each role needs its own file" % (seen[ident], name, value)
+                )
+            seen[ident] = name
+    for option in inputs:
+        for name, value in _values_of(params, option):
+            if not value or not isinstance(value, str):
+                continue
+            ident = _identity(value)
+            if ident in seen:
+                raise DicomTlsError(
+                    "%s names the same file as %s (%s): writing it would destroy that input"
+                    % (seen[ident], name, value)
+                )
+
+
 def check_params(spec: dict, params: dict, prefix: str = "") -> None:
     """Walk an argument spec and its (already type-converted) values."""
     for key, opt in spec.items():
@@ -212,8 +262,9 @@ def check_params(spec: dict, params: dict, prefix: str = "") -> None:
                 check_params(opt["options"], item, where)
 
 
-def guard(module, ranges: dict | None = None) -> None:
-    """check_params plus the module's ranges; fail_json on the first problem, before any I/O.
+def guard(module, ranges: dict | None = None, outputs: tuple = (), inputs: tuple = ()) -> None:
+    """check_params plus the module's ranges; fail_json on the first problem, before any write.
+    ``outputs``/``inputs``: path options the module writes / reads (check_distinct).
 
     ``ranges``: option -> (low, high, unit) for integers, or (low, high, unit, 'float'[, low_open]) for numbers;
     a dotted name ``parent.child`` applies to each element of a list of dicts."""
@@ -238,5 +289,6 @@ def guard(module, ranges: dict | None = None) -> None:
                     check_number(name, value, low, high, unit, low_open)
                 else:
                     check_int(name, value, low, high, unit)
+        check_distinct(module.params, outputs, inputs)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)

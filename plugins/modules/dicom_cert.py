@@ -352,6 +352,12 @@ def _diff(plan, before_cert, after_cert):
     return {"before": {"certificate": side(before_cert)}, "after": {"certificate": after, "actions": files}}
 
 
+def _outputs(params: dict) -> tuple:
+    """The files this task writes (or removes): each must be its own file, and none an input."""
+    names = ("path", "privatekey_path", "chain_path", "pkcs12_path", "database")
+    return names + (("csr_path",) if params["state"] in ("csr", "absent") else ())
+
+
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
@@ -366,6 +372,8 @@ def main():
             "valid_days": (1, days_max(), " days (X.509 dates end at 9999-12-31)"),
             "renew_before": (0, days_max(), " days"),
         },
+        outputs=_outputs(module.params),
+        inputs=("issuer_cert_path", "issuer_privatekey_path", "issuer_chain_path",) + (("csr_path",) if module.params["state"] != "csr" else ()),
     )
     require(module, "cryptography")
     spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})

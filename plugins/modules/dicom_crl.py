@@ -298,6 +298,8 @@ def main():
             "next_update_days": (1, days_max(), " days (X.509 dates end at 9999-12-31)"),
             "refresh_before": (0, days_max() * 24, " hours", "float"),
         },
+        outputs=("path", "database"),
+        inputs=("issuer_cert_path", "issuer_privatekey_path", "revoked.certificate_path"),
     )
     require(module, "cryptography")
     try:

@@ -121,7 +121,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    guard(module)
+    guard(module, outputs=("path",), inputs=("crl_files.path",))
     require(module, "cryptography")
     p = module.params
     try:

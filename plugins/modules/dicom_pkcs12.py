@@ -201,6 +201,8 @@ def main():
             "valid_days": (1, days_max(), " days (X.509 dates end at 9999-12-31)"),
             "renew_before_days": (0, days_max(), " days"),
         },
+        outputs=("path", "certificate_path", "database"),
+        inputs=("issuer_cert_path", "issuer_privatekey_path", "issuer_chain_path",),
     )
     require(module, "cryptography")
     p = dict(module.params)

@@ -355,7 +355,12 @@ def main():
     require(module, "cryptography", "pydicom")
     if IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib("pydicom and cryptography"), exception=IMPORT_ERROR)
-    guard(module, {"purpose": (1, 18, " (a DICOM digital signature purpose code)")})
+    guard(
+        module,
+        {"purpose": (1, 18, " (a DICOM digital signature purpose code)")},
+        outputs=("dest",),
+        inputs=("privatekey_path", "certificate_path", "ca_file", "untrusted_certs", "crl_files"),
+    )
     params = module.params
     if params["purpose"] is not None and not 1 <= params["purpose"] <= 18:
         module.fail_json(msg="purpose must be a code from 1 to 18, got %d" % params["purpose"])
