@@ -15,6 +15,7 @@ import os
 import pwd
 import re
 
+from ansible.module_utils import basic
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 
 _UTC = datetime.timezone(datetime.timedelta(0))
@@ -161,6 +162,11 @@ def _walk(name: str, value, depth: int = 0) -> None:
     if isinstance(value, str):
         if "\x00" in value:
             raise DicomTlsError("%s contains a NUL byte" % name)
+        if has_private_key(value):
+            raise DicomTlsError(
+                "%s holds a PEM private key: refused (and masked in the output); a private key never travels"
+                " in a task's options, give its path on the host that uses it" % name
+            )
         if len(value) > TEXT_MAX:
             raise DicomTlsError("%s is longer than %d characters" % (name, TEXT_MAX))
     elif isinstance(value, dict):
@@ -260,6 +266,77 @@ def check_params(spec: dict, params: dict, prefix: str = "") -> None:
                     continue
                 where = "%s[%d]." % (name, index) if isinstance(value, list) else name + "."
                 check_params(opt["options"], item, where)
+
+
+_KEY_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S)
+
+
+def has_private_key(text: str) -> bool:
+    """A PEM private key block (PKCS#8, RSA, EC, encrypted, OpenSSH) in ``text``."""
+    return "PRIVATE KEY-----" in text and _KEY_BLOCK.search(text) is not None
+
+
+def key_material(value, depth: int = 0) -> set:
+    """The strings to mask wherever ``value`` (an option, nested or not) holds private key material:
+    the whole text, each PEM private key block, and each line of its body (so the key is masked in a
+    message quoting one line, and in Ansible's one-line invocation log of a list or dict option)."""
+    out: set = set()
+    if depth > NEST_MAX:
+        return out
+    if isinstance(value, str):
+        if not has_private_key(value):
+            return out
+        out.add(value)
+        for block in _KEY_BLOCK.finditer(value):
+            out.add(block.group(0))
+            for line in block.group(0).splitlines():
+                line = line.strip()
+                if len(line) >= 16 and not line.startswith("-----") and ":" not in line:
+                    out.add(line)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            out |= key_material(key, depth + 1) | key_material(item, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            out |= key_material(item, depth + 1)
+    return out
+
+
+def _masked_keys(value, depth: int = 0):
+    """``value`` with dict keys that hold key material replaced (Ansible masks values, not keys)."""
+    if depth > NEST_MAX:
+        return value
+    if isinstance(value, dict):
+        return {
+            ("********" if isinstance(k, str) and has_private_key(k) else k): _masked_keys(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_masked_keys(v, depth + 1) for v in value]
+    return value
+
+
+class AnsibleModule(basic.AnsibleModule):
+    """Ansible's AnsibleModule, with any option value that holds private key material treated as no_log:
+    masked in the result (the task's invocation under -vvv, ANSIBLE_LOG_PATH), in messages, and in the
+    "Invoked with" line logged on the managed host. A key pasted into a certificate option by mistake
+    is refused, and never printed back."""
+
+    def _mask_key_material(self) -> None:
+        params = getattr(self, "params", None) or {}
+        no_log_values = getattr(self, "no_log_values", None)
+        found = key_material(params)
+        if no_log_values is not None and found:
+            no_log_values.update(found)
+            self.params = _masked_keys(params)  # the result's invocation shows self.params
+
+    def _log_invocation(self):
+        self._mask_key_material()
+        super()._log_invocation()
+
+    def fail_json(self, msg, **kwargs):
+        self._mask_key_material()  # argument validation fails inside __init__, before _log_invocation
+        super().fail_json(msg, **kwargs)
 
 
 def guard(module, ranges: dict | None = None, outputs: tuple = (), inputs: tuple = ()) -> None:

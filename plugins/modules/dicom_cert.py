@@ -287,12 +287,11 @@ backup_files:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import days_max, guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, days_max, guard  # noqa: E402
 
 
 def argument_spec():
@@ -358,6 +357,11 @@ def _outputs(params: dict) -> tuple:
     return names + (("csr_path",) if params["state"] in ("csr", "absent") else ())
 
 
+def _inputs(params: dict) -> tuple:
+    names = ("issuer_cert_path", "issuer_privatekey_path", "issuer_chain_path")
+    return names + (("csr_path",) if params["state"] not in ("csr", "absent") else ())
+
+
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
@@ -373,7 +377,7 @@ def main():
             "renew_before": (0, days_max(), " days"),
         },
         outputs=_outputs(module.params),
-        inputs=("issuer_cert_path", "issuer_privatekey_path", "issuer_chain_path",) + (("csr_path",) if module.params["state"] != "csr" else ()),
+        inputs=_inputs(module.params),
     )
     require(module, "cryptography")
     spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})

@@ -141,11 +141,10 @@ issued:
               chain: "-----BEGIN...", actions: [{target: certificate, action: created, reason: missing}]}
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import days_max, guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, days_max, guard  # noqa: E402
 
 
 def main():
@@ -183,7 +182,11 @@ def main():
             "renew_before_days": (0, days_max(), " days"),
         },
         outputs=("requests.path", "requests.chain_path", "database"),
-        inputs=("issuer_cert_path", "issuer_privatekey_path", "issuer_chain_path",),
+        inputs=(
+            "issuer_cert_path",
+            "issuer_privatekey_path",
+            "issuer_chain_path",
+        ),
     )
     require(module, "cryptography")
     p = module.params

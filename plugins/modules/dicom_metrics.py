@@ -96,12 +96,11 @@ series:
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import metrics
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir, read_optional
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard, octal_mode
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard, octal_mode
 
 
 def main():

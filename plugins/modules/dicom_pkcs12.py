@@ -161,11 +161,10 @@ certificate:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, cert, crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import days_max, guard
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, days_max, guard
 
 CURVES = list(cert.CURVES)
 
@@ -202,7 +201,11 @@ def main():
             "renew_before_days": (0, days_max(), " days"),
         },
         outputs=("path", "certificate_path", "database"),
-        inputs=("issuer_cert_path", "issuer_privatekey_path", "issuer_chain_path",),
+        inputs=(
+            "issuer_cert_path",
+            "issuer_privatekey_path",
+            "issuer_chain_path",
+        ),
     )
     require(module, "cryptography")
     p = dict(module.params)

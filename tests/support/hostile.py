@@ -22,6 +22,7 @@ PRIVATE_KEY_PEM = (
     "MC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF\n"
     "-----END PRIVATE KEY-----\n"
 )
+KEY_LINES = [line for line in PRIVATE_KEY_PEM.splitlines() if not line.startswith("-----")]
 NAN = float("nan")
 INF = float("inf")
 

@@ -9,6 +9,7 @@ import importlib
 from unittest import mock
 
 from ansible.module_utils.basic import FILE_COMMON_ARGUMENTS, AnsibleModule
+from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.testing import patch_module_args
 
 PACKAGE = "ansible_collections.medimg.dicom_tls.plugins.modules."
@@ -47,11 +48,14 @@ def run(name: str, args: dict, check_mode: bool = False) -> tuple[bool, dict]:
     """(failed, result) of one module run; any other exception (a traceback) propagates."""
     module = importlib.import_module(PACKAGE + name)
 
+    # "_shown": the result as Ansible prints it (invocation included), no_log values and key material masked
     def exit_json(self, **kw):
-        raise _Done(False, kw)
+        shown = remove_values(dict(kw, invocation={"module_args": self.params}), self.no_log_values)
+        raise _Done(False, dict(kw, _shown=shown))
 
     def fail_json(self, msg, **kw):
-        raise _Done(True, dict(kw, msg=msg))
+        shown = remove_values(dict(kw, msg=msg, invocation={"module_args": self.params}), self.no_log_values)
+        raise _Done(True, dict(kw, msg=msg, _shown=shown))
 
     with (
         patch_module_args(dict(args, _ansible_check_mode=check_mode)),

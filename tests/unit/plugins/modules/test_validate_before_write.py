@@ -159,7 +159,8 @@ def test_absent_checks_every_path_first(workspace, work):
 
 def test_absent_removes_all_when_all_can_go(workspace, work):
     args = _present(workspace, work)
-    failed, result = module_run.run("dicom_cert", dict(args, state="absent"))
+    csr = os.path.join(work, "out", "node.csr")  # not there: nothing to remove, no refusal either
+    failed, result = module_run.run("dicom_cert", dict(args, state="absent", csr_path=csr))
     assert not failed and result["changed"], result
     for key in ("path", "privatekey_path", "chain_path"):
         assert not os.path.lexists(args[key])
