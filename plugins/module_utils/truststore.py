@@ -42,18 +42,12 @@ import os
 import pwd
 import re
 import stat
-import tempfile
 from dataclasses import dataclass, field
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, namehash
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, namehash
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.crypto import fingerprint_der
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir, locked
-
-try:
-    from cryptography import x509
-except ImportError:  # reported by the module (deps.require)
-    pass
 
 ENTRY_RE = re.compile(r"^([0-9a-f]{8})\.(r?)([0-9]+)$")
 PEM_RE = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.S)
@@ -180,15 +174,15 @@ def _read_input(item: str, index: int, option: str) -> tuple[bytes, str]:
 
 def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
     where = source if n == 0 else "%s (certificate %d)" % (source, n + 1)
+    cert = crypto.load_der_certificate(der, where)
     try:
-        cert = x509.load_der_x509_certificate(der)
         issuer_der, subject_der = namehash.certificate_names(der)
         not_after = crypto.not_valid_after(cert)
         subject_canon = namehash.canonical_name(subject_der)
         # identical bytes fold identically: only compute the issuer's form when they differ
         issuer_canon = subject_canon if issuer_der == subject_der else namehash.canonical_name(issuer_der)
-    except (ValueError, namehash.DerError) as exc:
-        raise DicomTlsError("not a valid X.509 certificate (%s)" % exc, where) from None
+    except (ValueError, namehash.DerError):
+        raise DicomTlsError("not a readable X.509 certificate (unparsable PEM/DER)", where) from None
     # OpenSSL's chain builder takes a root by name and key identifier (X509_self_signed(x, 0))
     self_signed = subject_canon == issuer_canon and crypto.is_self_signed(cert, verify_signature=False)
     return TrustObject(
@@ -207,14 +201,14 @@ def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
 
 def _load_crl(der: bytes, source: str, n: int) -> TrustObject:
     where = source if n == 0 else "%s (CRL %d)" % (source, n + 1)
+    crl = crypto.load_crl(der, where)
     try:
-        crl = x509.load_der_x509_crl(der)
         issuer_der = namehash.crl_issuer(der)
         canon = namehash.canonical_name(issuer_der)
         next_update = crypto.next_update(crl)
         last_update = crypto.last_update(crl)
-    except (ValueError, namehash.DerError) as exc:
-        raise DicomTlsError("not a valid X.509 CRL (%s)" % exc, where) from None
+    except (ValueError, namehash.DerError):
+        raise DicomTlsError("not a readable CRL (unparsable PEM/DER)", where) from None
     return TrustObject(
         kind="crl",
         der=der,
@@ -551,39 +545,19 @@ def _sort_key(name: str):
 
 
 def _write_temp(directory: str, data: bytes, meta: FileMeta, sync: bool = True) -> str:
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, meta.mode)
-        if meta.uid >= 0 or meta.gid >= 0:
-            os.fchown(fd, meta.uid, meta.gid)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if sync:
-                os.fsync(fh.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return tmp
+    return files.write_temp(
+        os.path.join(directory, "x"), data, meta.mode, meta.uid, meta.gid, sync=sync, prefix=TMP_PREFIX
+    )
 
 
-def _syncfs(directory: str) -> bool:
-    """Flush the whole filesystem holding ``directory`` in one call (Linux syncfs(2)): one journal
-    commit instead of one fsync per file. False when unavailable (then fsync each file)."""
-    try:
-        import ctypes
-        import ctypes.util
+STALE_TEMP_RE = re.compile(r"^%s[A-Za-z0-9_]{8}\.(tmp|probe)$" % re.escape(TMP_PREFIX))
 
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        syncfs = libc.syncfs
-    except (OSError, AttributeError):
-        return False
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        return syncfs(fd) == 0
-    finally:
-        os.close(fd)
+
+def remove_stale_temps(path: str) -> list[str]:
+    """Temporaries an interrupted run left in the hashed directory ``path`` (call under ``lock``)."""
+    if not os.path.isdir(path):
+        return []
+    return files.remove_stale_temps([os.path.join(path, LOCK_NAME)], [STALE_TEMP_RE])
 
 
 def _write_temps(directory: str, contents: list[bytes], meta: FileMeta) -> list[str]:
@@ -592,17 +566,12 @@ def _write_temps(directory: str, contents: list[bytes], meta: FileMeta) -> list[
     try:
         for data in contents:
             temps.append(_write_temp(directory, data, meta, sync=False))
-        if not _syncfs(directory):
+        if not files.syncfs(directory):
             for tmp in temps:
-                fd = os.open(tmp, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                files.fsync_file(tmp)
     except BaseException:
         for tmp in temps:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            files.remove(tmp)
         raise
     return temps
 
@@ -624,16 +593,15 @@ def apply_hashed_dir(plan: Plan, meta: FileMeta, dir_mode: int = 0o755) -> None:
         for action, name, _data in plan.steps:
             target = os.path.join(path, name)
             if action == "write":
-                os.rename(next(pending), target)
+                files.replace(next(pending), target)
             else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(target)
+                files.remove(target)
     except OSError as exc:
         raise DicomTlsError("cannot update hashed directory: %s" % exc.strerror, path) from None
     finally:
         for tmp in pending:
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                files.remove(tmp)
     fsync_dir(path)
 
 
@@ -654,16 +622,10 @@ def check_dir_writable(path: str, probe: bool = True) -> None:
         raise DicomTlsError("parent directory %s does not exist" % target, path)
     if not probe:
         return
-    probe = None
     try:
-        fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".probe", dir=target)
-        os.close(fd)
+        files.probe_writable(target, prefix=TMP_PREFIX)
     except OSError as exc:
         raise DicomTlsError("directory %s is not writable: %s" % (target, exc.strerror), path) from None
-    finally:
-        if probe:
-            with contextlib.suppress(OSError):
-                os.unlink(probe)
 
 
 def ensure_dir(path: str, dir_mode: int = 0o755) -> bool:
@@ -671,12 +633,9 @@ def ensure_dir(path: str, dir_mode: int = 0o755) -> bool:
     if os.path.isdir(path):
         return False
     try:
-        os.mkdir(path, dir_mode)
-    except FileExistsError:
-        return False
+        return files.make_dir(path, dir_mode)
     except OSError as exc:
         raise DicomTlsError("cannot create directory: %s" % exc.strerror, path) from None
-    return True
 
 
 def lock(path: str):
@@ -754,14 +713,14 @@ def plan_bundle(path: str, objects: list[TrustObject], meta: FileMeta) -> Bundle
 def apply_bundle(plan: BundlePlan, meta: FileMeta) -> None:
     directory = os.path.dirname(os.path.abspath(plan.path))
     try:
-        tmp = _write_temp(directory, plan.data, meta)
+        files.remove_stale_temps([plan.path])
+        tmp = files.write_temp(files.check_links(plan.path), plan.data, meta.mode, meta.uid, meta.gid)
     except OSError as exc:
         raise DicomTlsError("cannot write bundle: %s" % exc.strerror, plan.path) from None
     try:
-        os.rename(tmp, plan.path)
+        files.replace(tmp, files.check_links(plan.path))
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        files.remove(tmp)
         raise DicomTlsError("cannot write bundle: %s" % exc.strerror, plan.path) from None
     fsync_dir(directory)
 
