@@ -409,8 +409,12 @@ def parse_subject(subject) -> x509.Name:
             raise DicomTlsError("unknown subject attribute %r (known: %s)" % (key, ", ".join(_ORDER)))
         try:
             attrs.append(x509.NameAttribute(getattr(x509.NameOID, NAME_OIDS[key]), value))
-        except ValueError as exc:
-            raise DicomTlsError("subject attribute %s=%r: %s" % (key, value, exc)) from None
+        except ValueError:
+            why = {
+                "COUNTRY_NAME": "must be a two-letter country code (ISO 3166)",
+                "COMMON_NAME": "must be 1 to 64 characters (the X.509 upper bound)",
+            }.get(NAME_OIDS[key], "is not a value X.509 allows for it")
+            raise DicomTlsError("subject attribute %s=%r %s" % (key, value, why)) from None
     if not attrs:
         raise DicomTlsError("subject is empty")
     return x509.Name(attrs)
@@ -451,8 +455,14 @@ def parse_sans(sans: list[str] | None) -> list[x509.GeneralName]:
                 out.append(x509.RFC822Name(value))
             else:
                 raise DicomTlsError("subject alternative name %r: type must be DNS, IP, URI or email" % san)
-        except ValueError as exc:
-            raise DicomTlsError("subject alternative name %r: %s" % (san, exc)) from None
+        except ValueError:
+            if kind in ("IP", "IP ADDRESS"):
+                why = "not an IPv4 or IPv6 address"
+            elif not value.isascii():
+                why = "not ASCII: give the IDNA A-label form (xn--...), the form OpenSSL and dcmtk compare"
+            else:
+                why = "not a valid %s value" % kind
+            raise DicomTlsError("subject alternative name %r: %s" % (san, why)) from None
     return out
 
 

@@ -164,8 +164,12 @@ def parse(text: str, path: str) -> ConfigFile:
         vend = sc.value_end(vstart)
         try:
             value = json.loads(sc.strip_comments(vstart, vend))
-        except ValueError as exc:
-            sc.fail(vstart, "bad value of %r: %s" % (key, exc))
+        except ValueError:
+            sc.fail(
+                vstart,
+                "the value of %r is not JSON (a string in double quotes, a number, true, false, null, "
+                "an object or a list)" % key,
+            )
         if key in members:
             raise DicomTlsError("option %r is defined twice in this file" % key, path)
         members[key] = Member(key, value, vstart, vend)

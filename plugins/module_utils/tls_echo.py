@@ -327,8 +327,11 @@ def build_context(target: dict) -> ssl.SSLContext:
             ctx.minimum_version = min_version
             ctx.maximum_version = max_version
         ctx.set_ciphers(":".join(suites) + (":@SECLEVEL=0" if legacy else ""))
-    except (ssl.SSLError, ValueError) as exc:
-        raise DicomTlsError("this Python's OpenSSL cannot do profile %s (%s)" % (target["profile"], exc)) from None
+    except (ssl.SSLError, ValueError):
+        raise DicomTlsError(
+            "this Python's %s cannot do profile %s (its TLS versions or cipher suites are not available)"
+            % (ssl.OPENSSL_VERSION, target["profile"])
+        ) from None
     if target["peer_verification"] == "ignore":
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -339,8 +342,8 @@ def build_context(target: dict) -> ssl.SSLContext:
             _load_pem_certificates(target["ca_file"], "ca_file")
             try:
                 ctx.load_verify_locations(cafile=target["ca_file"])
-            except ssl.SSLError as exc:
-                raise DicomTlsError("cannot load ca_file: %s" % exc, target["ca_file"]) from None
+            except ssl.SSLError:
+                raise DicomTlsError("OpenSSL cannot load the certificates of ca_file", target["ca_file"]) from None
         if target["ca_path"]:
             if not os.path.isdir(target["ca_path"]):
                 raise DicomTlsError("ca_path is not a directory", target["ca_path"])
@@ -354,8 +357,8 @@ def build_context(target: dict) -> ssl.SSLContext:
                 fh.flush()
                 try:
                     ctx.load_verify_locations(cafile=fh.name)
-                except ssl.SSLError as exc:
-                    raise DicomTlsError("cannot load CRLs: %s" % exc, ", ".join(target["crl_files"])) from None
+                except ssl.SSLError:
+                    raise DicomTlsError("OpenSSL cannot load the CRLs", ", ".join(target["crl_files"])) from None
         if target["crl_check"] == "leaf":
             ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
         elif target["crl_check"] == "chain":
@@ -364,8 +367,8 @@ def build_context(target: dict) -> ssl.SSLContext:
         _check_client_identity(target)
         try:
             ctx.load_cert_chain(target["client_cert"], target["client_key"], target["client_key_passphrase"])
-        except ssl.SSLError as exc:
-            raise DicomTlsError("cannot use client_cert with client_key: %s" % exc, target["client_cert"]) from None
+        except ssl.SSLError:
+            raise DicomTlsError("OpenSSL cannot use client_cert with client_key", target["client_cert"]) from None
     return ctx
 
 
@@ -579,9 +582,9 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
             seen.echo_sent = True
             try:
                 rsp = assoc.send_c_echo()
-            except Exception as exc:  # pynetdicom raises on a dead association
+            except Exception:  # pynetdicom raises on a dead association
                 rsp = None
-                seen.echo_error = str(exc)
+                seen.echo_error = "the association ended before the answer"
             if rsp is not None and "Status" in rsp:
                 seen.echo_status = int(rsp.Status)
             assoc.release()
