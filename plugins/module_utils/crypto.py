@@ -435,6 +435,29 @@ def name_text(name: x509.Name) -> str:
     return "/" + "/".join(out) if out else ""
 
 
+def _name_or_hash(obj, attr: str) -> str:
+    """name_text of ``obj.<attr>``; a name OpenSSL reads but cryptography cannot decode is shown
+    by its OpenSSL name hash instead of failing."""
+    try:
+        return name_text(getattr(obj, attr))
+    except ValueError:
+        if isinstance(obj, x509.Certificate):
+            name_der = namehash.certificate_names(der(obj))[0 if attr == "issuer" else 1]
+        else:
+            name_der = namehash.crl_issuer(der(obj))
+        return "<name with hash %s>" % namehash.name_hash(name_der)
+
+
+def subject_text(cert) -> str:
+    """The subject of a certificate in the collection's one form (name_text)."""
+    return _name_or_hash(cert, "subject")
+
+
+def issuer_text(obj) -> str:
+    """The issuer of a certificate or CRL in the collection's one form (name_text)."""
+    return _name_or_hash(obj, "issuer")
+
+
 def parse_sans(sans: list[str] | None) -> list[x509.GeneralName]:
     import ipaddress
 
@@ -500,8 +523,8 @@ def describe_certificate(cert: x509.Certificate, now: datetime.datetime | None =
     der = cert.public_bytes(serialization.Encoding.DER)
     info = {
         "serial": serial_hex(cert.serial_number),
-        "subject": name_text(cert.subject),
-        "issuer": name_text(cert.issuer),
+        "subject": subject_text(cert),
+        "issuer": issuer_text(cert),
         "not_before": isoformat(not_valid_before(cert)),
         "not_after": isoformat(not_after),
         "days_remaining": int((not_after - now).total_seconds() // 86400),
