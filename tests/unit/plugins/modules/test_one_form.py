@@ -14,15 +14,15 @@ import re
 import shutil
 import subprocess
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import tls_echo
 from support import module_run
 from support.hostile import Workspace
-
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import tls_echo
 
 
 def _openssl(cert: str) -> tuple[str, str, str]:
     out = subprocess.run(
-        ["openssl", "x509", "-in", cert, "-noout", "-nameopt", "compat", "-subject", "-fingerprint", "-sha256", "-enddate"],
+        ["openssl", "x509", "-in", cert, "-noout", "-nameopt", "compat", "-subject", "-fingerprint", "-sha256",
+         "-enddate"],
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     subject = re.search(r"^subject=\s*(.*)$", out, re.M).group(1)
