@@ -142,7 +142,7 @@ class ConfigFile:
 def parse(text: str, path: str) -> ConfigFile:
     """Top-level members of one configuration file, with the span of each value in the text."""
     sc = _Scanner(text, path)
-    pos = sc.skip(0)
+    pos = sc.skip(1 if text.startswith("\ufeff") else 0)  # a UTF-8 BOM, as Orthanc (jsoncpp) accepts: kept
     if pos >= len(text) or text[pos] != "{":
         sc.fail(pos, "the file must hold one JSON object")
     pos = sc.skip(pos + 1)
