@@ -3,16 +3,14 @@
 """Ansible's file options (mode, owner, group, SELinux context, attributes) for the modules that
 write files, one way: the module is made with ``add_file_common_args=True`` and documents them with
 the ``ansible.builtin.files`` doc fragment; an octal O(mode) is the mode files are created with
-(atomically, by files.py), and everything the options ask is then set by Ansible itself."""
+(atomically, by files.py), and everything the options ask is then set by Ansible itself. The options
+are checked before anything is written by options.guard."""
 
 from __future__ import annotations
 
 import os
-import re
 
 DEFAULT_MODE = 0o644
-# chmod's symbolic form as ansible.builtin.file takes it: u=rw,g=r,o= ; a+X ; g=u
-_SYMBOLIC = re.compile(r"^[ugoa]*[-+=](?:[rwxXst]*|[ugo])(?:,[ugoa]*[-+=](?:[rwxXst]*|[ugo]))*$")
 
 
 def create_mode(mode, default: int = DEFAULT_MODE) -> int:
@@ -26,18 +24,6 @@ def create_mode(mode, default: int = DEFAULT_MODE) -> int:
         return int(str(mode), 8)
     except ValueError:
         return default
-
-
-def check(module) -> None:
-    """Refuse a O(mode) that is neither octal (at most 07777) nor symbolic, before anything is read or
-    written (Ansible itself would only say so after the file was written)."""
-    mode = module.params.get("mode")
-    if mode is None or isinstance(mode, int) and 0 <= mode <= 0o7777:
-        return
-    text = str(mode)
-    if re.fullmatch(r"0?[0-7]{1,4}", text) or _SYMBOLIC.match(text):
-        return
-    module.fail_json(msg="mode %r is neither an octal mode (at most 07777) nor a symbolic one like u=rw,g=r,o=" % text)
 
 
 def set_attributes(module, paths, changed: bool, planned=()) -> bool:

@@ -98,11 +98,11 @@ series:
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args, metrics
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir, read_optional
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard
 
 
 def main():
@@ -122,7 +122,7 @@ def main():
         supports_check_mode=True,
         add_file_common_args=True,
     )
-    file_args.check(module)
+    guard(module, outputs=("path",), inputs=("crl_files.path",))
     require(module, "cryptography")
     p = module.params
     try:

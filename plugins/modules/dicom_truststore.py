@@ -218,7 +218,6 @@ crl_next_update:
 
 import os  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import truststore as ts  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
@@ -229,7 +228,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (  #
     check_writable_dir,
     locked_for,
 )
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
 
 def _diff_text(lines):
@@ -332,7 +331,6 @@ def main():
         add_file_common_args=True,
     )
     guard(module)
-    file_args.check(module)
     require(module, "cryptography")
     try:
         result = run(module)
