@@ -393,6 +393,7 @@ def _plan_key(p: Plan) -> None:
             )
         p.actions.append(Action("privatekey", spec.privatekey_path, "created", "no private key yet"))
         return
+    _plan_key_mode(p)
     if p.mode == "install":
         return
     have, want = _have_params(p.key), _key_params(spec)
@@ -404,6 +405,17 @@ def _plan_key(p: Plan) -> None:
     if reason:
         p.actions.append(Action("privatekey", spec.privatekey_path, "regenerated", reason))
         p.key = None
+
+
+def _plan_key_mode(p: Plan) -> None:
+    """An existing private key that other users may read (0644, 0640, ...) is tightened to 0600, with a
+    warning: it may have been read already, so rotating it deserves a thought."""
+    path = p.spec.privatekey_path
+    mode = files.file_mode(path)
+    if mode is not None and mode & 0o077:
+        reason = "mode %04o lets other users read the private key: tightened to 0600" % mode
+        p.actions.append(Action("privatekey_mode", path, "updated", reason))
+        p.warnings.append("%s: %s; others may have read it, consider regenerate_key" % (path, reason))
 
 
 def _plan_csr(p: Plan) -> None:
@@ -671,6 +683,8 @@ def apply(p: Plan) -> dict:
 
     for a in p.actions:
         make_parent_dirs(a.path, 0o700 if a.target == "privatekey" else 0o755)
+    if p.has("privatekey_mode"):
+        files.set_mode(spec.privatekey_path, 0o600)
     if p.has("privatekey"):
         backup(spec.privatekey_path)
         p.key = generate_key(spec)
