@@ -245,6 +245,11 @@ def _load_issuer(spec: CertSpec, plan: Plan) -> None:
         raise DicomTlsError(
             "the issuer certificate is not a CA (basicConstraints CA:FALSE or absent)", spec.issuer_cert_path
         )
+    unfit = crypto.issuer_problem(plan.issuer_cert)
+    if unfit and plan.mode in ("issue", "sign_csr"):
+        raise DicomTlsError(
+            "the issuer '%s' %s" % (crypto.name_text(plan.issuer_cert.subject), unfit), spec.issuer_cert_path
+        )
     problem = crypto.validity_problem(plan.issuer_cert, plan.now)
     if problem and plan.mode in ("issue", "sign_csr"):
         raise DicomTlsError(
@@ -547,6 +552,12 @@ def _plan_install(p: Plan) -> None:
     spec = p.spec
     p.install = crypto.load_certificates(spec.certificate_content.encode("utf-8"), "certificate_content")
     leaf = p.install[0]
+    if spec.usage not in ("root_ca", "intermediate_ca") and crypto.is_ca(leaf):
+        raise DicomTlsError(
+            "certificate_content (%s) is a CA certificate (basicConstraints CA:TRUE), not a %s certificate: "
+            "give the certificate issued to this node" % (crypto.name_text(leaf.subject), spec.usage),
+            spec.path,
+        )
     if crypto.public_key_der(leaf) != crypto.public_key_der(p.key):
         raise DicomTlsError(
             "certificate_content (%s) does not match the private key" % crypto.name_text(leaf.subject),
