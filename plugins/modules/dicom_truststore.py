@@ -173,7 +173,7 @@ entries:
       description: C(cert) or C(crl).
       type: str
     subject:
-      description: Subject of a certificate, issuer of a CRL (RFC 4514).
+      description: Subject of a certificate, issuer of a CRL, in this collection's one form (V(/O=Hospital/CN=Root)).
       type: str
     subject_hash:
       description: OpenSSL name hash the entry is filed under.
