@@ -36,6 +36,7 @@ MODULES = [
     "dicom_metrics",
     "dicom_ledger_info",
     "dicom_truststore",
+    "dcmtk_option_files",
     "dicom_cert_info",
     "orthanc_config",
     "dicom_daemon",
@@ -47,7 +48,17 @@ LAST = ["dicom_sign"]
 # whose CSRs are signed) and are not run here yet. A new plugin must be added to a list above.
 NOT_RUN_YET = {
     "modules": {"dicom_csr_sign"},
-    "filters": {"endpoints", "mesh_targets", "orthanc_modalities", "revoked_entries", "revoked_nodes", "sign_requests"},
+    "filters": {
+        "appliance_endpoints",
+        "echo_pairs",
+        "endpoints",
+        "expiry_entries",
+        "mesh_targets",
+        "orthanc_modalities",
+        "revoked_entries",
+        "revoked_nodes",
+        "sign_requests",
+    },
 }
 ROOTS = [
     "/etc/dicom-tls",
