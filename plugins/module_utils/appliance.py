@@ -30,16 +30,12 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
 
 try:
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs7
 except ImportError:  # reported by the module (deps.require)
     pass
 
-ENCRYPTIONS = ("modern", "legacy")
-# PBES2 (1.2.840.113549.1.5.13): AES-256-CBC key and certificate bags, what `modern` writes and
-# OpenSSL 3 writes by default. `legacy` (pbeWithSHAAnd3-KeyTripleDES-CBC, SHA-1 MAC) is what older
-# consoles and Java 8 read.
-_PBES2_OID = bytes.fromhex("06092a864886f70d01050d")
+ENCRYPTIONS = crypto.PKCS12_ENCRYPTIONS  # see crypto.pkcs12_bytes
 
 
 # ---------------------------------------------------------------- CSR from the appliance
@@ -142,10 +138,6 @@ def notice(path: str, encryption: str) -> str:
     )
 
 
-def encryption_of(data: bytes) -> str:
-    return "modern" if _PBES2_OID in data else "legacy"
-
-
 def plan_pkcs12(spec: Pkcs12Spec, now: datetime.datetime | None = None) -> Pkcs12Plan:
     if spec.encryption not in ENCRYPTIONS:
         raise DicomTlsError("pkcs12_encryption must be modern or legacy")
@@ -184,12 +176,7 @@ def plan_pkcs12(spec: Pkcs12Spec, now: datetime.datetime | None = None) -> Pkcs1
     if data is None:
         p.actions.append(certlib.Action("pkcs12", spec.path, "created", "no PKCS#12 yet"))
     else:
-        try:
-            store = pkcs12.load_pkcs12(data, spec.passphrase.encode("utf-8"))
-            p.cert = store.cert.certificate if store.cert else None
-            p.key = store.key
-        except (ValueError, TypeError):
-            p.cert = None
+        p.key, p.cert, _cas = crypto.load_pkcs12(data, spec.passphrase) or (None, None, [])
         if p.cert is None or p.key is None:
             p.actions.append(
                 certlib.Action(
@@ -200,7 +187,7 @@ def plan_pkcs12(spec: Pkcs12Spec, now: datetime.datetime | None = None) -> Pkcs1
             reasons = _renewal_reasons(p)
             if reasons:
                 p.actions.append(certlib.Action("pkcs12", spec.path, "renewed", "; ".join(reasons)))
-            elif encryption_of(data) != spec.encryption:
+            elif crypto.pkcs12_encryption(data) != spec.encryption:
                 p.actions.append(
                     certlib.Action("pkcs12", spec.path, "updated", "encryption changed to %s" % spec.encryption)
                 )
@@ -247,23 +234,7 @@ def _renewal_reasons(p: Pkcs12Plan) -> list[str]:
 
 
 def _pkcs12_bytes(spec: Pkcs12Spec, key, cert, cas: list) -> bytes:
-    pw = spec.passphrase.encode("utf-8")
-    if spec.encryption == "legacy":
-        alg = pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC
-        mac = hashes.SHA1()  # noqa: S303 - what legacy readers need
-    else:
-        alg = pkcs12.PBES.PBESv2SHA256AndAES256CBC
-        mac = hashes.SHA256()
-    enc = (
-        serialization.PrivateFormat.PKCS12.encryption_builder()
-        .kdf_rounds(2048)  # OpenSSL's default PKCS#12 iteration count
-        .key_cert_algorithm(alg)
-        .hmac_hash(mac)
-        .build(pw)
-    )
-    name = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    friendly = (name[0].value if name else "dicom").encode("utf-8")
-    return pkcs12.serialize_key_and_certificates(friendly, key, cert, cas or None, enc)
+    return crypto.pkcs12_bytes(key, cert, cas, spec.passphrase, spec.encryption)
 
 
 def apply_pkcs12(p: Pkcs12Plan) -> x509.Certificate:

@@ -28,7 +28,6 @@ try:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.hazmat.primitives.serialization import pkcs12
     from cryptography.x509.oid import ExtendedKeyUsageOID
 except ImportError:  # reported by the module (deps.require)
     pass
@@ -68,6 +67,7 @@ class CertSpec:
     format: str = "pem"
     pkcs12_path: str | None = None
     pkcs12_passphrase: str | None = None
+    pkcs12_encryption: str = "modern"
     backup: bool = False
     database: str | None = None  # OpenSSL ca's index.txt, where issued certificates are recorded
 
@@ -229,6 +229,8 @@ def _validate(spec: CertSpec) -> None:
         raise DicomTlsError("valid_days must be at least 1")
     if spec.pkcs12_path and not spec.privatekey_path:
         raise DicomTlsError("pkcs12_path needs the private key on this host (privatekey_path)")
+    if spec.pkcs12_encryption not in crypto.PKCS12_ENCRYPTIONS:
+        raise DicomTlsError("pkcs12_encryption must be modern or legacy")
 
 
 def _load_issuer(spec: CertSpec, plan: Plan) -> None:
@@ -568,19 +570,22 @@ def _plan_chain(p: Plan) -> None:
         p.actions.append(Action("chain", spec.chain_path, "updated", "chain content differs"))
 
 
-def chain_bytes(p: Plan, leaf: x509.Certificate) -> bytes:
+def chain_certs(p: Plan, leaf: x509.Certificate) -> list:
     """Leaf first, then the intermediates (never a root): the 'fullchain' dcmtk and Orthanc read."""
     if p.install:
-        certs = [leaf] + [c for c in p.install[1:] if not crypto.is_self_signed(c)]
-    else:
-        certs = [leaf]
-        if p.issuer_cert is not None and not crypto.is_self_signed(p.issuer_cert):
-            certs.append(p.issuer_cert)
-        certs += p.issuer_chain
-    return b"".join(crypto.cert_pem(c) for c in certs)
+        return [leaf] + [c for c in p.install[1:] if not crypto.is_self_signed(c)]
+    certs = [leaf]
+    if p.issuer_cert is not None and not crypto.is_self_signed(p.issuer_cert):
+        certs.append(p.issuer_cert)
+    return certs + p.issuer_chain
+
+
+def chain_bytes(p: Plan, leaf: x509.Certificate) -> bytes:
+    return b"".join(crypto.cert_pem(c) for c in chain_certs(p, leaf))
 
 
 def _plan_pkcs12(p: Plan) -> None:
+    """The PKCS#12 holds key, certificate and chain: rebuilt when any of them or its encryption changes."""
     spec = p.spec
     if not spec.pkcs12_path:
         return
@@ -591,18 +596,19 @@ def _plan_pkcs12(p: Plan) -> None:
     if p.has("certificate") or p.has("privatekey"):
         p.actions.append(Action("pkcs12", spec.pkcs12_path, "updated", "the certificate or key changed"))
         return
-    pw = spec.pkcs12_passphrase.encode("utf-8") if spec.pkcs12_passphrase else None
-    try:
-        store = pkcs12.load_pkcs12(data, pw)
-        same = (
-            store.cert is not None
-            and store.cert.certificate == (p.install[0] if p.install else p.cert)
-            and crypto.public_key_der(store.key) == crypto.public_key_der(p.key)
-        )
-    except (ValueError, TypeError):
-        same = False
-    if not same:
-        p.actions.append(Action("pkcs12", spec.pkcs12_path, "updated", "content or passphrase differs"))
+    store = crypto.load_pkcs12(data, spec.pkcs12_passphrase)
+    want = chain_certs(p, p.install[0] if p.install else p.cert)
+    if store is None or store[0] is None:
+        why = "it cannot be opened with pkcs12_passphrase or holds no key"
+    elif store[1] != want[0] or crypto.public_key_der(store[0]) != crypto.public_key_der(p.key):
+        why = "it holds another certificate or key"
+    elif store[2] != want[1:]:
+        why = "its CA certificates differ from the chain (%d held, %d in the chain)" % (len(store[2]), len(want) - 1)
+    elif spec.pkcs12_passphrase and crypto.pkcs12_encryption(data) != spec.pkcs12_encryption:
+        why = "pkcs12_encryption changed to %s" % spec.pkcs12_encryption
+    else:
+        return
+    p.actions.append(Action("pkcs12", spec.pkcs12_path, "updated", why))
 
 
 # ---------------------------------------------------------------- applying
@@ -707,16 +713,8 @@ def apply(p: Plan) -> dict:
         atomic_write(spec.chain_path, chain_bytes(p, cert), 0o644)
     if p.has("pkcs12"):
         backup(spec.pkcs12_path)
-        enc = (
-            serialization.BestAvailableEncryption(spec.pkcs12_passphrase.encode("utf-8"))
-            if spec.pkcs12_passphrase
-            else serialization.NoEncryption()
-        )
-        cas = crypto.load_certificates(chain_bytes(p, cert), "chain")[1:]
-        name = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-        data = pkcs12.serialize_key_and_certificates(
-            (name[0].value if name else "dicom").encode("utf-8"), p.key, cert, cas or None, enc
-        )
+        certs = chain_certs(p, cert)
+        data = crypto.pkcs12_bytes(p.key, cert, certs[1:], spec.pkcs12_passphrase, spec.pkcs12_encryption)
         atomic_write(spec.pkcs12_path, data, 0o600)
     p.cert = cert
     return {"backup_files": backups, "certificate": cert, "csr": None}

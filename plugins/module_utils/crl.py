@@ -175,18 +175,15 @@ def read_existing(path: str, issuer: Issuer) -> Existing | None:
     data = read_optional(path)
     if data is None:
         return None
+    fmt = "pem" if b"-----BEGIN" in data else "der"
     try:
-        if b"-----BEGIN" in data:
-            fmt = "pem"
-            crl = x509.load_pem_x509_crl(data)
-        else:
-            fmt = "der"
-            crl = x509.load_der_x509_crl(data)
-        der = crl.public_bytes(serialization.Encoding.DER)
-    except ValueError as exc:
+        crl = crypto.load_crl(data, path)
+    except DicomTlsError:
         raise DicomTlsError(
-            "exists and is not a CRL (%s); refusing to overwrite it: remove it or choose another path" % exc, path
+            "exists and is not a CRL (unparsable PEM/DER); refusing to overwrite it: remove it or choose another path",
+            path,
         ) from None
+    der = crypto.der(crl)
     try:
         number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     except x509.ExtensionNotFound:

@@ -27,6 +27,7 @@ try:
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
 except ImportError:  # reported by the module (deps.require)
     pass
 
@@ -188,17 +189,22 @@ def load_private_key(data: bytes, path: str, passphrase: str | None = None, chec
 def load_certificates(data: bytes, path: str) -> list[x509.Certificate]:
     """Every certificate in a PEM file (several allowed) or the one in a DER file."""
     if b"-----BEGIN" in data:
-        blocks = PEM_CERT_RE.findall(data)
-        if not blocks:
-            raise DicomTlsError("no PEM certificate found (unparsable PEM)", path)
         try:
-            return load_pem_certificates_raw(data)
-        except ValueError as exc:
-            raise DicomTlsError("unparsable PEM certificate: %s" % exc, path) from None
+            certs = load_pem_certificates_raw(data)
+        except ValueError:
+            raise DicomTlsError("unparsable PEM certificate (damaged base64 or not X.509)", path) from None
+        if not certs:
+            raise DicomTlsError("no PEM certificate found (unparsable PEM)", path)
+        return certs
+    return [load_der_certificate(data, path)]
+
+
+def load_der_certificate(der: bytes, path: str) -> x509.Certificate:
+    """One DER certificate (``path`` names where the bytes came from)."""
     try:
-        return [x509.load_der_x509_certificate(data)]
+        return x509.load_der_x509_certificate(der)
     except ValueError:
-        raise DicomTlsError("not a PEM or DER certificate", path) from None
+        raise DicomTlsError("not a readable X.509 certificate (unparsable PEM/DER)", path) from None
 
 
 def load_certificate(data: bytes, path: str) -> x509.Certificate:
@@ -292,8 +298,9 @@ def signature_valid(obj, issuer) -> bool:
         return False
 
 
-def _der(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.DER)
+def der(obj) -> bytes:
+    """DER of a certificate, CSR or CRL."""
+    return obj.public_bytes(serialization.Encoding.DER)
 
 
 def _extension(cert, cls):
@@ -331,7 +338,7 @@ def is_self_signed(cert: x509.Certificate, verify_signature: bool = True) -> boo
     """X509_self_signed: subject and issuer names match, the authority key identifier (if any)
     is the certificate's own, and (``verify_signature``) its own key verifies its signature
     (any digest, SHA-1 and MD5 included, as ``openssl verify`` accepts a SHA-1 root)."""
-    issuer_der, subject_der = namehash.certificate_names(_der(cert))
+    issuer_der, subject_der = namehash.certificate_names(der(cert))
     if not _same_name(issuer_der, subject_der) or not _akid_matches(cert, cert):
         return False
     return not verify_signature or signature_valid(cert, cert)
@@ -341,8 +348,8 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """X509_check_issued plus the signature check of ``openssl verify``: ``cert`` names
     ``issuer``'s subject, its authority key identifier (if any) points at ``issuer``, ``issuer``'s
     keyUsage (if any) allows keyCertSign, and ``issuer``'s key verifies ``cert``'s signature."""
-    issuer_name = namehash.certificate_names(_der(cert))[0]
-    subject_name = namehash.certificate_names(_der(issuer))[1]
+    issuer_name = namehash.certificate_names(der(cert))[0]
+    subject_name = namehash.certificate_names(der(issuer))[1]
     return (
         _same_name(issuer_name, subject_name)
         and _akid_matches(cert, issuer)
@@ -356,7 +363,7 @@ def crl_issued_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate)
     ``issuer``'s subject, ``issuer``'s keyUsage (if any) allows cRLSign, its key verifies the CRL."""
     crl_name = namehash.crl_issuer(crl.public_bytes(serialization.Encoding.DER))
     return (
-        _same_name(crl_name, namehash.certificate_names(_der(issuer))[1])
+        _same_name(crl_name, namehash.certificate_names(der(issuer))[1])
         and _allows(issuer, "crl_sign")
         and signature_valid(crl, issuer)
     )
@@ -498,12 +505,12 @@ def describe_certificate(cert: x509.Certificate, now: datetime.datetime | None =
     return info
 
 
-def cert_pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
+def pem(obj) -> bytes:
+    """PEM of a certificate, CSR or CRL."""
+    return obj.public_bytes(serialization.Encoding.PEM)
 
 
-def csr_pem(csr: x509.CertificateSigningRequest) -> bytes:
-    return csr.public_bytes(serialization.Encoding.PEM)
+cert_pem = csr_pem = crl_pem = pem
 
 
 def load_crl(data: bytes, path: str) -> x509.CertificateRevocationList:
@@ -514,3 +521,48 @@ def load_crl(data: bytes, path: str) -> x509.CertificateRevocationList:
         return x509.load_der_x509_crl(data)
     except ValueError:
         raise DicomTlsError("not a readable CRL (unparsable PEM/DER)", path) from None
+
+
+# ---------------------------------------------------------------- PKCS#12
+
+PKCS12_ENCRYPTIONS = ("modern", "legacy")
+_PBES2_OID = bytes.fromhex("06092a864886f70d01050d")
+
+
+def pkcs12_encryption(data: bytes) -> str:
+    """'modern' (PBES2: PBKDF2 + AES-256-CBC) or 'legacy' (PBE-SHA1-3DES) as read from the bytes."""
+    return "modern" if _PBES2_OID in data else "legacy"
+
+
+def load_pkcs12(data: bytes, passphrase: str | None) -> tuple | None:
+    """(key, certificate, [CA certificates]) of a PKCS#12, None when ``passphrase`` does not open it."""
+    try:
+        store = pkcs12.load_pkcs12(data, _pw(passphrase))
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return None
+    return store.key, store.cert.certificate if store.cert else None, [c.certificate for c in store.additional_certs]
+
+
+def pkcs12_bytes(key, cert, cas: list, passphrase: str | None, encryption: str = "modern") -> bytes:
+    """A PKCS#12 (friendly name = the CN). modern: PBES2 AES-256-CBC, HMAC-SHA256 MAC; legacy:
+    PBE-SHA1-3DES, SHA-1 MAC, which Java 8 before 8u301 and old dcm4che read. OpenSSL's 2048 rounds."""
+    name = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    friendly = (name[0].value if name else "dicom").encode("utf-8")
+    if not passphrase:
+        enc = serialization.NoEncryption()
+    elif hasattr(serialization.PrivateFormat, "PKCS12"):  # cryptography 38+
+        legacy = encryption == "legacy"
+        enc = (
+            serialization.PrivateFormat.PKCS12.encryption_builder()
+            .kdf_rounds(2048)
+            .key_cert_algorithm(
+                pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC if legacy else pkcs12.PBES.PBESv2SHA256AndAES256CBC
+            )
+            .hmac_hash(hashes.SHA1() if legacy else hashes.SHA256())  # noqa: S303 - what legacy readers need
+            .build(_pw(passphrase))
+        )
+    elif encryption == "legacy":  # older cryptography writes only the legacy form
+        enc = serialization.BestAvailableEncryption(_pw(passphrase))
+    else:
+        raise DicomTlsError("pkcs12_encryption modern needs cryptography 38 or newer on this host (or use legacy)")
+    return pkcs12.serialize_key_and_certificates(friendly, key, cert, cas or None, enc)

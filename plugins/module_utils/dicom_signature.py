@@ -257,8 +257,8 @@ def _check_one(f, elements, path, sig_item, mac_items, trust, retry_old_format, 
     try:
         cert_raw = _value(buf, get[CERTIFICATE_OF_SIGNER])
         rec.cert_der = cert_raw[: der_length(cert_raw)]
-        cert = x509.load_der_x509_certificate(rec.cert_der)
-    except ValueError:
+        cert = crypto.load_der_certificate(rec.cert_der, "")
+    except (ValueError, DicomTlsError):
         return bad("the signer certificate cannot be parsed")
     rec.subject = subject_text(cert)
     rec.key_kind = key_kind(cert.public_key())

@@ -15,7 +15,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import read
 try:
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa, utils
 
     class _RIPEMD160(hashes.HashAlgorithm):
@@ -96,40 +96,14 @@ class Signer:
     """A private key and its certificate, checked to belong together."""
 
     def __init__(self, privatekey_path: str, passphrase: str | None, certificate_path: str):
-        key_data = read_bytes(privatekey_path, "private key")
-        try:
-            self.key = serialization.load_pem_private_key(key_data, passphrase.encode() if passphrase else None)
-        except TypeError:
-            raise DicomTlsError(
-                "private key is encrypted and needs privatekey_passphrase"
-                if not passphrase
-                else "private key is not encrypted but a passphrase was given",
-                privatekey_path,
-            ) from None
-        except ValueError:
-            try:
-                self.key = serialization.load_der_private_key(key_data, passphrase.encode() if passphrase else None)
-            except (TypeError, ValueError):
-                raise DicomTlsError(
-                    "cannot load private key (not PEM/DER, or wrong privatekey_passphrase)", privatekey_path
-                ) from None
-        cert_data = read_bytes(certificate_path, "certificate")
-        try:
-            self.cert = (
-                x509.load_pem_x509_certificate(cert_data)
-                if b"-----BEGIN" in cert_data
-                else x509.load_der_x509_certificate(cert_data)
-            )
-        except ValueError:
-            raise DicomTlsError("cannot parse certificate (expected PEM or DER X.509)", certificate_path) from None
+        self.key = crypto.load_private_key(read_bytes(privatekey_path, "private key"), privatekey_path, passphrase)
+        self.cert = crypto.load_certificate(read_bytes(certificate_path, "certificate"), certificate_path)
         self.kind = key_kind(self.key.public_key())
         if self.kind not in ("RSA", "ECDSA"):
             raise DicomTlsError("only RSA and ECDSA keys can sign", privatekey_path)
-        spki = serialization.PublicFormat.SubjectPublicKeyInfo
-        der = serialization.Encoding.DER
-        if self.key.public_key().public_bytes(der, spki) != self.cert.public_key().public_bytes(der, spki):
+        if crypto.public_key_der(self.key) != crypto.public_key_der(self.cert):
             raise DicomTlsError("private key %s does not match the certificate" % privatekey_path, certificate_path)
-        self.cert_der = self.cert.public_bytes(der)
+        self.cert_der = crypto.der(self.cert)
         self.subject = subject_text(self.cert)
         self.certificate_path = certificate_path
 
@@ -159,15 +133,6 @@ def signature_matches(cert, alg: MacAlgorithm, digest: bytes, signature: bytes) 
         return False
 
 
-def _load_certs(data: bytes, path: str) -> list:
-    try:
-        if b"-----BEGIN" in data:
-            return crypto.load_pem_certificates_raw(data)
-        return [x509.load_der_x509_certificate(data)]
-    except ValueError:
-        raise DicomTlsError("cannot parse certificates (expected PEM or DER X.509)", path) from None
-
-
 class SignerChainVerifier:
     """Checks the certificate chain of a DICOM signer (not a TLS trust store: see truststore.py).
 
@@ -179,7 +144,7 @@ class SignerChainVerifier:
         self.untrusted = []
         self.crls = []
         if ca_file:
-            self.trusted += _load_certs(read_bytes(ca_file, "ca_file"), ca_file)
+            self.trusted += crypto.load_certificates(read_bytes(ca_file, "ca_file"), ca_file)
         if ca_path:
             if not os.path.isdir(ca_path):
                 raise DicomTlsError("ca_path is not a directory", ca_path)
@@ -192,12 +157,12 @@ class SignerChainVerifier:
                 if suffix.startswith("r") and suffix[1:].isdigit() and len(stem) == 8:
                     self.crls.append(crypto.load_crl(data, full))
                 elif b"-----BEGIN CERTIFICATE" in data:
-                    self.trusted += _load_certs(data, full)
+                    self.trusted += crypto.load_certificates(data, full)
         for path in untrusted_certs or ():
-            self.untrusted += _load_certs(read_bytes(path, "untrusted certificate file"), path)
+            self.untrusted += crypto.load_certificates(read_bytes(path, "untrusted certificate file"), path)
         for path in crl_files or ():
             self.crls.append(crypto.load_crl(read_bytes(path, "CRL file"), path))
-        self.trusted_der = {c.public_bytes(serialization.Encoding.DER) for c in self.trusted}
+        self.trusted_der = {crypto.der(c) for c in self.trusted}
         self._cache = {}
 
     @property
@@ -233,7 +198,7 @@ class SignerChainVerifier:
                     crypto.not_valid_after(cur).isoformat(),
                 )
             if crypto.is_self_signed(cur):
-                if cur.public_bytes(serialization.Encoding.DER) in self.trusted_der:
+                if crypto.der(cur) in self.trusted_der:
                     return self._crl_check(chain)
                 return "untrusted: self-signed certificate '%s' is not among the trusted certificates" % name
             issuer = self._issuer_of(cur)

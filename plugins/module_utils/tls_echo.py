@@ -37,7 +37,6 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import Dic
 
 try:
     from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
 
     HAS_CRYPTOGRAPHY = True
 except ImportError:  # pragma: no cover - reported by the module
@@ -300,9 +299,7 @@ def _check_client_identity(target: dict) -> x509.Certificate:
             reason = "client_key is not a PEM private key"
         raise DicomTlsError(reason, target["client_key"]) from None
     leaf = certs[0]
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    der = serialization.Encoding.DER
-    if key.public_key().public_bytes(der, spki) != leaf.public_key().public_bytes(der, spki):
+    if crypto.public_key_der(key) != crypto.public_key_der(leaf):
         raise DicomTlsError(
             "client_key does not match the certificate in client_cert (%s)" % crypto.name_text(leaf.subject),
             target["client_key"],
@@ -313,17 +310,8 @@ def _check_client_identity(target: dict) -> x509.Certificate:
 def _crl_pem(path: str) -> bytes:
     """A CRL file (PEM, possibly several CRLs, or DER) as PEM bytes OpenSSL can load."""
     data = _read(path, "CRL file")
-    if b"-----BEGIN X509 CRL-----" in data:
-        try:
-            x509.load_pem_x509_crl(data)
-        except ValueError:
-            raise DicomTlsError("unparsable PEM CRL", path) from None
-        return data
-    try:
-        crl = x509.load_der_x509_crl(data)
-    except ValueError:
-        raise DicomTlsError("not a CRL (neither PEM nor DER)", path) from None
-    return crl.public_bytes(serialization.Encoding.PEM)
+    crl = crypto.load_crl(data, path)
+    return data if b"-----BEGIN X509 CRL-----" in data else crypto.crl_pem(crl)
 
 
 def build_context(target: dict) -> ssl.SSLContext:
@@ -496,7 +484,7 @@ def describe_certificate(der: bytes | None, now: datetime.datetime | None = None
     """The collection's certificate description (crypto.describe_certificate) of DER bytes, or None."""
     if not der:
         return None
-    return crypto.describe_certificate(x509.load_der_x509_certificate(der), now)
+    return crypto.describe_certificate(crypto.load_der_certificate(der, "the server's certificate"), now)
 
 
 def _fetch_unverified_certificate(target: dict, timeout: float) -> bytes | None:

@@ -50,11 +50,6 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.crypto import fin
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir, locked
 
-try:
-    from cryptography import x509
-except ImportError:  # reported by the module (deps.require)
-    pass
-
 ENTRY_RE = re.compile(r"^([0-9a-f]{8})\.(r?)([0-9]+)$")
 PEM_RE = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.S)
 CERT_LABELS = (b"CERTIFICATE", b"X509 CERTIFICATE")
@@ -180,15 +175,15 @@ def _read_input(item: str, index: int, option: str) -> tuple[bytes, str]:
 
 def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
     where = source if n == 0 else "%s (certificate %d)" % (source, n + 1)
+    cert = crypto.load_der_certificate(der, where)
     try:
-        cert = x509.load_der_x509_certificate(der)
         issuer_der, subject_der = namehash.certificate_names(der)
         not_after = crypto.not_valid_after(cert)
         subject_canon = namehash.canonical_name(subject_der)
         # identical bytes fold identically: only compute the issuer's form when they differ
         issuer_canon = subject_canon if issuer_der == subject_der else namehash.canonical_name(issuer_der)
-    except (ValueError, namehash.DerError) as exc:
-        raise DicomTlsError("not a valid X.509 certificate (%s)" % exc, where) from None
+    except (ValueError, namehash.DerError):
+        raise DicomTlsError("not a readable X.509 certificate (unparsable PEM/DER)", where) from None
     # OpenSSL's chain builder takes a root by name and key identifier (X509_self_signed(x, 0))
     self_signed = subject_canon == issuer_canon and crypto.is_self_signed(cert, verify_signature=False)
     return TrustObject(
@@ -207,14 +202,14 @@ def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
 
 def _load_crl(der: bytes, source: str, n: int) -> TrustObject:
     where = source if n == 0 else "%s (CRL %d)" % (source, n + 1)
+    crl = crypto.load_crl(der, where)
     try:
-        crl = x509.load_der_x509_crl(der)
         issuer_der = namehash.crl_issuer(der)
         canon = namehash.canonical_name(issuer_der)
         next_update = crypto.next_update(crl)
         last_update = crypto.last_update(crl)
-    except (ValueError, namehash.DerError) as exc:
-        raise DicomTlsError("not a valid X.509 CRL (%s)" % exc, where) from None
+    except (ValueError, namehash.DerError):
+        raise DicomTlsError("not a readable CRL (unparsable PEM/DER)", where) from None
     return TrustObject(
         kind="crl",
         der=der,

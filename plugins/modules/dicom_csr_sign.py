@@ -102,29 +102,35 @@ seealso:
 """
 
 EXAMPLES = r"""
+# The layout of the roles: each node's material in /etc/dicom-tls/<inventory name>, the CA's in
+# /etc/dicom-tls/pki/site-ca on the CA host (here the control node).
 - name: Key and CSR on each node
   medimg.dicom_tls.dicom_cert:
     state: csr
-    privatekey_path: /etc/dicom-tls/node.key
-    csr_path: /etc/dicom-tls/node.csr
+    privatekey_path: /etc/dicom-tls/{{ inventory_hostname }}/private/node.key
+    csr_path: /etc/dicom-tls/{{ inventory_hostname }}/tls/node.csr
     subject: "/O=Example Hospital/CN={{ inventory_hostname }}"
+    subject_alt_names: ["DNS:{{ inventory_hostname }}"]
   register: node_csr
 
 - name: Every due CSR of the play signed on the CA host, in one task
   medimg.dicom_tls.dicom_csr_sign:
-    issuer_cert_path: /etc/dicom-pki/issuing.pem
-    issuer_privatekey_path: /etc/dicom-pki/issuing.key
+    issuer_cert_path: /etc/dicom-tls/pki/site-ca/issuing.pem
+    issuer_privatekey_path: /etc/dicom-tls/pki/site-ca/private/issuing.key
+    database: /etc/dicom-tls/pki/site-ca/index.txt
     valid_days: 397
-    requests: "{{ ansible_play_batch | medimg.dicom_tls.sign_requests(hostvars, 'node_csr', '/etc/dicom-pki/issued') }}"
+    requests: >-
+      {{ ansible_play_batch | medimg.dicom_tls.sign_requests(hostvars, 'node_csr',
+         '/etc/dicom-tls/pki/site-ca/issued') }}
   delegate_to: localhost
   run_once: true
   register: signed
 
 - name: Installed next to the key
   medimg.dicom_tls.dicom_cert:
-    path: /etc/dicom-tls/node.pem
-    chain_path: /etc/dicom-tls/node.chain.pem
-    privatekey_path: /etc/dicom-tls/node.key
+    path: /etc/dicom-tls/{{ inventory_hostname }}/tls/node.pem
+    chain_path: /etc/dicom-tls/{{ inventory_hostname }}/tls/node.chain.pem
+    privatekey_path: /etc/dicom-tls/{{ inventory_hostname }}/private/node.key
     certificate_content: "{{ signed.issued[inventory_hostname].chain }}"
 """
 

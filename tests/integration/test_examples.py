@@ -12,8 +12,10 @@ option file of storescp, a copy of Debian's /etc/orthanc, and DICOM files to sig
 from __future__ import annotations
 
 import ast
+import glob
 import os
 import shutil
+import subprocess
 
 import pytest
 import yaml
@@ -44,22 +46,23 @@ MODULES = [
 ]
 FILTERS = ["json_query", "echo_matrix", "expiry_table"]
 LAST = ["dicom_sign"]
-# Landed after this test was written; their examples need a multi-host play (hostvars of the nodes
-# whose CSRs are signed) and are not run here yet. A new plugin must be added to a list above.
-NOT_RUN_YET = {
-    "modules": {"dicom_csr_sign"},
-    "filters": {
+# Examples of a fleet: run on the demo fleet (playbooks/inventory/demo.yml) after its rollout, the nodes'
+# examples in one play over dicom_nodes, then the CA host's.
+FLEET = {
+    "dicom_nodes": [
+        "endpoints",
+        "orthanc_modalities",
+        "revoked_nodes",
+        "mesh_targets",
         "appliance_endpoints",
         "echo_pairs",
-        "endpoints",
         "expiry_entries",
-        "mesh_targets",
-        "orthanc_modalities",
-        "revoked_entries",
-        "revoked_nodes",
+        "dicom_csr_sign",
         "sign_requests",
-    },
+    ],
+    "dicom_ca": ["revoked_entries"],
 }
+FLEET_MODULES = {"dicom_csr_sign"}
 ROOTS = [
     "/etc/dicom-tls",
     "/etc/orthanc",
@@ -89,8 +92,9 @@ def filter_examples(name: str) -> str:
 def test_every_module_and_filter_is_run():
     modules = {f[:-3] for f in os.listdir(os.path.join(ROOT, "plugins", "modules")) if f.endswith(".py")}
     filters = {f[:-4] for f in os.listdir(os.path.join(ROOT, "plugins", "filter")) if f.endswith(".yml")}
-    assert modules == set(MODULES + LAST) | NOT_RUN_YET["modules"]
-    assert filters == set(FILTERS) | NOT_RUN_YET["filters"]
+    fleet = {n for names in FLEET.values() for n in names}
+    assert modules == set(MODULES + LAST) | FLEET_MODULES
+    assert filters == set(FILTERS) | (fleet - FLEET_MODULES)
 
 
 @_live
@@ -169,3 +173,120 @@ def test_every_example_runs_as_written(tmp_path):
     ]["msg"]
     assert expiry[2].split()[0] == "dcmtk-a" and expiry[2].split()[-1] == "ok"
     assert os.path.exists(os.path.join(srv, "report-signed.dcm"))
+
+
+# The demo fleet's ports, moved so that this test and the one above may run side by side.
+FLEET_PORTS = {"dcmtk-a": 11712, "dcmtk-b": 11713, "orthanc-a": 11714}
+# What the fleet examples find in dicom_tls_revoked: a node that is not in the fleet (the CA never
+# issued it a certificate) and a serial, so the CRL example has an entry and every pair still answers.
+FLEET_REVOKED = [{"node": "us-03"}, {"serial": 4242, "reason": "superseded"}]
+
+
+@_live
+def test_fleet_examples_run_as_written_on_the_demo_fleet(tmp_path):
+    """The examples of the fleet filters and of dicom_csr_sign, run on the demo fleet after its rollout.
+    Their node paths (/etc/dicom-tls/NODE) and CA paths (/etc/dicom-tls/pki) are moved to where the
+    demo inventory keeps them; nothing else is changed."""
+    state = str(tmp_path / "demo")
+    with open(os.path.join(ROOT, "playbooks", "inventory", "demo.yml"), encoding="utf-8") as fh:
+        inventory = yaml.safe_load(fh)
+    nodes = inventory["all"]["children"]["dicom_nodes"]["children"]
+    for group in nodes.values():
+        for host, hostvars in group["hosts"].items():
+            hostvars["dicom_tls_port"] = FLEET_PORTS[host]
+    nodes["orthanc_nodes"]["hosts"]["orthanc-a"]["dicom_tls_http_port"] = 18742
+    inventory["all"]["vars"]["crl_refresh_schedule"] = False
+    inv = tmp_path / "demo.yml"
+    inv.write_text(yaml.safe_dump(inventory))
+    env = {"DICOM_TLS_DEMO_DIR": state}
+
+    def move(text: str) -> str:
+        return text.replace("/etc/dicom-tls/pki/", state + "/pki/").replace("/etc/dicom-tls/", state + "/nodes/")
+
+    plays = []
+    for hosts, names in FLEET.items():
+        tasks = []
+        for name in names:
+            text = module_examples(name) if name in FLEET_MODULES else filter_examples(name)
+            examples = yaml.safe_load(move(text))
+            assert examples, "%s: no examples" % name
+            for task in examples:
+                task["name"] = "%s | %s" % (name, task["name"])
+            tasks += examples
+        plays.append(
+            {
+                "name": "Examples",
+                "hosts": hosts,
+                "gather_facts": False,
+                "vars": {"dicom_tls_revoked": FLEET_REVOKED},
+                "tasks": tasks,
+            }
+        )
+    playbook = tmp_path / "fleet-examples.yml"
+    playbook.write_text(yaml.safe_dump(plays))
+
+    try:
+        rollout = run_playbook(os.path.join(ROOT, "playbooks", "rollout.yml"), inventory=str(inv), env=env)
+        assert rollout.rc == 0, rollout.output[-4000:]
+        res = run_playbook(str(playbook), inventory=str(inv), env=env)
+    finally:
+        run_playbook(os.path.join(ROOT, "playbooks", "stop.yml"), inventory=str(inv), env=env)
+        for node in FLEET_PORTS:
+            for pidfile in glob.glob(os.path.join(state, "run", node, "*.pid")):
+                stop_pid(int(open(pidfile).read().strip()))
+    assert res.rc == 0, res.output[-4000:]
+    for host in ["ca", *FLEET_PORTS]:
+        failed = {r["_task"]: r.get("msg") for r in res.results(host) if r.get("failed")}
+        assert not failed, (host, failed)
+
+    by_task = {host: {r["_task"]: r for r in res.results(host)} for host in FLEET_PORTS}
+    # endpoints: every node, in inventory order; mesh_targets: each node called every node, as expected.
+    for host in FLEET_PORTS:
+        echo = by_task[host]["mesh_targets | TLS C-ECHO to every node of the fleet"]
+        assert sorted(r["port"] for r in echo["results"]) == sorted(FLEET_PORTS.values())
+        assert all(r["status"] == "success" and r["as_expected"] for r in echo["results"]), echo["results"]
+    servers = res.results("dcmtk-a")
+    # orthanc_modalities: the two peers of orthanc-a, with their ports.
+    facts = next(r for r in res.results("orthanc-a") if r["_task"].startswith("orthanc_modalities |"))
+    modalities = facts["ansible_facts"]["modalities"]
+    assert {n: m["Port"] for n, m in modalities.items()} == {"dcmtk-a": 11712, "dcmtk-b": 11713}
+    assert servers
+    # dicom_csr_sign: the subject of the example reissued each node's certificate; sign_requests then
+    # finds nothing due. openssl verifies each installed certificate against the demo CA.
+    signed = by_task["dcmtk-a"]["dicom_csr_sign | Every due CSR of the play signed on the CA host, in one task"]
+    assert sorted(signed["issued"]) == sorted(FLEET_PORTS) and all(e["changed"] for e in signed["issued"].values())
+    again = by_task["dcmtk-a"]["sign_requests | Sign every due CSR of the play on the CA host"]
+    assert not any(e["changed"] for e in again["issued"].values())
+    ca = os.path.join(state, "pki", "site-ca")
+    for host in FLEET_PORTS:
+        node = os.path.join(state, "nodes", host, "tls")
+        out = subprocess.run(
+            [
+                "openssl",
+                "verify",
+                "-CAfile",
+                os.path.join(ca, "root.pem"),
+                "-untrusted",
+                os.path.join(ca, "issuing.pem"),
+                os.path.join(node, "node.pem"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        subject = subprocess.run(
+            ["openssl", "x509", "-in", os.path.join(node, "node.pem"), "-noout", "-subject"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "Example Hospital" in subject and host in subject
+    # revoked_entries: the serial is in the CRL; the node the CA never issued is not.
+    crl = subprocess.run(
+        ["openssl", "crl", "-in", os.path.join(ca, "issuing.crl.pem"), "-noout", "-text"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Serial Number: 1092" in crl and crl.count("Serial Number:") == 1

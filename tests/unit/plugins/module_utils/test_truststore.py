@@ -169,7 +169,7 @@ def test_garbage_and_format_declarations(pki, tmp_path):
         ts.load_objects([str(tmp_path / "missing.pem")])
     bad_der = tmp_path / "bad.der"
     bad_der.write_bytes(b"\x30\x03\x02\x01\x01")
-    with pytest.raises(DicomTlsError, match="not a valid X.509 certificate"):
+    with pytest.raises(DicomTlsError, match="not a readable X.509 certificate"):
         ts.load_objects([str(bad_der)])
 
 
