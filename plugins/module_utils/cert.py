@@ -13,7 +13,7 @@ import datetime
 import os
 from dataclasses import dataclass, field
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, ledger
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, ledger
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
     atomic_write,
@@ -664,7 +664,7 @@ def apply(p: Plan) -> dict:
     if p.mode == "absent":
         for a in p.actions:
             backup(a.path)
-            os.unlink(a.path)
+            files.remove(a.path)
         return {"backup_files": backups, "certificate": None, "csr": None}
 
     for a in p.actions:

@@ -18,7 +18,9 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
     atomic_write,
     make_dirs,
     make_parent_dirs,
+    open_append,
     read_optional,
+    remove,
 )
 
 
@@ -102,7 +104,7 @@ def start(
         make_dirs(chdir)
     full_env = dict(os.environ)
     full_env.update(env or {})
-    log = open(log_path or os.devnull, "ab")  # noqa: SIM115 - handed to the child
+    log = open_append(log_path or os.devnull)
     try:
         proc = subprocess.Popen(
             command,
@@ -124,7 +126,7 @@ def start(
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 with contextlib.suppress(OSError):
-                    os.unlink(pidfile)
+                    remove(pidfile)
                 raise DicomTlsError(
                     "%s exited with status %s before opening port %d; last output:\n%s"
                     % (name, proc.returncode, port, _tail(log_path)),
@@ -154,8 +156,7 @@ def stop(pidfile: str, pid: int, timeout: float = 15.0) -> None:
             os.kill(pid, signal.SIGKILL)
         while _alive(pid):
             time.sleep(0.05)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(pidfile)
+    remove(pidfile)
 
 
 def plan(state: str, command: list[str], pidfile: str) -> tuple[str | None, str]:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import re
 import stat
-import tempfile
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import files
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_signature import (
     SignRequest,
     meets_profile,
@@ -24,6 +25,9 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_stream impo
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_trust import Signer, SignerChainVerifier
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir
+
+LOCK_NAME = ".dicom_sign.lock"
+STALE_TEMP_RE = re.compile(r"^\.(.+)\.[A-Za-z0-9_]{8}\.tmp$")
 
 PROFILE_REQUIRES = ("creator", "authorization", "sr")
 
@@ -93,24 +97,21 @@ def write_edited(src_path: str, dst: str, f, edits, dirs_to_sync: set) -> None:
     The new file gets the source's mode (set before any byte is written) and owner."""
     st = os.stat(src_path)
     directory = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dst), suffix=".tmp", dir=directory)
+    files.make_dirs(directory)
+    dst = files.check_links(dst)
+
+    def body(fh):
+        if edits is None:
+            fh.write(memoryview(f.buf))
+        else:
+            edits.write_to(fh, f.buf)
+
+    root = os.geteuid() == 0
+    tmp = files.write_temp(dst, body, stat.S_IMODE(st.st_mode), st.st_uid if root else -1, st.st_gid if root else -1)
     try:
-        os.fchmod(fd, stat.S_IMODE(st.st_mode))
-        if os.geteuid() == 0:
-            with contextlib.suppress(OSError):
-                os.fchown(fd, st.st_uid, st.st_gid)
-        with os.fdopen(fd, "wb") as fh:
-            if edits is None:
-                fh.write(memoryview(f.buf))
-            else:
-                edits.write_to(fh, f.buf)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dst)
+        files.replace(tmp, dst)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        files.remove(tmp)
         raise
     dirs_to_sync.add(directory)
 
@@ -225,6 +226,33 @@ class Runner:
                 % (len(self.errors), "; ".join(shown), " (and %d more)" % more if more else "")
             )
         dirs = set()
+        with contextlib.ExitStack() as stack:
+            if not self.check:
+                self._lock_and_clean(stack, [dst for _i, _s, dst, _a in todo])
+            self._write(todo, dirs)
+        for directory in dirs:
+            fsync_dir(directory)
+        return self.result(changed=bool(todo))
+
+    def _lock_and_clean(self, stack, dsts) -> None:
+        """Lock every folder written (``.dicom_sign.lock``, sorted: no deadlock between two runs),
+        then remove temporaries an interrupted run left for the files about to be written."""
+        by_dir = {}
+        for dst in dsts:
+            by_dir.setdefault(os.path.dirname(os.path.abspath(dst)), set()).add(os.path.basename(dst))
+        for directory in sorted(by_dir):
+            files.make_dirs(directory)
+            stack.enter_context(files.locked(os.path.join(directory, LOCK_NAME)))
+            try:
+                names = os.listdir(directory)
+            except OSError:
+                continue
+            for name in names:
+                m = STALE_TEMP_RE.match(name)
+                if m and m.group(1) in by_dir[directory]:
+                    files.remove(os.path.join(directory, name))
+
+    def _write(self, todo, dirs) -> None:
         for index, src, dst, action in todo:
             entry = self.files[index]
             if action == "sign":
@@ -250,9 +278,6 @@ class Runner:
                     edits = None
                 write_edited(src, dst, f, edits, dirs)
                 del edits
-        for directory in dirs:
-            fsync_dir(directory)
-        return self.result(changed=bool(todo))
 
     def result(self, changed: bool) -> dict:
         return {"changed": changed, "files": self.files, "totals": self.totals}

@@ -1,22 +1,135 @@
 # Copyright: contributors to medimg.dicom_tls
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Atomic file writes and reads with clear errors."""
+"""The only code of the collection that writes files: atomic writes, groups of files that move
+together (key + certificate + chain + PKCS#12), locks, temporary files, and the symlink policy.
+
+Symlink policy (issue 14):
+- A symbolic link is *trusted* when nobody but the running user (or root) could have planted or
+  replaced it: its directory belongs to the running user or root and is not group/other-writable,
+  or it is sticky (like /tmp) and the link itself belongs to the running user or root.
+- Reads and writes follow trusted links (a link's target is written atomically, the link stays).
+- An untrusted link on the way to a file (any component of the path) is refused with a reason;
+  the final component of a file in another user's directory is opened with O_NOFOLLOW.
+- Lock files are always opened with O_NOFOLLOW.
+- Temporary files are named ``.<name>.XXXXXXXX.tmp`` beside their target; a run that holds the
+  target's lock removes leftovers of that naming (``remove_stale_temps``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import fcntl
+import json
 import os
+import re
+import signal
 import stat
 import tempfile
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 
+# ---------------------------------------------------------------- crash-test hook
+
+_CRASH_ENV = "DICOM_TLS_CRASH_AFTER_STEP"
+_steps = [0]
+
+
+def _step() -> None:
+    """Count one durable step (temp written, rename, unlink); tests set DICOM_TLS_CRASH_AFTER_STEP=k
+    to SIGKILL the process right after the k-th step, as a power cut or kill -9 would."""
+    want = os.environ.get(_CRASH_ENV)
+    if not want:
+        return
+    _steps[0] += 1
+    if _steps[0] >= int(want):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- symlink policy
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _ours(uid: int) -> bool:
+    return uid in (0, os.geteuid())
+
+
+def _entry_trusted(dir_st: os.stat_result, entry_st: os.stat_result | None) -> bool:
+    """Could only the running user (or root) have put this entry into this directory?"""
+    if not _ours(dir_st.st_uid):
+        return False
+    if dir_st.st_mode & 0o022:
+        return bool(dir_st.st_mode & stat.S_ISVTX) and entry_st is not None and _ours(entry_st.st_uid)
+    return True
+
+
+def dir_is_shared(directory: str) -> bool:
+    """True when someone other than the running user (or root) can add or replace entries in it."""
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return False
+    return not _ours(st.st_uid) or bool(st.st_mode & 0o022)
+
+
+def check_links(path: str, private: bool = False) -> str:
+    """Walk ``path`` and refuse a symbolic link someone else could have planted (see the policy
+    above); ``private`` (a private key or key store): refuse any link whose directory is shared.
+    Returns the path the bytes really live at (trusted links resolved)."""
+    path = os.path.abspath(path)
+    seen = 0
+    parts = [p for p in path.split("/") if p]
+    current = "/"
+    while parts:
+        name = parts.pop(0)
+        if name == ".":
+            continue
+        if name == "..":
+            current = os.path.dirname(current)
+            continue
+        nxt = os.path.join(current, name)
+        try:
+            st = os.lstat(nxt)
+        except FileNotFoundError:
+            return os.path.join(nxt, *parts) if parts else nxt
+        except OSError:
+            return os.path.join(nxt, *parts) if parts else nxt
+        if stat.S_ISLNK(st.st_mode):
+            seen += 1
+            if seen > 40:
+                raise DicomTlsError("too many levels of symbolic links", path)
+            dir_st = os.stat(current)
+            if not _entry_trusted(dir_st, st) or (private and dir_is_shared(current)):
+                raise DicomTlsError(
+                    "%s is a symbolic link in %s, a directory other users can write; refusing to follow it"
+                    % (nxt, current),
+                    path,
+                )
+            target = os.readlink(nxt)
+            rest = [p for p in target.split("/") if p] + parts
+            if target.startswith("/"):
+                current = "/"
+            parts = rest
+            continue
+        current = nxt
+    return current
+
 
 def _read_regular(path: str) -> bytes:
-    """Read a regular file; a FIFO, device or directory is refused without blocking on it."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    """Read a regular file; a FIFO, device or directory is refused without blocking on it.
+    Links are followed only where the symlink policy trusts them."""
+    real = check_links(path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | _CLOEXEC
+    if dir_is_shared(os.path.dirname(real)):
+        flags |= _NOFOLLOW
+    try:
+        fd = os.open(real, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DicomTlsError("became a symbolic link while being read; refusing to follow it", path) from None
+        raise
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise DicomTlsError("is not a regular file", path)
@@ -103,21 +216,222 @@ def make_dirs(directory: str, mode: int = 0o755) -> list[str]:
 
 def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` atomically: temp file in the same directory created with
-    ``mode`` before any byte lands in it, fsync, rename, fsync of the directory."""
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
+    ``mode`` before any byte lands in it, fsync, rename, fsync of the directory.
+    A trusted symbolic link at ``path`` stays a link and its target is written; an untrusted one
+    is refused (see the symlink policy). ``mode`` without group/other bits marks a private file."""
+    path = check_links(path, private=not mode & 0o077)
+    directory = os.path.dirname(path) or "."
+    tmp = write_temp(path, data, mode)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _step()
     fsync_dir(directory)
+
+
+def temp_name_re(path: str):
+    """The names ``write_temp`` gives temporaries of ``path`` (mkstemp's 8 random characters)."""
+    return re.compile(r"^\.%s\.[A-Za-z0-9_]{8}\.tmp$" % re.escape(os.path.basename(path)))
+
+
+def write_temp(
+    path: str, data, mode: int = 0o644, uid: int = -1, gid: int = -1, sync: bool = True, prefix: str | None = None
+) -> str:
+    """A new temporary file beside ``path`` holding ``data`` (bytes, or a callable given the open
+    binary file), its mode and owner set before the first byte; fsync'ed unless ``sync`` is False.
+    Returns its name; the caller renames it (``replace``) or removes it (``remove``)."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    if prefix is None:
+        prefix = ".%s." % os.path.basename(path)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        if uid >= 0 or gid >= 0:
+            os.fchown(fd, uid, gid)
+        with os.fdopen(fd, "wb") as fh:
+            if callable(data):
+                data(fh)
+            else:
+                fh.write(data)
+            fh.flush()
+            if sync:
+                os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _step()
+    return tmp
+
+
+def replace(src: str, dst: str) -> None:
+    """Rename ``src`` over ``dst`` (same directory; never follows a link at ``dst``)."""
+    os.replace(src, dst)
+    _step()
+
+
+def remove(path: str, missing_ok: bool = True) -> bool:
+    """Unlink ``path`` (a link itself, never its target); True when something was removed."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
+        return False
+    _step()
+    return True
+
+
+def fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | _CLOEXEC | _NOFOLLOW)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def syncfs(directory: str) -> bool:
+    """Flush the whole filesystem holding ``directory`` in one call (Linux syncfs(2)): one journal
+    commit instead of one fsync per file. False when unavailable (then fsync each file)."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        call = libc.syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        return call(fd) == 0
+    finally:
+        os.close(fd)
+
+
+def make_dir(path: str, mode: int = 0o755) -> bool:
+    """Create one directory with exactly ``mode``; False when it exists already."""
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        return False
+    os.chmod(path, mode)
+    return True
+
+
+def probe_writable(directory: str, prefix: str = ".probe.") -> None:
+    """Create and remove a temporary file in ``directory`` (raises OSError when it cannot)."""
+    fd, probe = tempfile.mkstemp(prefix=prefix, suffix=".probe", dir=directory)
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+def open_append(path: str):
+    """A binary file handle appending to ``path`` (created 0644), e.g. a daemon's log."""
+    return open(path, "ab")  # noqa: SIM115 - the caller owns the handle
+
+
+@contextlib.contextmanager
+def scratch_file(data: bytes, prefix: str = "dicom-tls-", suffix: str = ""):
+    """A private (0600) temporary file holding ``data`` for a library that only reads paths;
+    removed when the block ends. Yields its name."""
+    with tempfile.NamedTemporaryFile(prefix=prefix, suffix=suffix) as fh:
+        fh.write(data)
+        fh.flush()
+        yield fh.name
+
+
+def remove_stale_temps(paths, patterns=()) -> list[str]:
+    """Remove temporaries of our naming left beside ``paths`` by an interrupted run (call it under
+    the lock that guards those paths), plus names in the paths' directories matching any regex of
+    ``patterns``. Returns the names removed."""
+    removed: list[str] = []
+    by_dir: dict[str, list] = {}
+    for path in paths:
+        if path:
+            by_dir.setdefault(os.path.dirname(os.path.abspath(path)), []).append(temp_name_re(path))
+    for directory, regexes in by_dir.items():
+        regexes = regexes + [re.compile(p) if isinstance(p, str) else p for p in patterns]
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for name in names:
+            if any(r.match(name) for r in regexes):
+                full = os.path.join(directory, name)
+                with contextlib.suppress(OSError):
+                    if stat.S_ISREG(os.lstat(full).st_mode):
+                        os.unlink(full)
+                        removed.append(full)
+    return removed
+
+
+# ---------------------------------------------------------------- groups of files
+
+
+def journal_path(anchor: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(anchor)), ".%s.dicom_tls-journal" % os.path.basename(anchor))
+
+
+def write_group(anchor: str, files: list[tuple[str, bytes, int]]) -> None:
+    """Move several files ``[(path, data, mode), ...]`` from one consistent state to the next.
+
+    1. every new content is written to a temporary beside its target and fsync'ed;
+    2. a journal beside ``anchor`` (the private key's path) lists temp -> target, written atomically;
+    3. the temporaries are renamed over their targets in order; 4. the journal is removed.
+    A crash before 2 leaves the old files (and temporaries that the next run removes); a crash
+    after 2 is rolled forward by ``recover_group`` at the start of the next run, so the files end
+    as the whole new set. Call it (and ``recover_group``) under the anchor's lock."""
+    if len(files) == 1:
+        path, data, mode = files[0]
+        atomic_write(path, data, mode)
+        return
+    targets = [(check_links(path, private=not mode & 0o077), data, mode) for path, data, mode in files]
+    temps: list[str] = []
+    try:
+        for path, data, mode in targets:
+            temps.append(write_temp(path, data, mode))
+        journal = json.dumps([[t, p] for t, (p, _d, _m) in zip(temps, targets)]).encode("utf-8")
+        atomic_write(journal_path(anchor), journal, 0o600)
+    except BaseException:
+        for tmp in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+    for tmp, (path, _d, _m) in zip(temps, targets):
+        replace(tmp, path)
+    for directory in sorted({os.path.dirname(p) for p, _d, _m in targets}):
+        fsync_dir(directory)
+    remove(journal_path(anchor))
+    fsync_dir(os.path.dirname(journal_path(anchor)))
+
+
+def recover_group(anchor: str, paths=()) -> list[str]:
+    """Finish a ``write_group`` that a crash interrupted (roll forward from its journal) and remove
+    our leftover temporaries beside ``paths``. Returns the targets restored. Call it under the lock."""
+    jpath = journal_path(anchor)
+    restored: list[str] = []
+    try:
+        raw = _read_regular(jpath)
+    except FileNotFoundError:
+        raw = None
+    if raw is not None:
+        try:
+            pairs = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            pairs = []
+        for tmp, path in pairs:
+            if os.path.isfile(tmp) and temp_name_re(path).match(os.path.basename(tmp)):
+                replace(tmp, path)
+                restored.append(path)
+        for directory in sorted({os.path.dirname(p) for p in restored}):
+            fsync_dir(directory)
+        remove(jpath)
+    remove_stale_temps(paths)
+    return restored
 
 
 def fsync_dir(directory: str) -> None:
@@ -137,13 +451,35 @@ def fsync_dir(directory: str) -> None:
 @contextlib.contextmanager
 def locked(lock_path: str):
     """An exclusive advisory lock (flock) held for the duration of the block."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DicomTlsError("lock file is a symbolic link; refusing to follow it", lock_path) from None
+        raise DicomTlsError("cannot open lock file: %s" % exc.strerror, lock_path) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def lock_path_for(path: str) -> str:
+    """Where the lock guarding ``path`` lives: ``.<name>.lock`` beside it."""
+    return os.path.join(os.path.dirname(os.path.abspath(path)), ".%s.lock" % os.path.basename(path))
+
+
+@contextlib.contextmanager
+def locked_for(path: str | None, enabled: bool = True):
+    """The exclusive lock of ``path`` (``lock_path_for``) for the block; nothing when ``path`` is
+    None, ``enabled`` is False (check mode writes nothing, not even a lock file) or its directory
+    does not exist yet (then nobody else can be reading it either)."""
+    if not path or not enabled or not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        yield
+        return
+    with locked(lock_path_for(path)):
+        yield
 
 
 def backup_copy(path: str) -> str:

@@ -29,6 +29,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
     check_writable_dir,
     locked,
     read_optional,
+    remove,
 )
 
 try:
@@ -254,7 +255,7 @@ def update(path: str):
                 delivery()
         except BaseException:
             if written and before is None:
-                os.unlink(path)
+                remove(path)
             elif written:
                 atomic_write(path, before, 0o644)
             raise

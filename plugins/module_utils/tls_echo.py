@@ -26,7 +26,6 @@ import re
 import socket
 import ssl
 import stat
-import tempfile
 import threading
 import time
 import warnings
@@ -34,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import scratch_file
 
 try:
     from cryptography import x509
@@ -349,11 +349,9 @@ def build_context(target: dict) -> ssl.SSLContext:
             ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
         if target["crl_files"]:
             pem = b"".join(_crl_pem(path) for path in target["crl_files"])
-            with tempfile.NamedTemporaryFile(prefix="dicom-tls-crls-", suffix=".pem") as fh:
-                fh.write(pem)
-                fh.flush()
+            with scratch_file(pem, prefix="dicom-tls-crls-", suffix=".pem") as name:
                 try:
-                    ctx.load_verify_locations(cafile=fh.name)
+                    ctx.load_verify_locations(cafile=name)
                 except ssl.SSLError as exc:
                     raise DicomTlsError("cannot load CRLs: %s" % exc, ", ".join(target["crl_files"])) from None
         if target["crl_check"] == "leaf":

@@ -42,10 +42,9 @@ import os
 import pwd
 import re
 import stat
-import tempfile
 from dataclasses import dataclass, field
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, namehash
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, namehash
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.crypto import fingerprint_der
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir, locked
@@ -546,39 +545,19 @@ def _sort_key(name: str):
 
 
 def _write_temp(directory: str, data: bytes, meta: FileMeta, sync: bool = True) -> str:
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, meta.mode)
-        if meta.uid >= 0 or meta.gid >= 0:
-            os.fchown(fd, meta.uid, meta.gid)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if sync:
-                os.fsync(fh.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return tmp
+    return files.write_temp(
+        os.path.join(directory, "x"), data, meta.mode, meta.uid, meta.gid, sync=sync, prefix=TMP_PREFIX
+    )
 
 
-def _syncfs(directory: str) -> bool:
-    """Flush the whole filesystem holding ``directory`` in one call (Linux syncfs(2)): one journal
-    commit instead of one fsync per file. False when unavailable (then fsync each file)."""
-    try:
-        import ctypes
-        import ctypes.util
+STALE_TEMP_RE = re.compile(r"^%s[A-Za-z0-9_]{8}\.(tmp|probe)$" % re.escape(TMP_PREFIX))
 
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        syncfs = libc.syncfs
-    except (OSError, AttributeError):
-        return False
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        return syncfs(fd) == 0
-    finally:
-        os.close(fd)
+
+def remove_stale_temps(path: str) -> list[str]:
+    """Temporaries an interrupted run left in the hashed directory ``path`` (call under ``lock``)."""
+    if not os.path.isdir(path):
+        return []
+    return files.remove_stale_temps([os.path.join(path, LOCK_NAME)], [STALE_TEMP_RE])
 
 
 def _write_temps(directory: str, contents: list[bytes], meta: FileMeta) -> list[str]:
@@ -587,17 +566,12 @@ def _write_temps(directory: str, contents: list[bytes], meta: FileMeta) -> list[
     try:
         for data in contents:
             temps.append(_write_temp(directory, data, meta, sync=False))
-        if not _syncfs(directory):
+        if not files.syncfs(directory):
             for tmp in temps:
-                fd = os.open(tmp, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                files.fsync_file(tmp)
     except BaseException:
         for tmp in temps:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            files.remove(tmp)
         raise
     return temps
 
@@ -619,16 +593,15 @@ def apply_hashed_dir(plan: Plan, meta: FileMeta, dir_mode: int = 0o755) -> None:
         for action, name, _data in plan.steps:
             target = os.path.join(path, name)
             if action == "write":
-                os.rename(next(pending), target)
+                files.replace(next(pending), target)
             else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(target)
+                files.remove(target)
     except OSError as exc:
         raise DicomTlsError("cannot update hashed directory: %s" % exc.strerror, path) from None
     finally:
         for tmp in pending:
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                files.remove(tmp)
     fsync_dir(path)
 
 
@@ -649,16 +622,10 @@ def check_dir_writable(path: str, probe: bool = True) -> None:
         raise DicomTlsError("parent directory %s does not exist" % target, path)
     if not probe:
         return
-    probe = None
     try:
-        fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".probe", dir=target)
-        os.close(fd)
+        files.probe_writable(target, prefix=TMP_PREFIX)
     except OSError as exc:
         raise DicomTlsError("directory %s is not writable: %s" % (target, exc.strerror), path) from None
-    finally:
-        if probe:
-            with contextlib.suppress(OSError):
-                os.unlink(probe)
 
 
 def ensure_dir(path: str, dir_mode: int = 0o755) -> bool:
@@ -666,12 +633,9 @@ def ensure_dir(path: str, dir_mode: int = 0o755) -> bool:
     if os.path.isdir(path):
         return False
     try:
-        os.mkdir(path, dir_mode)
-    except FileExistsError:
-        return False
+        return files.make_dir(path, dir_mode)
     except OSError as exc:
         raise DicomTlsError("cannot create directory: %s" % exc.strerror, path) from None
-    return True
 
 
 def lock(path: str):
@@ -749,14 +713,14 @@ def plan_bundle(path: str, objects: list[TrustObject], meta: FileMeta) -> Bundle
 def apply_bundle(plan: BundlePlan, meta: FileMeta) -> None:
     directory = os.path.dirname(os.path.abspath(plan.path))
     try:
-        tmp = _write_temp(directory, plan.data, meta)
+        files.remove_stale_temps([plan.path])
+        tmp = files.write_temp(files.check_links(plan.path), plan.data, meta.mode, meta.uid, meta.gid)
     except OSError as exc:
         raise DicomTlsError("cannot write bundle: %s" % exc.strerror, plan.path) from None
     try:
-        os.rename(tmp, plan.path)
+        files.replace(tmp, files.check_links(plan.path))
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        files.remove(tmp)
         raise DicomTlsError("cannot write bundle: %s" % exc.strerror, plan.path) from None
     fsync_dir(directory)
 

@@ -234,6 +234,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (  #
     backup_copy,
     backup_tree,
     check_writable_dir,
+    locked_for,
 )
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
 
@@ -279,9 +280,10 @@ def run(module: AnsibleModule) -> dict:
                 ts.check_parent(path)
             else:
                 check_writable_dir(path)
-                if p["backup"] and os.path.exists(path):
-                    result["backup_files"].append(backup_copy(path))
-                ts.apply_bundle(plan, meta)
+                with locked_for(path):
+                    if p["backup"] and os.path.exists(path):
+                        result["backup_files"].append(backup_copy(path))
+                    ts.apply_bundle(plan, meta)
         return result
 
     def plan_now():
@@ -296,6 +298,7 @@ def run(module: AnsibleModule) -> dict:
         ts.check_dir_writable(path)
         created = ts.ensure_dir(path)
         with ts.lock(path):
+            ts.remove_stale_temps(path)
             plan = plan_now()
             if plan.changed:
                 if p["backup"] and not created:
