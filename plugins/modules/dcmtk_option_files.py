@@ -97,10 +97,9 @@ backup_files:
 
 import os  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import dcmtk_options  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
 
 def main():
@@ -119,7 +118,9 @@ def main():
         try:
             mode = int(p["mode"], 8)
         except ValueError:
-            raise DicomTlsError("mode must be an octal file mode such as 0644, got %r" % p["mode"]) from None
+            mode = -1
+        if not 0 <= mode <= 0o777:
+            raise DicomTlsError("mode must be an octal file mode from 0000 to 0777 such as 0644, got %r" % p["mode"])
         for tool, lines in p["tools"].items():
             if not isinstance(lines, list):
                 raise DicomTlsError("tools.%s must be a list of option lines" % tool)

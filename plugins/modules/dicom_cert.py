@@ -252,12 +252,11 @@ backup_files:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options, crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
 
 def argument_spec():
@@ -309,6 +308,17 @@ def _diff(plan, before_cert, after_cert):
     return {"before": {"certificate": side(before_cert)}, "after": {"certificate": after, "actions": files}}
 
 
+def _outputs(params: dict) -> tuple:
+    """The files this task writes (or removes): each must be its own file, and none an input."""
+    names = ("path", "privatekey_path", "chain_path", "pkcs12_path", "database")
+    return names + (("csr_path",) if params["state"] in ("csr", "absent") else ())
+
+
+def _inputs(params: dict) -> tuple:
+    names = ("issuer_cert_path", "issuer_privatekey_path", "issuer_chain_path")
+    return names + (("csr_path",) if params["state"] not in ("csr", "absent") else ())
+
+
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
@@ -316,7 +326,7 @@ def main():
         add_file_common_args=True,
         mutually_exclusive=[("csr_path", "csr_content"), ("certificate_content", "csr_content")],
     )
-    guard(module, ca_options.ranges())
+    guard(module, ca_options.ranges(), outputs=_outputs(module.params), inputs=_inputs(module.params))
     require(module, "cryptography")
     spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})
     try:

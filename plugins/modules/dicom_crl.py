@@ -178,7 +178,6 @@ database_revoked:
   sample: ["4F2A190C"]
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import (
     ca_options,  # noqa: E402
     crypto,  # noqa: E402
@@ -188,7 +187,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crl
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import days_max, guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, days_max, guard  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.truststore import check_parent, file_meta  # noqa: E402
 
 
@@ -292,6 +291,8 @@ def main():
             "next_update_days": (1, days_max(), " days (X.509 dates end at 9999-12-31)"),
             "renew_before_days": (0, days_max(), " days", "float"),
         },
+        outputs=("path", "database"),
+        inputs=("issuer_cert_path", "issuer_privatekey_path", "revoked.certificate_path"),
     )
     require(module, "cryptography")
     try:

@@ -96,11 +96,11 @@ series:
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import metrics
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir, read_optional
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard, octal_mode
 
 
 def main():
@@ -120,10 +120,11 @@ def main():
         ),
         supports_check_mode=True,
     )
+    guard(module, outputs=("path",), inputs=("crl_files.path",))
     require(module, "cryptography")
     p = module.params
     try:
-        mode = int(str(p["mode"]), 8)
+        mode = octal_mode("mode", p["mode"])
         fam = metrics.build(p["certificates"], p["crl_files"], p["echo_pairs"], p["verify_success"], path=p["path"])
         data = metrics.render(fam)
         check_writable_dir(p["path"])
@@ -132,8 +133,6 @@ def main():
             metrics.write(p["path"], data, mode)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
-    except ValueError:
-        module.fail_json(msg="mode %r is not an octal mode" % (p["mode"],))
     module.exit_json(changed=changed, series=sum(len(v) for v in fam.values()))
 
 

@@ -464,10 +464,9 @@ summary:
 
 import sys  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
 # pynetdicom imports pydicom, whose pixel-data and test-data support import numpy and requests when
 # they are installed; a C-ECHO needs neither. In this module's own process they are kept out (as if

@@ -226,7 +226,6 @@ crl_next_update:
 
 import os  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import truststore as ts  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
@@ -236,7 +235,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (  #
     check_writable_dir,
     locked_for,
 )
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
 
 def _diff_text(lines):
