@@ -309,6 +309,8 @@ def plan(spec: CertSpec) -> Plan:
             ("privatekey", spec.privatekey_path),
         ):
             if path and os.path.lexists(path):
+                # every file checked before the first is removed: a refusal leaves all of them in place
+                check_writable_dir(path)
                 p.actions.append(Action(target, path, "removed", "state=absent"))
         return p
 

@@ -144,7 +144,7 @@ def desired_revocations(revoked: list[dict], issuer: Issuer) -> list[Revocation]
             if namehash.canonical_name(cert.issuer.public_bytes()) != issuer_canon:
                 raise DicomTlsError(
                     "certificate was issued by '%s', not by the CRL issuer '%s'"
-                    % (cert.issuer.rfc4514_string(), issuer.cert.subject.rfc4514_string()),
+                    % (crypto.issuer_text(cert), crypto.subject_text(issuer.cert)),
                     cert_path,
                 )
             serial = cert.serial_number

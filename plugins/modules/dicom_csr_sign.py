@@ -123,11 +123,11 @@ issued:
               chain: "-----BEGIN...", actions: [{target: certificate, action: created, reason: missing}]}
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
 
 def main():
@@ -151,6 +151,16 @@ def main():
             **ca_options.issuance(),
         ),
         supports_check_mode=True,
+    )
+    guard(
+        module,
+        ca_options.ranges(),
+        outputs=("requests.path", "requests.chain_path", "database"),
+        inputs=(
+            "issuer_cert_path",
+            "issuer_privatekey_path",
+            "issuer_chain_path",
+        ),
     )
     require(module, "cryptography")
     p = module.params

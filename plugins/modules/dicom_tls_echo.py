@@ -462,10 +462,9 @@ summary:
   sample: {success: 3, client_certificate_rejected: 1}
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (  # noqa: E402
     DEFAULTS,
     MAX_WORKERS,
