@@ -462,18 +462,32 @@ summary:
   sample: {success: 3, client_certificate_rejected: 1}
 """
 
+import sys  # noqa: E402
+
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (  # noqa: E402
-    DEFAULTS,
-    MAX_WORKERS,
-    PROFILES,
-    TARGET_KEYS,
-    check_many,
-    normalize_target,
-    silence_pynetdicom,
-)
+
+# pynetdicom imports pydicom, whose pixel-data and test-data support import numpy and requests when
+# they are installed; a C-ECHO needs neither. In this module's own process they are kept out (as if
+# not installed: pydicom treats both as optional), which saves their import on every run.
+_KEPT_OUT = [name for name in ("numpy", "requests") if name not in sys.modules]
+for _name in _KEPT_OUT:
+    sys.modules[_name] = None  # type: ignore[assignment]
+try:
+    from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (  # noqa: E402
+        DEFAULTS,
+        MAX_WORKERS,
+        PROFILES,
+        TARGET_KEYS,
+        check_many,
+        normalize_target,
+        silence_pynetdicom,
+    )
+finally:
+    for _name in _KEPT_OUT:
+        if sys.modules.get(_name, False) is None:
+            del sys.modules[_name]
 
 _PROFILES = list(PROFILES)
 
