@@ -112,6 +112,9 @@ options:
       - C(null) (C(+pn), retired) TLS 1.0-1.2, NULL-SHA only (authenticated, not encrypted).
       - C(bcp195), C(aes) and C(null) lower OpenSSL's security level to 0, as dcmtk does, so that
         TLS 1.0/1.1 and SHA-1 suites can be negotiated.
+      - The other profiles keep this host's default security level (Debian - 2), which is stricter than
+        dcmtk (level 0) - a CA signed with SHA-1 or an RSA key under 2048 bits is refused here and
+        accepted by dcmtk; the reason names the certificate, the weakness and the level.
     type: str
     choices: [rfc8996, bcp195-nd, bcp195, bcp195-ex, aes, 'null']
     default: rfc8996
