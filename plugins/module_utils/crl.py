@@ -120,6 +120,13 @@ def read_issuer(cert_path: str, key_path: str, passphrase: str | None) -> Issuer
             raise DicomTlsError("issuer certificate's keyUsage lacks cRLSign: peers would reject its CRLs", cert_path)
     except x509.ExtensionNotFound:
         pass
+    problem = crypto.validity_problem(cert)
+    if problem:
+        raise DicomTlsError(
+            "the CRL issuer '%s' %s: OpenSSL and dcmtk refuse its certificates and its CRLs alike; "
+            "renew the CA first" % (crypto.name_text(cert.subject), problem),
+            cert_path,
+        )
     return Issuer(cert, key, cert_path)
 
 

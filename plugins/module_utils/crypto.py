@@ -334,6 +334,18 @@ def _allows(cert: x509.Certificate, usage: str) -> bool:
     return ku is None or getattr(ku, usage)
 
 
+def issuer_problem(cert: x509.Certificate, usage: str = "key_cert_sign") -> str | None:
+    """Why ``cert`` cannot sign certificates (``key_cert_sign``) or CRLs (``crl_sign``) as OpenSSL 3
+    judges it, or None: not a CA, or a keyUsage without the bit (``openssl verify``: "key usage does
+    not include certificate signing"; CRLs: "key usage does not include CRL signing")."""
+    if not is_ca(cert):
+        return "is not a CA (basicConstraints CA:FALSE or absent)"
+    if not _allows(cert, usage):
+        name = {"key_cert_sign": "keyCertSign", "crl_sign": "cRLSign"}[usage]
+        return "has a keyUsage without %s: OpenSSL refuses what it would sign" % name
+    return None
+
+
 def is_self_signed(cert: x509.Certificate, verify_signature: bool = True) -> bool:
     """X509_self_signed: subject and issuer names match, the authority key identifier (if any)
     is the certificate's own, and (``verify_signature``) its own key verifies its signature

@@ -57,6 +57,10 @@ options:
     description:
       - The private key on this host. Generated when missing (or when the key type or size changed).
       - Leave it out, and give O(csr_path) or O(csr_content), to sign a CSR on the CA host.
+      - Written 0600 in a folder created 0700. An existing key that other users may read (0644, 0640, ...)
+        is tightened to 0600, listed in RV(actions) (target C(privatekey_mode)) and warned about, since it
+        may have been read already (consider O(regenerate_key)).
+      - Must not be the same file as any other path of the task.
     type: path
   privatekey_passphrase:
     description: Passphrase of O(privatekey_path). New keys are written encrypted with it.
