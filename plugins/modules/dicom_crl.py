@@ -90,14 +90,15 @@ options:
     type: str
     choices: [sha256, sha384, sha512]
     default: sha256
-  mode:
-    description: Mode of a newly written CRL file, octal as a string.
-    type: raw
-    default: '0644'
+notes:
+  - The file is created mode 0644 unless O(mode) is octal (then with that mode, before any byte lands in it);
+    O(owner), O(group), a symbolic O(mode), the SELinux context and O(attributes) are then set as
+    M(ansible.builtin.file) sets them, and count as a change.
 requirements:
   - python >= 3.9
   - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)
 extends_documentation_fragment:
+  - ansible.builtin.files
   - medimg.dicom_tls.ca
 attributes:
   check_mode:
@@ -139,6 +140,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description:
+    - What the run did (in check mode, would do), one entry per file written or removed, each with C(path),
+      C(action) (C(created), C(updated), C(renumbered), C(removed), ...) and C(reason) - the shape every module
+      of the collection returns. Empty when nothing changed.
+  returned: success
+  type: list
+  elements: dict
 crl_number:
   description: CRL Number of the CRL on disk after the run (in check mode, of the CRL that would be written).
   returned: success
@@ -183,6 +192,7 @@ import os  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import (
     ca_options,  # noqa: E402
     crypto,  # noqa: E402
+    file_args,  # noqa: E402
     ledger,  # noqa: E402
 )
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib  # noqa: E402
@@ -190,7 +200,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import requi
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, days_max, guard  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.truststore import check_parent, file_meta  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.truststore import check_parent  # noqa: E402
 
 
 def _diff_side(summary: dict | None) -> str:
@@ -211,7 +221,7 @@ def run(module: AnsibleModule) -> dict:
         raise DicomTlsError("next_update_days must be at least 1")
     if p["renew_before_days"] is not None and not 0 <= p["renew_before_days"] < p["next_update_days"]:
         raise DicomTlsError("renew_before_days must be at least 0 and less than next_update_days")
-    meta = file_meta(p["mode"], None, None)
+    mode = file_args.create_mode(p["mode"])
     if module.check_mode and not os.path.lexists(p["issuer_cert_path"]):
         # an earlier task of the same run (the CA's) would create the issuer: predict, do not fail
         return dict(
@@ -233,16 +243,20 @@ def run(module: AnsibleModule) -> dict:
         desired, existing, issuer, p["format"], p["digest"], p["next_update_days"], p["renew_before_days"]
     )
     result = dict(changed=plan.changed, **crlib.summary(plan, issuer))
+    result["actions"] = crlib.plan_actions(plan, p["path"], existing)
     if entries is not None:
         result["database_revoked"] = ledger.revocations_to_record(entries, plan.revocations)
         result["changed"] = plan.changed or bool(result["database_revoked"])
+        if result["database_revoked"]:
+            reason = "revocations to record: %s" % ", ".join(result["database_revoked"])
+            result["actions"].append({"path": p["database"], "action": "updated", "reason": reason})
         if result["database_revoked"] and not module.check_mode:
             with ledger.update(p["database"]) as book:
                 ledger.record_revocations(book, plan.revocations)
                 if plan.changed:
                     check_writable_dir(p["path"])
                     new = crlib.build_crl(plan, issuer, p["digest"])
-                    book.then(lambda: crlib.write_crl(p["path"], new, p["format"], meta.mode))
+                    book.then(lambda: crlib.write_crl(p["path"], new, p["format"], mode))
             return result
     if plan.changed:
         if module._diff:
@@ -265,7 +279,7 @@ def run(module: AnsibleModule) -> dict:
         else:
             check_writable_dir(p["path"])
             new = crlib.build_crl(plan, issuer, p["digest"])
-            crlib.write_crl(p["path"], new, p["format"], meta.mode)
+            crlib.write_crl(p["path"], new, p["format"], mode)
     return result
 
 
@@ -291,9 +305,9 @@ def main():
             renew_before_days=dict(type="float"),
             format=dict(type="str", choices=["pem", "der"], default="pem"),
             digest=dict(type="str", choices=list(crlib.DIGESTS), default="sha256"),
-            mode=dict(type="raw", default="0644"),
         ),
         supports_check_mode=True,
+        add_file_common_args=True,
     )
     guard(
         module,
@@ -307,6 +321,12 @@ def main():
     require(module, "cryptography")
     try:
         result = run(module)
+        result["changed"] = file_args.set_attributes(
+            module,
+            [module.params["path"]],
+            result["changed"],
+            planned=[module.params["path"]] if result["changed"] else [],
+        )
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     module.exit_json(**result)

@@ -232,8 +232,16 @@ files:
           description: "MAC algorithm: sha256, sha384, sha512, ripemd160, sha1 or md5."
           type: str
         signer:
-          description: Subject of the signer certificate (RFC 4514).
+          description: Subject of the signer certificate, in this collection's one form (V(/O=Hospital/CN=node)).
           type: str
+        signer_fingerprint_sha256:
+          description: SHA-256 fingerprint of the signer certificate, lowercase hex pairs joined by colons.
+          type: str
+          returned: when the signer certificate can be read
+        signer_not_after:
+          description: notAfter of the signer certificate (V(YYYY-MM-DDTHH:MM:SSZ), UTC).
+          type: str
+          returned: when the signer certificate can be read
         datetime:
           description: Digital Signature DateTime as stored.
           type: str
