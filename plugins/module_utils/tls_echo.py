@@ -337,6 +337,7 @@ def build_context(target: dict) -> ssl.SSLContext:
         ctx.verify_mode = ssl.CERT_NONE
     else:
         ctx.check_hostname = bool(target["check_hostname"])
+        ctx.hostname_checks_common_name = False  # as documented: the subjectAltName only, never the CN
         ctx.verify_mode = ssl.CERT_REQUIRED
         if target["ca_file"]:
             _load_pem_certificates(target["ca_file"], "ca_file")
@@ -570,6 +571,7 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
         raise DicomTlsError("the Python library pynetdicom is required")
     result = _base_result(target)
     seen = _Seen(target)
+    seen.security_level = getattr(ctx, "security_level", None)
     _instrument(ctx, seen.record)  # attempts of one target run one after the other
     timeout = target["timeout"]
 
@@ -703,6 +705,7 @@ class _Seen:
         self.echo_sent = False
         self.where = "%s:%d" % (target["host"], target["port"])
         self.sent_cert = bool(target["client_cert"])
+        self.security_level: int | None = None
 
     # -- the sentences ---------------------------------------------------------------------
     def _client(self) -> str:
@@ -782,7 +785,7 @@ class _Seen:
                 ),
             )
         hint = _VERIFY_HINTS.get(err.verify_code)
-        located = _failing_certificate(self.record.peer_chain, self.target, err.verify_code)
+        located = _failing_certificate(self.record.peer_chain, self.target, err.verify_code, self.security_level)
         return "server_certificate_rejected", "the server certificate of %s failed verification against %s: %s%s" % (
             self.where,
             self._trust(),
@@ -923,7 +926,24 @@ def _trusted_certificates(target: dict) -> list:
     return out
 
 
-def _failing_certificate(chain_der: list[bytes], target: dict, code: int | None) -> str | None:
+def _weakness(cert, code: int) -> str | None:
+    """What OpenSSL's security levels refuse in ``cert``: a digest (code 68) or a key size (66, 67)."""
+    if code == 68:
+        digest = getattr(cert.signature_hash_algorithm, "name", "")
+        return "is signed with %s" % {"sha1": "SHA-1", "md5": "MD5"}[digest] if digest in ("sha1", "md5") else None
+    key = crypto.key_description(cert.public_key())
+    if key["key_type"] == "rsa" and key["key_size"] < 2048:
+        return "has a %d-bit RSA key" % key["key_size"]
+    return None
+
+
+_POLICY = (
+    "; OpenSSL security level %s, this host's default used by profile %s, refuses it; dcmtk runs OpenSSL at "
+    "level 0 and accepts it (profiles bcp195, aes and null run at level 0 too: to connect anyway, not to fix it)"
+)
+
+
+def _failing_certificate(chain_der: list[bytes], target: dict, code: int | None, level=None) -> str | None:
     """The certificate an OpenSSL verify error is about, with its date or issuer.
 
     The chain is built as OpenSSL builds it (issuers from ca_file/ca_path first, then the server's
@@ -933,7 +953,7 @@ def _failing_certificate(chain_der: list[bytes], target: dict, code: int | None)
         sent = [crypto.load_der_certificate(der, "the server's certificate chain") for der in chain_der]
     except DicomTlsError:
         return None
-    if not sent or code not in (2, 9, 10, 20):
+    if not sent or code not in (2, 9, 10, 20, 66, 67, 68):
         return None
     pool = [(c, "trusted CA") for c in _trusted_certificates(target)]
     pool += [(c, "intermediate CA sent by the server") for c in sent[1:]]
@@ -944,6 +964,18 @@ def _failing_certificate(chain_der: list[bytes], target: dict, code: int | None)
             break
         chain.append(issuer)
     depths = list(enumerate(chain))
+    if code in (66, 67, 68):  # policy: top-down, the trust anchor's own signature not judged
+        for depth, (cert, role) in reversed(depths):
+            weak = _weakness(cert, code) if code != 68 or not crypto.is_self_signed(cert) else None
+            if weak and (code == 66) == (depth == 0):
+                return "%s %s (depth %d) %s%s" % (
+                    role,
+                    crypto.subject_text(cert),
+                    depth,
+                    weak,
+                    _POLICY % (level if level is not None else "?", target["profile"]),
+                )
+        return None
     for depth, (cert, role) in reversed(depths) if code in (9, 10) else ():
         problem = crypto.validity_problem(cert)
         if problem and problem.startswith("has expired" if code == 10 else "is not yet valid"):

@@ -111,6 +111,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description:
+    - What the run did (in check mode, would do), one entry per file written or removed, each with C(path),
+      C(action) (C(created), C(updated), C(renumbered), C(removed), ...) and C(reason) - the shape every module
+      of the collection returns. Empty when nothing changed.
+  returned: success
+  type: list
+  elements: dict
 issued:
   description:
     - Per request name, C(changed), C(actions) (each with its reason) and, when a certificate exists after
@@ -187,7 +195,8 @@ def main():
         issued = backend.sign_many(issuer, p["requests"], module.check_mode)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
-    module.exit_json(changed=any(e["changed"] for e in issued.values()), issued=issued)
+    actions = [a for name in sorted(issued) for a in issued[name].get("actions", [])]
+    module.exit_json(changed=any(e["changed"] for e in issued.values()), actions=actions, issued=issued)
 
 
 if __name__ == "__main__":

@@ -76,3 +76,21 @@ def test_reason_names_the_certificate_at_the_failing_depth(tmp_path, case, words
     assert res["peer_certificate"]["subject"] == crypto.subject_text(leaf.certificate)
     assert res["peer_certificate"]["fingerprint_sha256"] == crypto.fingerprint(leaf.certificate)
     assert {"expired": 10, "not-yet-valid": 9, "wrong-ca": 20}[case] == code
+
+
+def test_check_hostname_reads_the_subject_alt_name_only(tmp_path):
+    """As documented: with check_hostname the name must be in the subjectAltName; a certificate that
+    carries it only as its CN (no subjectAltName) is refused, one with a DNS subjectAltName accepted.
+    dcmtk does not check names at all (echoscu connects to both)."""
+    pki = TestPKI(tmp_path / "pki")
+    cn_only = pki._issue("localhost", pki.inter, sans=[], file_stem="cn-only")
+    with_san = pki._issue("node", pki.inter, sans=["DNS:localhost"], file_stem="with-san")
+    outcomes = {}
+    for name, leaf in (("cn_only", cn_only), ("with_san", with_san)):
+        with StoreSCP(["+tls", leaf.key, leaf.chain, "-ic"], str(tmp_path / name)) as scp:
+            target = {"host": "127.0.0.1", "port": scp.port, "ca_file": pki.root.cert, "timeout": 5,
+                      "called_ae_title": scp.aet, "server_name": "localhost", "check_hostname": True}  # fmt: skip
+            outcomes[name] = te.check(te.normalize_target(target))
+    assert outcomes["with_san"]["status"] == "success", outcomes["with_san"]["reason"]
+    assert outcomes["cn_only"]["status"] == "server_certificate_rejected", outcomes["cn_only"]
+    assert "does not match 'localhost' (check_hostname)" in outcomes["cn_only"]["reason"]

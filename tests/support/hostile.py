@@ -102,6 +102,10 @@ class Workspace:
                 "issuer_cert_path": rel(inter.cert),
                 "issuer_privatekey_path": rel(inter.key),
             },
+            "dcmtk_option_files": {
+                "directory": os.path.join(out, "dcmtk"),
+                "tools": {"storescp": ["+tls %s %s" % (rel(node.key), rel(node.chain)), "+py", "-rc"]},
+            },
             "dicom_cert_export": {
                 "dest": os.path.join(out, "export"),
                 "name": "node",

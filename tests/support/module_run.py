@@ -14,6 +14,7 @@ from ansible.module_utils.testing import patch_module_args
 
 PACKAGE = "ansible_collections.medimg.dicom_tls.plugins.modules."
 MODULES = (
+    "dcmtk_option_files",
     "dicom_cert",
     "dicom_cert_export",
     "dicom_cert_info",

@@ -14,22 +14,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ROLES = os.path.join(ROOT, "roles")
 RESOLVER = "roles/pki/tasks/service_manager.yml"
 
-# Every task file that starts, restarts, schedules or stops through systemd or the other manager:
-# the entry points resolve service_manager first; restart.yml (the handlers) and rollback.yml (the
-# rescue) run only after main.yml's listener/service step resolved it.
+# Every task file that starts, restarts, schedules or stops through systemd or the other manager
+# resolves service_manager first (restart.yml too: as a handler or in the rescue it may run before
+# the start tasks did).
 ENTRY_POINTS = {
     "roles/dcmtk_tls/tasks/listener.yml": "dcmtk_tls",
+    "roles/dcmtk_tls/tasks/restart.yml": "dcmtk_tls",
     "roles/dcmtk_tls/tasks/trust_refresh.yml": "dcmtk_tls",
     "roles/dcmtk_tls/tasks/stop.yml": "dcmtk_tls",
     "roles/orthanc_tls/tasks/service.yml": "orthanc_tls",
+    "roles/orthanc_tls/tasks/restart.yml": "orthanc_tls",
     "roles/orthanc_tls/tasks/stop.yml": "orthanc_tls",
     "roles/crl_refresh/tasks/schedule.yml": "crl_refresh",
-}
-AFTER_AN_ENTRY_POINT = {
-    "roles/dcmtk_tls/tasks/restart.yml",
-    "roles/dcmtk_tls/tasks/rollback.yml",
-    "roles/orthanc_tls/tasks/restart.yml",
-    "roles/orthanc_tls/tasks/rollback.yml",
 }
 
 
@@ -46,9 +42,9 @@ def test_only_the_resolver_reads_the_service_mgr_fact():
     assert readers == [RESOLVER]
 
 
-def test_every_file_that_branches_on_systemd_resolves_first_or_runs_after_an_entry_point():
+def test_every_file_that_branches_on_systemd_resolves_first():
     branching = {rel for rel, text in role_files() if re.search(r"\b\w+_use_systemd\b", text)}
-    assert branching - {RESOLVER} == set(ENTRY_POINTS) | AFTER_AN_ENTRY_POINT
+    assert branching - {RESOLVER} == set(ENTRY_POINTS)
 
 
 @pytest.mark.parametrize("rel, role", sorted(ENTRY_POINTS.items()))
