@@ -75,6 +75,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description:
+    - One entry per file written (in check mode, to be written), with C(path), C(action) (C(created) or
+      C(updated)) and C(reason) (the options that change in it) - the shape every module of the collection
+      returns. Empty when nothing changes.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "/etc/orthanc/dicom-tls.json", "action": "created", "reason": "DicomTlsEnabled added"}]
 changes:
   description: One entry per option changed (or to be changed in check mode); empty when nothing changes.
   returned: always
@@ -116,6 +125,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.orthanc_config im
     apply,
     check_private_key_usable,
     plan,
+    plan_actions,
 )
 
 
@@ -147,6 +157,7 @@ def main():
         if key_path:
             check_private_key_usable(key_path if key_path.startswith("/") else "%s/%s" % (p["config_dir"], key_path))
         todo = plan(p["config_dir"], p["settings"], p["dropin"])
+        actions = plan_actions(todo)
         backup_files = []
         if todo.files and not module.check_mode:
             backup_files = apply(todo, backup=p["backup"])
@@ -154,6 +165,7 @@ def main():
         module.fail_json(msg=str(exc), path=exc.path)
     result = dict(
         changed=bool(todo.files),
+        actions=actions,
         changes=[{"key": c["key"], "file": c["file"], "action": c["action"]} for c in todo.changes],
         defined_in=todo.defined_in,
         files=sorted(todo.files),
