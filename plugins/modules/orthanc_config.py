@@ -24,6 +24,8 @@ description:
     module fails, since Orthanc cannot read such a key.
   - Orthanc reads its configuration at start; restart it (or C(POST /tools/reset)) when this
     module reports a change.
+extends_documentation_fragment:
+  - ansible.builtin.files
 options:
   config_dir:
     description: Orthanc's configuration folder (Debian C(/etc/orthanc)).
@@ -44,6 +46,10 @@ options:
     description: Keep a timestamped copy (C(FILE.YYYYmmddTHHMMSS.ffffff~)) of each file before it is rewritten.
     type: bool
     default: false
+notes:
+  - Ansible's file options (O(mode), O(owner), O(group), SELinux context, O(attributes)) apply to the drop-in
+    and to every file the run writes; a file is written with the mode it had (the drop-in 0644) and then set as
+    M(ansible.builtin.file) sets it.
 attributes:
   check_mode:
     support: full
@@ -118,7 +124,9 @@ backup_files:
 """
 
 import json  # noqa: E402
+import os  # noqa: E402
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.orthanc_config import (  # noqa: E402
@@ -147,6 +155,7 @@ def main():
             backup=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
+        add_file_common_args=True,
     )
     guard(module)
     p = module.params
@@ -163,8 +172,11 @@ def main():
             backup_files = apply(todo, backup=p["backup"])
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
+    written = [os.path.join(p["config_dir"], name) for name in sorted(todo.files)]
+    dropin = os.path.join(p["config_dir"], p["dropin"])
+    changed = file_args.set_attributes(module, sorted(set(written + [dropin])), bool(todo.files), written)
     result = dict(
-        changed=bool(todo.files),
+        changed=changed,
         actions=actions,
         changes=[{"key": c["key"], "file": c["file"], "action": c["action"]} for c in todo.changes],
         defined_in=todo.defined_in,
