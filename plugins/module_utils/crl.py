@@ -221,6 +221,14 @@ class CrlPlan:
         return self.reason is not None
 
 
+def plan_actions(plan: CrlPlan, path: str, existing) -> list[dict]:
+    """The plan in the collection's one shape: ``[{path, action, reason}]`` for the CRL file (empty when
+    nothing is issued)."""
+    if not plan.changed:
+        return []
+    return [{"path": path, "action": "created" if existing is None else "updated", "reason": plan.reason}]
+
+
 def _same_entry(want: Revocation, have: tuple[str | None, datetime.datetime]) -> bool:
     reason = None if want.reason == "unspecified" else want.reason
     have_reason = None if have[0] == "unspecified" else have[0]

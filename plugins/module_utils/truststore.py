@@ -657,6 +657,35 @@ class BundlePlan:
         return self.current != self.data or not self.meta_ok
 
 
+def plan_actions(plan) -> list[dict]:
+    """The plan of a hashed directory or a bundle in the collection's one shape: one
+    ``{path, action, reason}`` per file that the run writes or removes (empty when nothing changes)."""
+    if isinstance(plan, BundlePlan):
+        if not plan.changed:
+            return []
+        if plan.current is None:
+            action, reason = "created", "no bundle yet"
+        elif plan.current == plan.data:
+            action, reason = "updated", "mode or owner differs"
+        else:
+            action, reason = "updated", "%d added, %d removed" % (len(plan.added), len(plan.removed))
+        return [{"path": plan.path, "action": action, "reason": reason}]
+    out = []
+    if plan.create_dir:
+        out.append({"path": plan.path, "action": "created", "reason": "no directory yet"})
+    join = os.path.join
+    out += [{"path": join(plan.path, n), "action": "created", "reason": "new in the store"} for n in plan.added]
+    for move in plan.renumbered:
+        old, new = move.split(" -> ")
+        reason = "moved from %s in its collision sequence" % old
+        out.append({"path": join(plan.path, new), "action": "renumbered", "reason": reason})
+    reason = "content form, link, mode or owner differs"
+    out += [{"path": join(plan.path, n), "action": "updated", "reason": reason} for n in plan.rewritten]
+    reason = "no longer in the store, unreadable or a duplicate"
+    out += [{"path": join(plan.path, n), "action": "removed", "reason": reason} for n in plan.removed]
+    return out
+
+
 def bundle_fingerprints(data: bytes | None) -> list[str]:
     if not data:
         return []

@@ -140,6 +140,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description:
+    - What the run did (in check mode, would do), one entry per file written or removed, each with C(path),
+      C(action) (C(created), C(updated), C(renumbered), C(removed), ...) and C(reason) - the shape every module
+      of the collection returns. Empty when nothing changed.
+  returned: success
+  type: list
+  elements: dict
 crl_number:
   description: CRL Number of the CRL on disk after the run (in check mode, of the CRL that would be written).
   returned: success
@@ -225,9 +233,13 @@ def run(module: AnsibleModule) -> dict:
         desired, existing, issuer, p["format"], p["digest"], p["next_update_days"], p["renew_before_days"]
     )
     result = dict(changed=plan.changed, **crlib.summary(plan, issuer))
+    result["actions"] = crlib.plan_actions(plan, p["path"], existing)
     if entries is not None:
         result["database_revoked"] = ledger.revocations_to_record(entries, plan.revocations)
         result["changed"] = plan.changed or bool(result["database_revoked"])
+        if result["database_revoked"]:
+            reason = "revocations to record: %s" % ", ".join(result["database_revoked"])
+            result["actions"].append({"path": p["database"], "action": "updated", "reason": reason})
         if result["database_revoked"] and not module.check_mode:
             with ledger.update(p["database"]) as book:
                 ledger.record_revocations(book, plan.revocations)

@@ -92,6 +92,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description:
+    - What the run did (in check mode, would do), one entry per file written or removed, each with C(path),
+      C(action) (C(created), C(updated), C(renumbered), C(removed), ...) and C(reason) - the shape every module
+      of the collection returns. Empty when nothing changed.
+  returned: success
+  type: list
+  elements: dict
 series:
   description: Number of series in the file.
   returned: success
@@ -130,13 +138,21 @@ def main():
         fam = metrics.build(p["certificates"], p["crl_files"], p["echo_pairs"], p["verify_success"], path=p["path"])
         data = metrics.render(fam)
         check_writable_dir(p["path"])
-        changed = read_optional(p["path"]) != data
+        current = read_optional(p["path"])
+        existed = current is not None
+        changed = current != data
         if changed and not module.check_mode:
             metrics.write(p["path"], data, mode)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
+    actions = []
+    if changed:
+        action = "updated" if existed else "created"
+        actions.append(
+            {"path": p["path"], "action": action, "reason": "the metrics differ" if existed else "no file yet"}
+        )
     changed = file_args.set_attributes(module, [p["path"]], changed, planned=[p["path"]] if changed else [])
-    module.exit_json(changed=changed, series=sum(len(v) for v in fam.values()))
+    module.exit_json(changed=changed, series=sum(len(v) for v in fam.values()), actions=actions)
 
 
 if __name__ == "__main__":

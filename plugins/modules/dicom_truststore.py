@@ -150,6 +150,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description:
+    - What the run did (in check mode, would do), one entry per file written or removed, each with C(path),
+      C(action) (C(created), C(updated), C(renumbered), C(removed), ...) and C(reason) - the shape every module
+      of the collection returns. Empty when nothing changed.
+  returned: success
+  type: list
+  elements: dict
 entries:
   description:
     - The objects in the store after the run (in check mode, after the run that would happen), in
@@ -259,6 +267,7 @@ def run(module: AnsibleModule) -> dict:
     if p["layout"] == "bundle":
         plan = ts.plan_bundle(path, loaded.objects, meta)
         result.update(entries=plan.entries, added=plan.added, removed=plan.removed, renumbered=[])
+        result["actions"] = ts.plan_actions(plan)
         if plan.changed:
             result["changed"] = True
             if module._diff:
@@ -297,6 +306,9 @@ def run(module: AnsibleModule) -> dict:
                     result["backup_files"].append(backup_tree(path, ignore=(ts.LOCK_NAME, ts.TMP_PREFIX + "*")))
                 ts.apply_hashed_dir(plan, meta)
         changed = created or plan.changed
+    result["actions"] = ts.plan_actions(plan)
+    if not module.check_mode and created:
+        result["actions"].insert(0, {"path": path, "action": "created", "reason": "no directory yet"})
     result.update(
         changed=changed,
         entries=ts.result_entries(plan),
