@@ -251,12 +251,14 @@ def write_temp(
         os.fchmod(fd, mode)
         if uid >= 0 or gid >= 0:
             os.fchown(fd, uid, gid)
+        _step()  # an empty temporary exists
         with os.fdopen(fd, "wb") as fh:
             if callable(data):
                 data(fh)
             else:
                 fh.write(data)
             fh.flush()
+            _step()  # written, not yet durable
             if sync:
                 os.fsync(fh.fileno())
     except BaseException:
@@ -385,6 +387,8 @@ def write_group(anchor: str, files: list[tuple[str, bytes, int]]) -> None:
     A crash before 2 leaves the old files (and temporaries that the next run removes); a crash
     after 2 is rolled forward by ``recover_group`` at the start of the next run, so the files end
     as the whole new set. Call it (and ``recover_group``) under the anchor's lock."""
+    if not files:
+        return
     if len(files) == 1:
         path, data, mode = files[0]
         atomic_write(path, data, mode)
@@ -430,7 +434,7 @@ def recover_group(anchor: str, paths=()) -> list[str]:
         for directory in sorted({os.path.dirname(p) for p in restored}):
             fsync_dir(directory)
         remove(jpath)
-    remove_stale_temps(paths)
+    remove_stale_temps(list(paths) + [jpath])
     return restored
 
 

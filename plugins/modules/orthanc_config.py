@@ -109,9 +109,11 @@ backup_files:
 """
 
 import json  # noqa: E402
+import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import locked_for  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.orthanc_config import (  # noqa: E402
     apply,
@@ -147,10 +149,11 @@ def main():
             raise DicomTlsError("settings.DicomTlsPrivateKey must be a file path (a string), got %r" % (key_path,))
         if key_path:
             check_private_key_usable(key_path if key_path.startswith("/") else "%s/%s" % (p["config_dir"], key_path))
-        todo = plan(p["config_dir"], p["settings"], p["dropin"])
-        backup_files = []
-        if todo.files and not module.check_mode:
-            backup_files = apply(todo, backup=p["backup"])
+        with locked_for(os.path.join(p["config_dir"], p["dropin"]), enabled=not module.check_mode):
+            todo = plan(p["config_dir"], p["settings"], p["dropin"])
+            backup_files = []
+            if todo.files and not module.check_mode:
+                backup_files = apply(todo, backup=p["backup"])
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     result = dict(
