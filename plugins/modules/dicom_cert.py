@@ -26,6 +26,9 @@ description:
 author:
   - medimg.dicom_tls maintainers (@medimg)
 extends_documentation_fragment:
+  - medimg.dicom_tls.ca
+  - medimg.dicom_tls.ca.issuance
+  - medimg.dicom_tls.ca.private_key
   - ansible.builtin.files
 attributes:
   check_mode:
@@ -81,9 +84,7 @@ options:
     description:
       - V(root_ca) self-signed CA; V(intermediate_ca) issuing CA (pathlen 0); V(node) serverAuth and
         clientAuth (a DICOM node is SCU and SCP); V(server); V(client).
-    type: str
     choices: [root_ca, intermediate_ca, node, server, client]
-    default: node
   subject:
     description:
       - A dict of attribute names to values (C(CN), C(O), C(OU), C(C), C(ST), C(L), C(emailAddress), C(DC), ...)
@@ -97,40 +98,14 @@ options:
       - When signing a CSR, defaults to the CSR's.
     type: list
     elements: str
-  key_type:
-    description: Type of a generated key.
-    type: str
-    choices: [rsa, ecdsa]
-    default: rsa
-  key_size:
-    description: RSA key size in bits (at least 2048).
-    type: int
-    default: 3072
-  curve:
-    description: ECDSA curve.
-    type: str
-    choices: [secp256r1, secp384r1, secp521r1]
-    default: secp256r1
   issuer_cert_path:
-    description: The CA certificate that signs. Without it a certificate is self-signed.
-    type: path
-  issuer_privatekey_path:
-    description: The CA's private key.
-    type: path
-  issuer_privatekey_passphrase:
-    description: Passphrase of O(issuer_privatekey_path).
-    type: str
-  issuer_chain_path:
-    description: The issuer's own intermediates, appended to O(chain_path) (roots are left out).
-    type: path
+    description:
+      - The CA certificate that signs (PEM or DER). Without it a certificate is self-signed.
+      - O(database) is kept only with it (a certificate this CA signs).
   valid_days:
     description:
-      - Lifetime of a new certificate. Defaults to 3650 for V(root_ca), 1825 for V(intermediate_ca) and
-        365 otherwise. Never later than the issuer's notAfter. A change alone does not renew.
-    type: int
-  renew_before_days:
-    description: Renew when fewer days than this are left. Defaults to a third of the certificate's lifetime.
-    type: int
+      - Lifetime of a new certificate in days. Defaults to 3650 for V(root_ca), 1825 for V(intermediate_ca)
+        and 365 otherwise. Never later than the issuer's notAfter. A change alone does not renew.
   force:
     description: Renew the certificate (and regenerate the CSR) even when nothing requires it.
     type: bool
@@ -154,16 +129,6 @@ options:
     description: Keep a timestamped copy of each file before it is overwritten or removed.
     type: bool
     default: false
-  database:
-    description:
-      - The CA's ledger, OpenSSL's C(ca) database (C(index.txt), with C(index.txt.attr) beside it), as
-        the C(database) setting of C(openssl.cnf) names it. Every certificate signed here is recorded as a
-        C(V) line (expiry, serial, subject) under an exclusive lock, written atomically before the
-        certificate; if writing the certificate fails the ledger is put back as it was.
-      - A certificate already on disk but missing from the ledger is recorded without being reissued.
-      - Only with O(issuer_cert_path) (a certificate this CA signs). C(openssl ca -status SERIAL) and
-        C(openssl ca -updatedb) work on it; see M(medimg.dicom_tls.dicom_ledger_info) for reports.
-    type: path
 notes:
   - O(mode), O(owner) and O(group) apply to every file written; private keys and key stores are created mode
     0600 and keep it unless O(mode) says otherwise for the certificate files only.
@@ -288,11 +253,11 @@ backup_files:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options, crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import days_max, guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
 
 
 def argument_spec():
@@ -305,25 +270,17 @@ def argument_spec():
         csr_content=dict(type="str"),
         certificate_content=dict(type="str"),
         chain_path=dict(type="path"),
-        usage=dict(type="str", default="node", choices=list(backend.USAGES)),
         subject=dict(type="raw"),
         subject_alt_names=dict(type="list", elements="str"),
-        key_type=dict(type="str", default="rsa", choices=["rsa", "ecdsa"]),
-        key_size=dict(type="int", default=3072),
-        curve=dict(type="str", default="secp256r1", choices=list(backend.CURVES)),
-        issuer_cert_path=dict(type="path"),
-        issuer_privatekey_path=dict(type="path"),
-        issuer_privatekey_passphrase=dict(type="str", no_log=True),
-        issuer_chain_path=dict(type="path"),
-        valid_days=dict(type="int"),
-        renew_before_days=dict(type="int"),
         force=dict(type="bool", default=False),
         regenerate_key=dict(type="bool", default=False),
         format=dict(type="str", default="pem", choices=["pem", "der"]),
         pkcs12_path=dict(type="path"),
         pkcs12_passphrase=dict(type="str", no_log=True),
         backup=dict(type="bool", default=False),
-        database=dict(type="path"),
+        **ca_options.issuer(required=False),
+        **ca_options.issuance(backend.USAGES),
+        **ca_options.private_key(),
     )
 
 
@@ -359,14 +316,7 @@ def main():
         add_file_common_args=True,
         mutually_exclusive=[("csr_path", "csr_content"), ("certificate_content", "csr_content")],
     )
-    guard(
-        module,
-        {
-            "key_size": (2048, 16384, " bits (OpenSSL's RSA limit)"),
-            "valid_days": (1, days_max(), " days (X.509 dates end at 9999-12-31)"),
-            "renew_before": (0, days_max(), " days"),
-        },
-    )
+    guard(module, ca_options.ranges())
     require(module, "cryptography")
     spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})
     try:

@@ -32,15 +32,9 @@ options:
     required: true
   issuer_cert_path:
     description: The CA certificate (PEM or DER) that issues the CRL.
-    type: path
     required: true
   issuer_privatekey_path:
-    description: The CA's private key (PEM or DER).
-    type: path
     required: true
-  issuer_privatekey_passphrase:
-    description: Passphrase of the CA's private key.
-    type: str
   revoked:
     description:
       - The certificates this CA revokes. The CRL lists exactly these.
@@ -103,6 +97,8 @@ options:
 requirements:
   - python >= 3.9
   - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)
+extends_documentation_fragment:
+  - medimg.dicom_tls.ca
 attributes:
   check_mode:
     support: full
@@ -183,11 +179,12 @@ database_revoked:
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import (
+    ca_options,  # noqa: E402
     crypto,  # noqa: E402
     ledger,  # noqa: E402
 )
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (  # noqa: E402
@@ -271,10 +268,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
-            issuer_cert_path=dict(type="path", required=True),
-            issuer_privatekey_path=dict(type="path", required=True),
-            issuer_privatekey_passphrase=dict(type="str", no_log=True),
-            database=dict(type="path"),
+            **ca_options.issuer(),
             revoked=dict(
                 type="list",
                 elements="dict",
@@ -300,7 +294,7 @@ def main():
         module,
         {
             "next_update_days": (1, days_max(), " days (X.509 dates end at 9999-12-31)"),
-            "refresh_before": (0, days_max() * 24, " hours", "float"),
+            "renew_before_days": (0, days_max(), " days", "float"),
         },
     )
     require(module, "cryptography")

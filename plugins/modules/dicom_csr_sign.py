@@ -21,6 +21,9 @@ description:
   - Folders of O(requests[].path) and O(requests[].chain_path) are created when missing.
 author:
   - medimg.dicom_tls maintainers (@medimg)
+extends_documentation_fragment:
+  - medimg.dicom_tls.ca
+  - medimg.dicom_tls.ca.issuance
 attributes:
   check_mode:
     support: full
@@ -60,41 +63,14 @@ options:
         description: The subject alternative names to issue; the CSR's by default.
         type: list
         elements: str
-  usage:
-    description: As in M(medimg.dicom_tls.dicom_cert).
-    type: str
-    choices: [node, server, client]
-    default: node
   issuer_cert_path:
-    description: The CA certificate that signs.
-    type: path
     required: true
   issuer_privatekey_path:
-    description: The CA's private key.
-    type: path
     required: true
-  issuer_privatekey_passphrase:
-    description: Passphrase of O(issuer_privatekey_path).
-    type: str
-  issuer_chain_path:
-    description: The issuer's own intermediates, appended to each chain (roots are left out).
-    type: path
-  valid_days:
-    description: Lifetime of a new certificate (never later than the issuer's notAfter).
-    type: int
-    default: 365
-  renew_before_days:
-    description: Renew when fewer days than this are left. Defaults to a third of the certificate's lifetime.
-    type: int
   backup:
     description: Keep a timestamped copy of each certificate file before it is overwritten.
     type: bool
     default: false
-  database:
-    description:
-      - The CA's ledger (OpenSSL C(ca)'s C(index.txt)), as O(medimg.dicom_tls.dicom_cert#module:database) of
-        M(medimg.dicom_tls.dicom_cert) describes it; every certificate signed here is recorded in it.
-    type: path
 requirements:
   - cryptography >= 42
 seealso:
@@ -148,6 +124,7 @@ issued:
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
@@ -169,15 +146,9 @@ def main():
                     subject_alt_names=dict(type="list", elements="str"),
                 ),
             ),
-            usage=dict(type="str", default="node", choices=["node", "server", "client"]),
-            issuer_cert_path=dict(type="path", required=True),
-            issuer_privatekey_path=dict(type="path", required=True),
-            issuer_privatekey_passphrase=dict(type="str", no_log=True),
-            issuer_chain_path=dict(type="path"),
-            valid_days=dict(type="int", default=365),
-            renew_before_days=dict(type="int"),
             backup=dict(type="bool", default=False),
-            database=dict(type="path"),
+            **ca_options.issuer(),
+            **ca_options.issuance(),
         ),
         supports_check_mode=True,
     )

@@ -24,6 +24,10 @@ description:
     as M(medimg.dicom_tls.dicom_cert) does.
 author:
   - medimg.dicom_tls maintainers (@medimg)
+extends_documentation_fragment:
+  - medimg.dicom_tls.ca
+  - medimg.dicom_tls.ca.issuance
+  - medimg.dicom_tls.ca.private_key
 attributes:
   check_mode:
     support: full
@@ -62,48 +66,12 @@ options:
     description: Subject alternative names (C(DNS:), C(IP:), ...).
     type: list
     elements: str
-  usage:
-    description: V(node) serverAuth and clientAuth; V(server); V(client).
-    type: str
-    choices: [node, server, client]
-    default: node
-  key_type:
-    description: Type of the generated key.
-    type: str
-    choices: [rsa, ecdsa]
-    default: rsa
-  key_size:
-    description: RSA key size in bits (at least 2048).
-    type: int
-    default: 3072
-  curve:
-    description: ECDSA curve.
-    type: str
-    choices: [secp256r1, secp384r1, secp521r1]
-    default: secp256r1
   issuer_cert_path:
-    description: The issuing CA certificate.
-    type: path
     required: true
   issuer_privatekey_path:
-    description: The issuing CA's private key.
-    type: path
     required: true
-  issuer_privatekey_passphrase:
-    description: Passphrase of O(issuer_privatekey_path).
-    type: str
   issuer_chain_path:
     description: The issuer's own intermediates, added to the PKCS#12 (roots are left out).
-    type: path
-  valid_days:
-    description: Lifetime of a new certificate (365 by default), never later than the issuer's notAfter.
-    type: int
-  renew_before_days:
-    description: Renew when fewer days than this are left. Defaults to a third of the certificate's lifetime.
-    type: int
-  database:
-    description: The CA's ledger (OpenSSL's C(index.txt)); see M(medimg.dicom_tls.dicom_cert).
-    type: path
   force:
     description: Renew even when nothing requires it.
     type: bool
@@ -162,11 +130,9 @@ certificate:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, cert, crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, ca_options, crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-
-CURVES = list(cert.CURVES)
 
 
 def main():
@@ -178,18 +144,10 @@ def main():
             certificate_path=dict(type="path"),
             subject=dict(type="raw", required=True),
             subject_alt_names=dict(type="list", elements="str"),
-            usage=dict(type="str", default="node", choices=["node", "server", "client"]),
-            key_type=dict(type="str", default="rsa", choices=["rsa", "ecdsa"]),
-            key_size=dict(type="int", default=3072),
-            curve=dict(type="str", default="secp256r1", choices=CURVES),
-            issuer_cert_path=dict(type="path", required=True),
-            issuer_privatekey_path=dict(type="path", required=True),
-            issuer_privatekey_passphrase=dict(type="str", no_log=True),
-            issuer_chain_path=dict(type="path"),
-            valid_days=dict(type="int"),
-            renew_before_days=dict(type="int"),
-            database=dict(type="path"),
             force=dict(type="bool", default=False),
+            **ca_options.issuer(),
+            **ca_options.issuance(),
+            **ca_options.private_key(),
         ),
         supports_check_mode=True,
     )

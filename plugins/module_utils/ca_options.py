@@ -1,0 +1,53 @@
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The argument specs of the option groups that the CA modules share, once.
+
+Each group is documented by the doc fragment of the same name in plugins/doc_fragments/ca.py
+(``medimg.dicom_tls.ca``, ``medimg.dicom_tls.ca.issuance``, ``medimg.dicom_tls.ca.private_key``);
+a unit test holds the two to the same types, defaults and choices."""
+
+from __future__ import annotations
+
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.cert import CURVES
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import days_max
+
+NODE_USAGES = ("node", "server", "client")
+KEY_TYPES = ("rsa", "ecdsa")
+
+
+def issuer(required: bool = True) -> dict:
+    """The issuing CA (doc fragment ``medimg.dicom_tls.ca``)."""
+    return dict(
+        issuer_cert_path=dict(type="path", required=required),
+        issuer_privatekey_path=dict(type="path", required=required),
+        issuer_privatekey_passphrase=dict(type="str", no_log=True),
+        database=dict(type="path"),
+    )
+
+
+def issuance(usages=NODE_USAGES) -> dict:
+    """What a signed certificate is for and how long it lives (``medimg.dicom_tls.ca.issuance``)."""
+    return dict(
+        usage=dict(type="str", default="node", choices=list(usages)),
+        issuer_chain_path=dict(type="path"),
+        valid_days=dict(type="int"),
+        renew_before_days=dict(type="int"),
+    )
+
+
+def private_key() -> dict:
+    """A key generated where it is used (``medimg.dicom_tls.ca.private_key``)."""
+    return dict(
+        key_type=dict(type="str", default="rsa", choices=list(KEY_TYPES)),
+        key_size=dict(type="int", default=3072),
+        curve=dict(type="str", default="secp256r1", choices=list(CURVES)),
+    )
+
+
+def ranges() -> dict:
+    """The ranges of the numeric options above, for options.guard (those a module has are checked)."""
+    return {
+        "key_size": (2048, 16384, " bits (OpenSSL's RSA limit)"),
+        "valid_days": (1, days_max(), " days (X.509 dates end at 9999-12-31)"),
+        "renew_before_days": (0, days_max(), " days"),
+    }
