@@ -470,20 +470,33 @@ def locked(lock_path: str):
 
 
 def lock_path_for(path: str) -> str:
-    """Where the lock guarding ``path`` lives: ``.<name>.lock`` beside it."""
-    return os.path.join(os.path.dirname(os.path.abspath(path)), ".%s.lock" % os.path.basename(path))
+    """The directory whose lock guards ``path`` (see ``locked_for``)."""
+    return os.path.dirname(os.path.abspath(path))
 
 
 @contextlib.contextmanager
 def locked_for(path: str | None, enabled: bool = True):
-    """The exclusive lock of ``path`` (``lock_path_for``) for the block; nothing when ``path`` is
-    None, ``enabled`` is False (check mode writes nothing, not even a lock file) or its directory
-    does not exist yet (then nobody else can be reading it either)."""
-    if not path or not enabled or not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+    """The exclusive lock guarding ``path`` for the block: an flock on the folder that holds it
+    (opened with O_NOFOLLOW after the symlink policy resolved trusted links), so no lock file is
+    created and a refused run leaves the disk as it was. Nothing when ``path`` is None, ``enabled``
+    is False (check mode) or the folder does not exist yet (nobody can be reading it either)."""
+    if not path or not enabled:
         yield
         return
-    with locked(lock_path_for(path)):
+    directory = check_links(lock_path_for(path))
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC)
+    except FileNotFoundError:
         yield
+        return
+    except OSError as exc:
+        raise DicomTlsError("cannot lock directory: %s" % exc.strerror, directory) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def backup_copy(path: str) -> str:

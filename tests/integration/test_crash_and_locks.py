@@ -103,7 +103,7 @@ def test_dicom_cert_renewal_survives_kill_at_every_step(pki, tmp_path):
         kills += 1
         if not consistent_set(a):
             mixed_before_recovery += 1
-        with files.locked(files.lock_path_for(a["privatekey_path"])):
+        with files.locked_for(a["privatekey_path"]):
             files.recover_group(a["privatekey_path"], [a[n] for n in names])
         assert consistent_set(a), "kill after step %d left a key and certificate that do not match" % k
         after = {n: digest(a[n]) for n in names}
