@@ -41,7 +41,9 @@ release-checks: bootstrap
 ee-context: bootstrap
 	scripts/release_checks.sh tarball ee
 
+# the Debian root test_systemd.py boots is built (once, cached in .build) outside the network namespace
 integration: bootstrap
+	scripts/systemd_root.sh
 	$(NETNS) python -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
 molecule: bootstrap

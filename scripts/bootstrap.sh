@@ -16,6 +16,12 @@ command -v git >/dev/null || need_apt+=(git)
 command -v rsync >/dev/null || need_apt+=(rsync)
 command -v shellcheck >/dev/null || need_apt+=(shellcheck)
 command -v promtool >/dev/null || need_apt+=(prometheus)
+# tests/integration/test_systemd_units.py: systemd-analyze verify on the roles' units (no running systemd needed).
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+# tests/integration/test_systemd.py: a systemd in a container (systemd-nspawn over the debootstrap root
+# that scripts/systemd_root.sh builds once, before make integration enters the network namespace).
+command -v systemd-nspawn >/dev/null || need_apt+=(systemd-container)
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 # The Python matrix runs modules with Debian's own python3 and its python3-cryptography (38.0.4 on
 # Debian 12), as a node that installs nothing from pip would.

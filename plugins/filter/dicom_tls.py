@@ -67,11 +67,53 @@ def _sign_requests(hosts, hostvars, register_name, issued_dir):
         raise AnsibleFilterError("sign_requests: %s" % exc) from None
 
 
-def _revoked_nodes(revoked):
+def _revoked_nodes(revoked, appliances=False):
     if not isinstance(revoked, (list, tuple)):
         kind = type(revoked).__name__
         raise AnsibleFilterError("revoked_nodes: expected a list of {node: NAME} items, got %s" % kind)
-    return fleet.revoked_nodes(_plain(revoked))
+    return fleet.revoked_nodes(_plain(revoked), bool(appliances))
+
+
+def _appliance_endpoints(appliances, caller=None, nodes=None):
+    try:
+        return fleet.appliance_endpoints(
+            _plain(list(appliances or [])),
+            None if caller is None else str(caller),
+            _plain(list(nodes or [])),
+        )
+    except (TypeError, KeyError, ValueError) as exc:
+        raise AnsibleFilterError("appliance_endpoints: an appliance lacks or has a bad %s" % exc) from None
+
+
+def _registered(hosts, hostvars, register_name):
+    out = {}
+    for h in hosts:
+        hv = hostvars[h] if h in hostvars else {}
+        out[str(h)] = _plain(hv.get(register_name))
+    return out
+
+
+def _echo_pairs(hosts, hostvars, register_name, servers):
+    """The C-ECHO pairs of ``hosts`` from each one's registered dicom_tls_echo result."""
+    try:
+        return fleet.echo_pairs(_registered(hosts, hostvars, register_name), _plain(list(servers or [])))
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise AnsibleFilterError("echo_pairs: %s" % exc) from None
+
+
+def _expiry_entries(hosts, hostvars, cert_register, echo_register, appliances=()):
+    """Expiry rows of ``hosts`` (their registered dicom_cert_info) and of the appliances (the
+    certificate they served to the C-ECHOs registered as ``echo_register``)."""
+    try:
+        nodes, echoes = {}, []
+        for h in hosts:
+            hv = hostvars[h] if h in hostvars else {}
+            e = hv.get("dcmtk_tls_endpoint") or hv.get("orthanc_tls_endpoint") or {}
+            nodes[str(h)] = {"cert": _plain(hv.get(cert_register)), "kind": _plain(e).get("kind")}
+            echoes += _plain((hv.get(echo_register) or {}).get("results") or [])
+        return fleet.expiry_entries(nodes, _plain(list(appliances or [])), echoes)
+    except (TypeError, KeyError, AttributeError, ValueError) as exc:
+        raise AnsibleFilterError("expiry_entries: %s" % exc) from None
 
 
 def _mesh_targets(me, servers, revoked=()):
@@ -124,4 +166,7 @@ class FilterModule:
             "mesh_targets": _mesh_targets,
             "endpoints": _endpoints,
             "orthanc_modalities": _orthanc_modalities,
+            "appliance_endpoints": _appliance_endpoints,
+            "echo_pairs": _echo_pairs,
+            "expiry_entries": _expiry_entries,
         }

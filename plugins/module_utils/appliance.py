@@ -26,6 +26,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import Dic
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
     atomic_write,
     check_writable_dir,
+    make_parent_dirs,
     read_optional,
 )
 
@@ -248,6 +249,12 @@ def locked(spec: Pkcs12Spec, enabled: bool = True):
         yield
 
 
+def _write(path: str, data: bytes, mode: int) -> None:
+    """The folders on the way first (0700 above a key store, like a private key's), then the file."""
+    make_parent_dirs(path, 0o700 if mode == 0o600 else 0o755)
+    atomic_write(path, data, mode)
+
+
 def apply_pkcs12(p: Pkcs12Plan) -> x509.Certificate:
     """Carry out the plan; returns the certificate the PKCS#12 holds afterwards."""
     spec, inner = p.spec, p.inner
@@ -261,6 +268,8 @@ def apply_pkcs12(p: Pkcs12Plan) -> x509.Certificate:
             writes = [(spec.path, _pkcs12_bytes(spec, key, cert, cas), 0o600)]
             if spec.certificate_path:
                 writes.append((spec.certificate_path, crypto.cert_pem(cert), 0o644))
+            for path, _data, mode in writes:
+                make_parent_dirs(path, 0o700 if mode == 0o600 else 0o755)
             files.write_group(spec.path, writes)
 
         if spec.database:
@@ -274,9 +283,9 @@ def apply_pkcs12(p: Pkcs12Plan) -> x509.Certificate:
         p.cert, p.key = cert, key
         return cert
     if p.has("pkcs12"):  # same key and certificate, new encryption
-        atomic_write(spec.path, _pkcs12_bytes(spec, p.key, p.cert, cas), 0o600)
+        _write(spec.path, _pkcs12_bytes(spec, p.key, p.cert, cas), 0o600)
     if p.has("certificate"):
-        atomic_write(spec.certificate_path, crypto.cert_pem(p.cert), 0o644)
+        _write(spec.certificate_path, crypto.cert_pem(p.cert), 0o644)
     if p.has("database"):
         with ledger.update(spec.database) as book:
             book.record(p.cert)

@@ -245,6 +245,11 @@ def _load_issuer(spec: CertSpec, plan: Plan) -> None:
         raise DicomTlsError(
             "the issuer certificate is not a CA (basicConstraints CA:FALSE or absent)", spec.issuer_cert_path
         )
+    unfit = crypto.issuer_problem(plan.issuer_cert)
+    if unfit and plan.mode in ("issue", "sign_csr"):
+        raise DicomTlsError(
+            "the issuer '%s' %s" % (crypto.name_text(plan.issuer_cert.subject), unfit), spec.issuer_cert_path
+        )
     problem = crypto.validity_problem(plan.issuer_cert, plan.now)
     if problem and plan.mode in ("issue", "sign_csr"):
         raise DicomTlsError(
@@ -309,6 +314,8 @@ def plan(spec: CertSpec) -> Plan:
             ("privatekey", spec.privatekey_path),
         ):
             if path and os.path.lexists(path):
+                # every file checked before the first is removed: a refusal leaves all of them in place
+                check_writable_dir(path)
                 p.actions.append(Action(target, path, "removed", "state=absent"))
         return p
 
@@ -391,6 +398,7 @@ def _plan_key(p: Plan) -> None:
             )
         p.actions.append(Action("privatekey", spec.privatekey_path, "created", "no private key yet"))
         return
+    _plan_key_mode(p)
     if p.mode == "install":
         return
     have, want = _have_params(p.key), _key_params(spec)
@@ -402,6 +410,17 @@ def _plan_key(p: Plan) -> None:
     if reason:
         p.actions.append(Action("privatekey", spec.privatekey_path, "regenerated", reason))
         p.key = None
+
+
+def _plan_key_mode(p: Plan) -> None:
+    """An existing private key that other users may read (0644, 0640, ...) is tightened to 0600, with a
+    warning: it may have been read already, so rotating it deserves a thought."""
+    path = p.spec.privatekey_path
+    mode = files.file_mode(path)
+    if mode is not None and mode & 0o077:
+        reason = "mode %04o lets other users read the private key: tightened to 0600" % mode
+        p.actions.append(Action("privatekey_mode", path, "updated", reason))
+        p.warnings.append("%s: %s; others may have read it, consider regenerate_key" % (path, reason))
 
 
 def _plan_csr(p: Plan) -> None:
@@ -533,6 +552,12 @@ def _plan_install(p: Plan) -> None:
     spec = p.spec
     p.install = crypto.load_certificates(spec.certificate_content.encode("utf-8"), "certificate_content")
     leaf = p.install[0]
+    if spec.usage not in ("root_ca", "intermediate_ca") and crypto.is_ca(leaf):
+        raise DicomTlsError(
+            "certificate_content (%s) is a CA certificate (basicConstraints CA:TRUE), not a %s certificate: "
+            "give the certificate issued to this node" % (crypto.name_text(leaf.subject), spec.usage),
+            spec.path,
+        )
     if crypto.public_key_der(leaf) != crypto.public_key_der(p.key):
         raise DicomTlsError(
             "certificate_content (%s) does not match the private key" % crypto.name_text(leaf.subject),
@@ -664,6 +689,8 @@ def apply(p: Plan) -> dict:
 
     for a in p.actions:
         make_parent_dirs(a.path, 0o700 if a.target == "privatekey" else 0o755)
+    if p.has("privatekey_mode"):
+        files.set_mode(spec.privatekey_path, 0o600)
     # Every new file is computed first, then all move together (files.write_group): a crash at
     # any point leaves the old set or, once the journal exists, the new set after the next run.
     writes: list[tuple[str, bytes, int]] = []

@@ -120,6 +120,13 @@ def read_issuer(cert_path: str, key_path: str, passphrase: str | None) -> Issuer
             raise DicomTlsError("issuer certificate's keyUsage lacks cRLSign: peers would reject its CRLs", cert_path)
     except x509.ExtensionNotFound:
         pass
+    problem = crypto.validity_problem(cert)
+    if problem:
+        raise DicomTlsError(
+            "the CRL issuer '%s' %s: OpenSSL and dcmtk refuse its certificates and its CRLs alike; "
+            "renew the CA first" % (crypto.name_text(cert.subject), problem),
+            cert_path,
+        )
     return Issuer(cert, key, cert_path)
 
 
@@ -144,7 +151,7 @@ def desired_revocations(revoked: list[dict], issuer: Issuer) -> list[Revocation]
             if namehash.canonical_name(cert.issuer.public_bytes()) != issuer_canon:
                 raise DicomTlsError(
                     "certificate was issued by '%s', not by the CRL issuer '%s'"
-                    % (cert.issuer.rfc4514_string(), issuer.cert.subject.rfc4514_string()),
+                    % (crypto.issuer_text(cert), crypto.subject_text(issuer.cert)),
                     cert_path,
                 )
             serial = cert.serial_number
@@ -212,6 +219,14 @@ class CrlPlan:
     @property
     def changed(self) -> bool:
         return self.reason is not None
+
+
+def plan_actions(plan: CrlPlan, path: str, existing) -> list[dict]:
+    """The plan in the collection's one shape: ``[{path, action, reason}]`` for the CRL file (empty when
+    nothing is issued)."""
+    if not plan.changed:
+        return []
+    return [{"path": path, "action": "created" if existing is None else "updated", "reason": plan.reason}]
 
 
 def _same_entry(want: Revocation, have: tuple[str | None, datetime.datetime]) -> bool:

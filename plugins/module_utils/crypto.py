@@ -334,6 +334,18 @@ def _allows(cert: x509.Certificate, usage: str) -> bool:
     return ku is None or getattr(ku, usage)
 
 
+def issuer_problem(cert: x509.Certificate, usage: str = "key_cert_sign") -> str | None:
+    """Why ``cert`` cannot sign certificates (``key_cert_sign``) or CRLs (``crl_sign``) as OpenSSL 3
+    judges it, or None: not a CA, or a keyUsage without the bit (``openssl verify``: "key usage does
+    not include certificate signing"; CRLs: "key usage does not include CRL signing")."""
+    if not is_ca(cert):
+        return "is not a CA (basicConstraints CA:FALSE or absent)"
+    if not _allows(cert, usage):
+        name = {"key_cert_sign": "keyCertSign", "crl_sign": "cRLSign"}[usage]
+        return "has a keyUsage without %s: OpenSSL refuses what it would sign" % name
+    return None
+
+
 def is_self_signed(cert: x509.Certificate, verify_signature: bool = True) -> bool:
     """X509_self_signed: subject and issuer names match, the authority key identifier (if any)
     is the certificate's own, and (``verify_signature``) its own key verifies its signature
@@ -409,8 +421,12 @@ def parse_subject(subject) -> x509.Name:
             raise DicomTlsError("unknown subject attribute %r (known: %s)" % (key, ", ".join(_ORDER)))
         try:
             attrs.append(x509.NameAttribute(getattr(x509.NameOID, NAME_OIDS[key]), value))
-        except ValueError as exc:
-            raise DicomTlsError("subject attribute %s=%r: %s" % (key, value, exc)) from None
+        except ValueError:
+            why = {
+                "COUNTRY_NAME": "must be a two-letter country code (ISO 3166)",
+                "COMMON_NAME": "must be 1 to 64 characters (the X.509 upper bound)",
+            }.get(NAME_OIDS[key], "is not a value X.509 allows for it")
+            raise DicomTlsError("subject attribute %s=%r %s" % (key, value, why)) from None
     if not attrs:
         raise DicomTlsError("subject is empty")
     return x509.Name(attrs)
@@ -429,6 +445,29 @@ def name_text(name: x509.Name) -> str:
             parts.append("%s=%s" % (short, value.replace("/", "\\/")))
         out.append("+".join(parts))
     return "/" + "/".join(out) if out else ""
+
+
+def _name_or_hash(obj, attr: str) -> str:
+    """name_text of ``obj.<attr>``; a name OpenSSL reads but cryptography cannot decode is shown
+    by its OpenSSL name hash instead of failing."""
+    try:
+        return name_text(getattr(obj, attr))
+    except ValueError:
+        if isinstance(obj, x509.Certificate):
+            name_der = namehash.certificate_names(der(obj))[0 if attr == "issuer" else 1]
+        else:
+            name_der = namehash.crl_issuer(der(obj))
+        return "<name with hash %s>" % namehash.name_hash(name_der)
+
+
+def subject_text(cert) -> str:
+    """The subject of a certificate in the collection's one form (name_text)."""
+    return _name_or_hash(cert, "subject")
+
+
+def issuer_text(obj) -> str:
+    """The issuer of a certificate or CRL in the collection's one form (name_text)."""
+    return _name_or_hash(obj, "issuer")
 
 
 def parse_sans(sans: list[str] | None) -> list[x509.GeneralName]:
@@ -451,8 +490,14 @@ def parse_sans(sans: list[str] | None) -> list[x509.GeneralName]:
                 out.append(x509.RFC822Name(value))
             else:
                 raise DicomTlsError("subject alternative name %r: type must be DNS, IP, URI or email" % san)
-        except ValueError as exc:
-            raise DicomTlsError("subject alternative name %r: %s" % (san, exc)) from None
+        except ValueError:
+            if kind in ("IP", "IP ADDRESS"):
+                why = "not an IPv4 or IPv6 address"
+            elif not value.isascii():
+                why = "not ASCII: give the IDNA A-label form (xn--...), the form OpenSSL and dcmtk compare"
+            else:
+                why = "not a valid %s value" % kind
+            raise DicomTlsError("subject alternative name %r: %s" % (san, why)) from None
     return out
 
 
@@ -490,8 +535,8 @@ def describe_certificate(cert: x509.Certificate, now: datetime.datetime | None =
     der = cert.public_bytes(serialization.Encoding.DER)
     info = {
         "serial": serial_hex(cert.serial_number),
-        "subject": name_text(cert.subject),
-        "issuer": name_text(cert.issuer),
+        "subject": subject_text(cert),
+        "issuer": issuer_text(cert),
         "not_before": isoformat(not_valid_before(cert)),
         "not_after": isoformat(not_after),
         "days_remaining": int((not_after - now).total_seconds() // 86400),

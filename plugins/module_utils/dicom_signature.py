@@ -163,7 +163,7 @@ class SignatureRecord:
 
     __slots__ = (
         "uid", "mac_id", "algorithm", "subject", "datetime", "location", "valid", "reason", "cert_der",
-        "tags", "purpose", "mac_ts", "key_kind", "elements", "format_old", "timestamp",
+        "tags", "purpose", "mac_ts", "key_kind", "elements", "format_old", "timestamp", "not_after",
     )  # fmt: skip
 
     def public(self) -> dict:
@@ -176,6 +176,8 @@ class SignatureRecord:
             "location": self.location,
             "valid": self.valid,
         }
+        if self.not_after:
+            out.update(signer_fingerprint_sha256=crypto.fingerprint_der(self.cert_der), signer_not_after=self.not_after)
         if self.purpose:
             out["purpose"] = self.purpose
         if self.timestamp:
@@ -227,6 +229,7 @@ def _check_one(f, elements, path, sig_item, mac_items, trust, retry_old_format, 
     rec.algorithm = None
     rec.subject = None
     rec.cert_der = None
+    rec.not_after = None
     rec.tags = ()
     rec.mac_ts = None
     rec.key_kind = None
@@ -261,6 +264,7 @@ def _check_one(f, elements, path, sig_item, mac_items, trust, retry_old_format, 
     except (ValueError, DicomTlsError):
         return bad("the signer certificate cannot be parsed")
     rec.subject = subject_text(cert)
+    rec.not_after = crypto.isoformat(crypto.not_valid_after(cert))
     rec.key_kind = key_kind(cert.public_key())
     if not check_crypto:
         rec.valid = None
@@ -292,7 +296,11 @@ def _check_one(f, elements, path, sig_item, mac_items, trust, retry_old_format, 
     if not crypto.not_valid_before(cert) < when < crypto.not_valid_after(cert):
         return bad(
             "the signer certificate was not valid at the signature datetime %s (valid %s to %s)"
-            % (rec.datetime, crypto.not_valid_before(cert).isoformat(), crypto.not_valid_after(cert).isoformat())
+            % (
+                rec.datetime,
+                crypto.isoformat(crypto.not_valid_before(cert)),
+                crypto.isoformat(crypto.not_valid_after(cert)),
+            )
         )
     if trust is not None:
         why = trust.check(cert, rec.cert_der)
@@ -490,6 +498,8 @@ def _build(f, req, elements, ancestors, content_end, location, tags):
         "mac_id": mac_id,
         "mac_algorithm": req.alg.name,
         "signer": req.signer.subject,
+        "signer_fingerprint_sha256": crypto.fingerprint(req.signer.cert),
+        "signer_not_after": crypto.isoformat(crypto.not_valid_after(req.signer.cert)),
         "datetime": when,
         "location": location,
         "valid": True,

@@ -85,11 +85,7 @@ def key_kind(public_key) -> str:
     return "unsupported"
 
 
-def subject_text(cert) -> str:
-    try:
-        return cert.subject.rfc4514_string()
-    except ValueError:
-        return "(undecodable subject)"
+subject_text = crypto.subject_text
 
 
 class Signer:
@@ -191,12 +187,9 @@ class SignerChainVerifier:
         cur = leaf
         for _depth in range(12):
             name = subject_text(cur)
-            if not crypto.not_valid_before(cur) <= now <= crypto.not_valid_after(cur):
-                return "certificate '%s' is expired or not yet valid (valid %s to %s)" % (
-                    name,
-                    crypto.not_valid_before(cur).isoformat(),
-                    crypto.not_valid_after(cur).isoformat(),
-                )
+            problem = crypto.validity_problem(cur, now)
+            if problem:
+                return "certificate '%s' %s" % (name, problem)
             if crypto.is_self_signed(cur):
                 if crypto.der(cur) in self.trusted_der:
                     return self._crl_check(chain)
@@ -228,7 +221,10 @@ class SignerChainVerifier:
             if crl is None:
                 return "no CRL from '%s' among the CRLs given" % subject_text(issuer)
             if crypto.next_update(crl) is not None and crypto.next_update(crl) < now:
-                return "the CRL from '%s' expired on %s" % (subject_text(issuer), crypto.next_update(crl).isoformat())
+                return "the CRL from '%s' expired on %s" % (
+                    subject_text(issuer),
+                    crypto.isoformat(crypto.next_update(crl)),
+                )
             if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
                 return "certificate '%s' is revoked" % subject_text(cert)
         return None

@@ -313,6 +313,24 @@ def syncfs(directory: str) -> bool:
         os.close(fd)
 
 
+def file_mode(path: str) -> int | None:
+    """The permission bits of a regular file (not following a final symbolic link); None when absent."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
+
+
+def set_mode(path: str, mode: int) -> None:
+    """chmod a regular file through a descriptor opened without following a symbolic link."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
 def make_dir(path: str, mode: int = 0o755) -> bool:
     """Create one directory with exactly ``mode``; False when it exists already."""
     try:

@@ -37,9 +37,15 @@ def sign_requests(csrs: dict, issued_dir: str) -> list[dict]:
     return out
 
 
-def revoked_nodes(revoked: list) -> list[str]:
-    """The node names of dicom_tls_revoked (entries given by serial or certificate_path name no node)."""
-    return [r["node"] for r in revoked or [] if isinstance(r, dict) and r.get("node")]
+def revoked_nodes(revoked: list, appliances: bool = False) -> list[str]:
+    """The node names of dicom_tls_revoked (entries given by serial or certificate_path name no node);
+    with ``appliances``, the names of revoked appliances too."""
+    keys = ("node", "appliance") if appliances else ("node",)
+    out = []
+    for r in revoked or []:
+        if isinstance(r, dict):
+            out += [r[k] for k in keys if r.get(k)]
+    return out
 
 
 def revoked_entries(revoked: list, issued_paths: list, issued_dir: str) -> list[dict]:
@@ -111,4 +117,108 @@ def orthanc_modalities(peers: dict) -> dict:
             "Host": v.get("dicom_tls_address", "127.0.0.1"),
             "Port": int(v.get("dicom_tls_port", 11112)),
         }
+    return out
+
+
+def appliance_endpoints(appliances: list, caller: str | None = None, nodes: list | None = None) -> list[dict]:
+    """The endpoints (as the node roles describe theirs) of the appliances of dicom_tls_appliances
+    (name, address, port, ae_title) that node ``caller`` checks: those whose ``verify_from`` names it,
+    or every appliance without ``verify_from`` when ``caller`` is one of ``nodes``. Without ``caller``,
+    every appliance. Appliances check no CRLs that the fleet can rely on (checks_crl false)."""
+    out = []
+    for a in appliances or []:
+        if caller is not None and caller not in a.get("verify_from", nodes or []):
+            continue
+        out.append(
+            {
+                "name": a["name"],
+                "kind": "appliance",
+                "host": a["address"],
+                "port": int(a["port"]),
+                "ae_title": a["ae_title"],
+                "checks_crl": False,
+            }
+        )
+    return out
+
+
+def _address(host, port) -> str:
+    try:
+        port = int(port)
+    except (TypeError, ValueError):
+        pass
+    return "%s:%s" % (host, port)
+
+
+def echo_pairs(results: dict, servers: list) -> list[dict]:
+    """The C-ECHO pairs of a fleet check, for echo_matrix and dicom_metrics: per client (``results``,
+    client name -> its registered dicom_tls_echo result, in the order given), one pair per target
+    {client, server, status, reason, expect, as_expected}; the server named after the endpoint of
+    ``servers`` at that address (its host:port when none). A client without results (its task did
+    not run or failed before echoing) gives one pair with server "(all)" and status not_run."""
+    names = {_address(e["host"], e["port"]): e["name"] for e in servers or []}
+    out = []
+    for client, reg in results.items():
+        reg = reg or {}
+        if "results" not in reg:
+            out.append(
+                {
+                    "client": client,
+                    "server": "(all)",
+                    "status": "not_run",
+                    "reason": reg.get("msg", "no result"),
+                    "expect": "success",
+                    "as_expected": False,
+                }
+            )
+            continue
+        for r in reg["results"]:
+            address = _address(r.get("host"), r.get("port"))
+            out.append(
+                {
+                    "client": client,
+                    "server": names.get(address, address),
+                    "status": r.get("status"),
+                    "reason": r.get("reason"),
+                    "expect": r.get("expect"),
+                    "as_expected": r.get("as_expected"),
+                }
+            )
+    return out
+
+
+def expiry_entries(nodes: dict, appliances: list, echo_results: list) -> list[dict]:
+    """The rows of expiry_table: per node (``nodes``, name -> {cert: its dicom_cert_info result,
+    kind}), its subject, not_after and days_remaining ("?" and -1 when unknown); per appliance, the
+    certificate it served to the first C-ECHO that reached it (``echo_results``, every
+    dicom_tls_echo result of the fleet), or "? (no certificate served)"."""
+    out = []
+    for name, n in nodes.items():
+        c = (n or {}).get("cert") or {}
+        out.append(
+            {
+                "node": name,
+                "subject": c.get("subject", "?"),
+                "not_after": c.get("not_after", "?"),
+                "days_remaining": c.get("days_remaining", -1),
+                "kind": (n or {}).get("kind") or "node",
+            }
+        )
+    for a in appliances or []:
+        address = _address(a["address"], a["port"])
+        served = [
+            r["peer_certificate"]
+            for r in echo_results or []
+            if _address(r.get("host"), r.get("port")) == address and r.get("peer_certificate")
+        ]
+        c = served[0] if served else {}
+        out.append(
+            {
+                "node": a["name"],
+                "subject": c.get("subject", "? (no certificate served)"),
+                "not_after": c.get("not_after", "?"),
+                "days_remaining": c.get("days_remaining", -1),
+                "kind": "appliance",
+            }
+        )
     return out

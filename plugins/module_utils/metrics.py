@@ -15,7 +15,12 @@ import re
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atomic_write, read_bytes, read_optional
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
+    atomic_write,
+    make_parent_dirs,
+    read_bytes,
+    read_optional,
+)
 
 try:
     from cryptography import x509
@@ -134,5 +139,6 @@ def write(path: str, data: bytes, mode: int = 0o644) -> bool:
     """Write the file atomically when its content differs; True when it was written."""
     if read_optional(path) == data:
         return False
+    make_parent_dirs(path)
     atomic_write(path, data, mode)
     return True

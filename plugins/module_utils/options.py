@@ -9,8 +9,13 @@ and X.509 can hold, oversized texts and passphrases. Each failure is one sentenc
 from __future__ import annotations
 
 import datetime
+import grp
 import math
+import os
+import pwd
+import re
 
+from ansible.module_utils import basic
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 
 _UTC = datetime.timezone(datetime.timedelta(0))
@@ -52,6 +57,100 @@ def check_number(name: str, value, low: float, high: float, unit: str = "", low_
         )
 
 
+def octal_mode(name: str, value, default: int = 0o644) -> int:
+    """A file mode option as Ansible reads one: an int is the mode itself (YAML's 0644), a string is octal."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        raise DicomTlsError("%s must be an octal mode like '0644', got %r" % (name, value))
+    if isinstance(value, int):
+        mode = value
+    else:
+        text = str(value)
+        if not text or len(text) > 6 or any(c not in "01234567" for c in text):
+            raise DicomTlsError("%s must be an octal mode like '0644', got %r" % (name, text[:40]))
+        mode = int(text, 8)
+    if not 0 <= mode <= 0o7777:
+        raise DicomTlsError("%s %s is out of range: 0000 to 7777 (octal)" % (name, oct(mode)[2:][:24]))
+    return mode
+
+
+_SYMBOLIC = re.compile(r"^[ugoa]*([-+=]([rwxXst]*|[ugo]))+$")
+CHATTR_FLAGS = "aAcCdDeFijmPsStTux"  # what chattr(1) sets
+
+
+def check_mode(name: str, value, symbolic: bool) -> None:
+    """A mode Ansible's file options would accept (octal, or symbolic like u=rw,g=r where the module takes it)."""
+    if value is None:
+        return
+    if isinstance(value, str) and symbolic and not re.fullmatch(r"[0-7]+", value):
+        clauses = value.split(",")
+        if value and len(value) <= 64 and all(_SYMBOLIC.match(c) for c in clauses):
+            return
+        raise DicomTlsError("%s must be octal like '0644' or symbolic like 'u=rw,g=r,o=r', got %r" % (name, value[:40]))
+    octal_mode(name, value)
+
+
+def _user_exists(value: str, lookup) -> bool:
+    if value.isdigit():
+        return True
+    try:
+        lookup(value)
+        return True
+    except KeyError:
+        return False
+
+
+def check_owner(name: str, value) -> None:
+    """owner: an existing user, and one the running user may give files to (only root gives them away)."""
+    if value is None:
+        return
+    text = str(value)
+    if not text.strip():
+        raise DicomTlsError("%s is empty (leave it out to keep the owner)" % name)
+    if not _user_exists(text, pwd.getpwnam):
+        raise DicomTlsError("%s: no such user %r on this host" % (name, text[:64]))
+    uid = int(text) if text.isdigit() else pwd.getpwnam(text).pw_uid
+    if os.geteuid() != 0 and uid != os.geteuid():
+        raise DicomTlsError("%s %s: only root can give files to another user (use become: true)" % (name, text))
+
+
+def check_group(name: str, value) -> None:
+    """group: an existing group the running user may give files to (root, or a group it belongs to)."""
+    if value is None:
+        return
+    text = str(value)
+    if not text.strip():
+        raise DicomTlsError("%s is empty (leave it out to keep the group)" % name)
+    if not _user_exists(text, grp.getgrnam):
+        raise DicomTlsError("%s: no such group %r on this host" % (name, text[:64]))
+    gid = int(text) if text.isdigit() else grp.getgrnam(text).gr_gid
+    if os.geteuid() != 0 and gid != os.getegid() and gid not in os.getgroups():
+        raise DicomTlsError("%s %s: the running user is not in that group (use become: true)" % (name, text))
+
+
+def check_attributes(name: str, value) -> None:
+    if value is None:
+        return
+    text = str(value)
+    flags = text[1:] if text[:1] in "+-=" else text
+    if not flags or any(c not in CHATTR_FLAGS for c in flags):
+        raise DicomTlsError("%s must be chattr flags like '+i' (%s), got %r" % (name, CHATTR_FLAGS, text[:40]))
+
+
+def check_file_options(spec: dict, params: dict) -> None:
+    """mode, owner, group and attributes checked before anything is written (Ansible applies them after)."""
+    symbolic = "unsafe_writes" in spec  # Ansible's own file options take symbolic modes
+    if "mode" in spec:
+        check_mode("mode", params.get("mode"), symbolic)
+    if "owner" in spec:
+        check_owner("owner", params.get("owner"))
+    if "group" in spec:
+        check_group("group", params.get("group"))
+    if "attributes" in spec:
+        check_attributes("attributes", params.get("attributes"))
+
+
 def _walk(name: str, value, depth: int = 0) -> None:
     """NaN, infinities, NUL bytes and runaway nesting anywhere inside a value."""
     if depth > NEST_MAX:
@@ -63,6 +162,11 @@ def _walk(name: str, value, depth: int = 0) -> None:
     if isinstance(value, str):
         if "\x00" in value:
             raise DicomTlsError("%s contains a NUL byte" % name)
+        if has_private_key(value):
+            raise DicomTlsError(
+                "%s holds a PEM private key: refused (and masked in the output); a private key never travels"
+                " in a task's options, give its path on the host that uses it" % name
+            )
         if len(value) > TEXT_MAX:
             raise DicomTlsError("%s is longer than %d characters" % (name, TEXT_MAX))
     elif isinstance(value, dict):
@@ -86,6 +190,56 @@ def check_path(name: str, value) -> None:
     for part in value.split("/"):
         if len(part.encode("utf-8", "surrogateescape")) > NAME_MAX:
             raise DicomTlsError("%s has a file name longer than %d bytes: %s..." % (name, NAME_MAX, part[:40]))
+
+
+def _identity(path: str):
+    """What makes two names the same file: the device and inode when it exists, else the resolved path."""
+    try:
+        st = os.stat(path)
+        return ("inode", st.st_dev, st.st_ino)
+    except (OSError, ValueError):
+        return ("path", os.path.realpath(os.path.abspath(path)))
+
+
+def _values_of(params: dict, option: str) -> list:
+    """(name, value) for an option; ``parent.child`` for each element of a list of dicts."""
+    parent, _sep, child = option.partition(".")
+    if not child:
+        value = params.get(option)
+        if isinstance(value, list):
+            return [("%s[%d]" % (option, i), v) for i, v in enumerate(value)]
+        return [(option, value)]
+    out = []
+    for i, item in enumerate(params.get(parent) or []):
+        if isinstance(item, dict):
+            out.append(("%s[%d].%s" % (parent, i, child), item.get(child)))
+    return out
+
+
+def check_distinct(params: dict, outputs: tuple = (), inputs: tuple = ()) -> None:
+    """Each file the module writes has one role: two output options naming the same file, or an output
+    naming one of the module's inputs (issuer key, certificate, ...), would overwrite one with the other."""
+    seen: dict = {}
+    for option in outputs:
+        for name, value in _values_of(params, option):
+            if not value or not isinstance(value, str):
+                continue
+            ident = _identity(value)
+            if ident in seen:
+                raise DicomTlsError(
+                    "%s and %s name the same file %s: each role needs its own file" % (seen[ident], name, value)
+                )
+            seen[ident] = name
+    for option in inputs:
+        for name, value in _values_of(params, option):
+            if not value or not isinstance(value, str):
+                continue
+            ident = _identity(value)
+            if ident in seen:
+                raise DicomTlsError(
+                    "%s names the same file as %s (%s): writing it would destroy that input"
+                    % (seen[ident], name, value)
+                )
 
 
 def check_params(spec: dict, params: dict, prefix: str = "") -> None:
@@ -114,13 +268,86 @@ def check_params(spec: dict, params: dict, prefix: str = "") -> None:
                 check_params(opt["options"], item, where)
 
 
-def guard(module, ranges: dict | None = None) -> None:
-    """check_params plus the module's ranges; fail_json on the first problem, before any I/O.
+_KEY_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S)
+
+
+def has_private_key(text: str) -> bool:
+    """A PEM private key block (PKCS#8, RSA, EC, encrypted, OpenSSH) in ``text``."""
+    return "PRIVATE KEY-----" in text and _KEY_BLOCK.search(text) is not None
+
+
+def key_material(value, depth: int = 0) -> set:
+    """The strings to mask wherever ``value`` (an option, nested or not) holds private key material:
+    the whole text, each PEM private key block, and each line of its body (so the key is masked in a
+    message quoting one line, and in Ansible's one-line invocation log of a list or dict option)."""
+    out: set = set()
+    if depth > NEST_MAX:
+        return out
+    if isinstance(value, str):
+        if not has_private_key(value):
+            return out
+        out.add(value)
+        for block in _KEY_BLOCK.finditer(value):
+            out.add(block.group(0))
+            for line in block.group(0).splitlines():
+                line = line.strip()
+                if len(line) >= 16 and not line.startswith("-----") and ":" not in line:
+                    out.add(line)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            out |= key_material(key, depth + 1) | key_material(item, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            out |= key_material(item, depth + 1)
+    return out
+
+
+def _masked_keys(value, depth: int = 0):
+    """``value`` with dict keys that hold key material replaced (Ansible masks values, not keys)."""
+    if depth > NEST_MAX:
+        return value
+    if isinstance(value, dict):
+        return {
+            ("********" if isinstance(k, str) and has_private_key(k) else k): _masked_keys(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_masked_keys(v, depth + 1) for v in value]
+    return value
+
+
+class AnsibleModule(basic.AnsibleModule):
+    """Ansible's AnsibleModule, with any option value that holds private key material treated as no_log:
+    masked in the result (the task's invocation under -vvv, ANSIBLE_LOG_PATH), in messages, and in the
+    "Invoked with" line logged on the managed host. A key pasted into a certificate option by mistake
+    is refused, and never printed back."""
+
+    def _mask_key_material(self) -> None:
+        params = getattr(self, "params", None) or {}
+        no_log_values = getattr(self, "no_log_values", None)
+        found = key_material(params)
+        if no_log_values is not None and found:
+            no_log_values.update(found)
+            self.params = _masked_keys(params)  # the result's invocation shows self.params
+
+    def _log_invocation(self):
+        self._mask_key_material()
+        super()._log_invocation()
+
+    def fail_json(self, msg, **kwargs):
+        self._mask_key_material()  # argument validation fails inside __init__, before _log_invocation
+        super().fail_json(msg, **kwargs)
+
+
+def guard(module, ranges: dict | None = None, outputs: tuple = (), inputs: tuple = ()) -> None:
+    """check_params plus the module's ranges; fail_json on the first problem, before any write.
+    ``outputs``/``inputs``: path options the module writes / reads (check_distinct).
 
     ``ranges``: option -> (low, high, unit) for integers, or (low, high, unit, 'float'[, low_open]) for numbers;
     a dotted name ``parent.child`` applies to each element of a list of dicts."""
     try:
         check_params(module.argument_spec, module.params)
+        check_file_options(module.argument_spec, module.params)
         for option, bounds in (ranges or {}).items():
             low, high, unit = bounds[:3]
             is_float = len(bounds) > 3 and bounds[3] == "float"
@@ -139,5 +366,6 @@ def guard(module, ranges: dict | None = None) -> None:
                     check_number(name, value, low, high, unit, low_open)
                 else:
                     check_int(name, value, low, high, unit)
+        check_distinct(module.params, outputs, inputs)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)

@@ -142,7 +142,7 @@ class ConfigFile:
 def parse(text: str, path: str) -> ConfigFile:
     """Top-level members of one configuration file, with the span of each value in the text."""
     sc = _Scanner(text, path)
-    pos = sc.skip(0)
+    pos = sc.skip(1 if text.startswith("\ufeff") else 0)  # a UTF-8 BOM, as Orthanc (jsoncpp) accepts: kept
     if pos >= len(text) or text[pos] != "{":
         sc.fail(pos, "the file must hold one JSON object")
     pos = sc.skip(pos + 1)
@@ -164,8 +164,12 @@ def parse(text: str, path: str) -> ConfigFile:
         vend = sc.value_end(vstart)
         try:
             value = json.loads(sc.strip_comments(vstart, vend))
-        except ValueError as exc:
-            sc.fail(vstart, "bad value of %r: %s" % (key, exc))
+        except ValueError:
+            sc.fail(
+                vstart,
+                "the value of %r is not JSON (a string in double quotes, a number, true, false, null, "
+                "an object or a list)" % key,
+            )
         if key in members:
             raise DicomTlsError("option %r is defined twice in this file" % key, path)
         members[key] = Member(key, value, vstart, vend)

@@ -144,7 +144,7 @@ _TLS_REASONS = {
 _TLS_VERSION_NAMES = {0x0301: "TLSv1", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}
 # TLS record content types, handshake message type and alert descriptions (RFC 8446, 5246).
 _ALERT, _HANDSHAKE = 21, 22
-_CERTIFICATE_REQUEST = 13
+_CERTIFICATE, _CERTIFICATE_REQUEST = 11, 13
 _ALERTS = {
     10: "unexpected_message",
     20: "bad_record_mac",
@@ -327,20 +327,24 @@ def build_context(target: dict) -> ssl.SSLContext:
             ctx.minimum_version = min_version
             ctx.maximum_version = max_version
         ctx.set_ciphers(":".join(suites) + (":@SECLEVEL=0" if legacy else ""))
-    except (ssl.SSLError, ValueError) as exc:
-        raise DicomTlsError("this Python's OpenSSL cannot do profile %s (%s)" % (target["profile"], exc)) from None
+    except (ssl.SSLError, ValueError):
+        raise DicomTlsError(
+            "this Python's %s cannot do profile %s (its TLS versions or cipher suites are not available)"
+            % (ssl.OPENSSL_VERSION, target["profile"])
+        ) from None
     if target["peer_verification"] == "ignore":
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     else:
         ctx.check_hostname = bool(target["check_hostname"])
+        ctx.hostname_checks_common_name = False  # as documented: the subjectAltName only, never the CN
         ctx.verify_mode = ssl.CERT_REQUIRED
         if target["ca_file"]:
             _load_pem_certificates(target["ca_file"], "ca_file")
             try:
                 ctx.load_verify_locations(cafile=target["ca_file"])
-            except ssl.SSLError as exc:
-                raise DicomTlsError("cannot load ca_file: %s" % exc, target["ca_file"]) from None
+            except ssl.SSLError:
+                raise DicomTlsError("OpenSSL cannot load the certificates of ca_file", target["ca_file"]) from None
         if target["ca_path"]:
             if not os.path.isdir(target["ca_path"]):
                 raise DicomTlsError("ca_path is not a directory", target["ca_path"])
@@ -352,8 +356,8 @@ def build_context(target: dict) -> ssl.SSLContext:
             with scratch_file(pem, prefix="dicom-tls-crls-", suffix=".pem") as name:
                 try:
                     ctx.load_verify_locations(cafile=name)
-                except ssl.SSLError as exc:
-                    raise DicomTlsError("cannot load CRLs: %s" % exc, ", ".join(target["crl_files"])) from None
+                except ssl.SSLError:
+                    raise DicomTlsError("OpenSSL cannot load the CRLs", ", ".join(target["crl_files"])) from None
         if target["crl_check"] == "leaf":
             ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
         elif target["crl_check"] == "chain":
@@ -362,8 +366,8 @@ def build_context(target: dict) -> ssl.SSLContext:
         _check_client_identity(target)
         try:
             ctx.load_cert_chain(target["client_cert"], target["client_key"], target["client_key_passphrase"])
-        except ssl.SSLError as exc:
-            raise DicomTlsError("cannot use client_cert with client_key: %s" % exc, target["client_cert"]) from None
+        except ssl.SSLError:
+            raise DicomTlsError("OpenSSL cannot use client_cert with client_key", target["client_cert"]) from None
     return ctx
 
 
@@ -391,6 +395,7 @@ class WireRecord:
         self.tls_version: str | None = None
         self.cipher: str | None = None
         self.peer_der: bytes | None = None
+        self.peer_chain: list[bytes] = []  # DER, as the server sent them (leaf first)
         self.certificate_requested = False
         self.alert_received: str | None = None
         self.io_timeout = io_timeout
@@ -410,13 +415,30 @@ class WireRecord:
         self.phase = "dicom"
 
     def message(self, conn, direction, version, content_type, msg_type, data) -> None:
-        """ssl message callback: notes a CertificateRequest and alerts from the server."""
+        """ssl message callback: notes the server's certificates, a CertificateRequest and alerts."""
         if direction != "read":
             return
-        if content_type == _HANDSHAKE and msg_type == _CERTIFICATE_REQUEST:
+        if content_type == _HANDSHAKE and msg_type == _CERTIFICATE:
+            self.peer_chain = _certificate_list(data, version == ssl.TLSVersion.TLSv1_3)
+        elif content_type == _HANDSHAKE and msg_type == _CERTIFICATE_REQUEST:
             self.certificate_requested = True
         elif content_type == _ALERT and len(data) >= 2 and data[1] != 0:  # 0: close_notify
             self.alert_received = _ALERTS.get(data[1], "alert %d" % data[1])
+
+
+def _certificate_list(data: bytes, tls13: bool) -> list[bytes]:
+    """The DER certificates of a TLS Certificate handshake message (RFC 5246 7.4.2, RFC 8446 4.4.2)."""
+    out: list[bytes] = []
+    pos = 4 + (1 + data[4] if tls13 and len(data) > 4 else 0)  # header, TLS 1.3 request context
+    end = min(len(data), pos + 3 + int.from_bytes(data[pos : pos + 3], "big"))
+    pos += 3
+    while pos + 3 <= end:
+        size = int.from_bytes(data[pos : pos + 3], "big")
+        out.append(bytes(data[pos + 3 : pos + 3 + size]))
+        pos += 3 + size
+        if tls13:  # per-certificate extensions
+            pos += 2 + int.from_bytes(data[pos : pos + 2], "big")
+    return out
 
 
 class _RecordingSocket(ssl.SSLSocket):
@@ -549,6 +571,7 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
         raise DicomTlsError("the Python library pynetdicom is required")
     result = _base_result(target)
     seen = _Seen(target)
+    seen.security_level = getattr(ctx, "security_level", None)
     _instrument(ctx, seen.record)  # attempts of one target run one after the other
     timeout = target["timeout"]
 
@@ -577,9 +600,9 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
             seen.echo_sent = True
             try:
                 rsp = assoc.send_c_echo()
-            except Exception as exc:  # pynetdicom raises on a dead association
+            except Exception:  # pynetdicom raises on a dead association
                 rsp = None
-                seen.echo_error = str(exc)
+                seen.echo_error = "the association ended before the answer"
             if rsp is not None and "Status" in rsp:
                 seen.echo_status = int(rsp.Status)
             assoc.release()
@@ -592,7 +615,7 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
     result["tls_version"] = record.tls_version
     result["cipher"] = record.cipher
     result["echo_status"] = seen.echo_status
-    peer_der = record.peer_der
+    peer_der = record.peer_der or (record.peer_chain[0] if record.peer_chain else None)
     status, reason = seen.classify()
     if status == "server_certificate_rejected" and not peer_der:
         peer_der = _fetch_unverified_certificate(target, timeout)
@@ -682,6 +705,7 @@ class _Seen:
         self.echo_sent = False
         self.where = "%s:%d" % (target["host"], target["port"])
         self.sent_cert = bool(target["client_cert"])
+        self.security_level: int | None = None
 
     # -- the sentences ---------------------------------------------------------------------
     def _client(self) -> str:
@@ -761,11 +785,12 @@ class _Seen:
                 ),
             )
         hint = _VERIFY_HINTS.get(err.verify_code)
+        located = _failing_certificate(self.record.peer_chain, self.target, err.verify_code, self.security_level)
         return "server_certificate_rejected", "the server certificate of %s failed verification against %s: %s%s" % (
             self.where,
             self._trust(),
             what,
-            " (%s)" % hint if hint and hint != what else "",
+            ": %s" % located if located else " (%s)" % hint if hint and hint != what else "",
         )
 
     def _tls_failure(self, err):
@@ -886,6 +911,84 @@ class _Seen:
         return "association_aborted", (
             "%s closed the connection after the TLS handshake without answering the association request" % where
         )
+
+
+def _trusted_certificates(target: dict) -> list:
+    """The certificates of ca_file and ca_path (unreadable entries skipped): where OpenSSL looks for issuers."""
+    paths = [target["ca_file"]] if target["ca_file"] else []
+    if target["ca_path"]:
+        with contextlib.suppress(OSError):
+            paths += sorted(os.path.join(target["ca_path"], n) for n in os.listdir(target["ca_path"]))
+    out = []
+    for path in paths:
+        with contextlib.suppress(DicomTlsError, OSError):
+            out += crypto.load_certificates(_read(path, "ca_path entry"), path)
+    return out
+
+
+def _weakness(cert, code: int) -> str | None:
+    """What OpenSSL's security levels refuse in ``cert``: a digest (code 68) or a key size (66, 67)."""
+    if code == 68:
+        digest = getattr(cert.signature_hash_algorithm, "name", "")
+        return "is signed with %s" % {"sha1": "SHA-1", "md5": "MD5"}[digest] if digest in ("sha1", "md5") else None
+    key = crypto.key_description(cert.public_key())
+    if key["key_type"] == "rsa" and key["key_size"] < 2048:
+        return "has a %d-bit RSA key" % key["key_size"]
+    return None
+
+
+_POLICY = (
+    "; OpenSSL security level %s, this host's default used by profile %s, refuses it; dcmtk runs OpenSSL at "
+    "level 0 and accepts it (profiles bcp195, aes and null run at level 0 too: to connect anyway, not to fix it)"
+)
+
+
+def _failing_certificate(chain_der: list[bytes], target: dict, code: int | None, level=None) -> str | None:
+    """The certificate an OpenSSL verify error is about, with its date or issuer.
+
+    The chain is built as OpenSSL builds it (issuers from ca_file/ca_path first, then the server's
+    certificates) and, for time errors, checked from the top down as X509_verify_cert does, so the
+    certificate named is the one at the depth OpenSSL failed (``openssl verify`` prints the same)."""
+    try:
+        sent = [crypto.load_der_certificate(der, "the server's certificate chain") for der in chain_der]
+    except DicomTlsError:
+        return None
+    if not sent or code not in (2, 9, 10, 20, 66, 67, 68):
+        return None
+    pool = [(c, "trusted CA") for c in _trusted_certificates(target)]
+    pool += [(c, "intermediate CA sent by the server") for c in sent[1:]]
+    chain = [(sent[0], "server certificate")]
+    while len(chain) < 10 and not crypto.is_self_signed(chain[-1][0]):
+        issuer = next((pair for pair in pool if crypto.issued_by(chain[-1][0], pair[0])), None)
+        if issuer is None or any(issuer[0] == c for c, _role in chain):
+            break
+        chain.append(issuer)
+    depths = list(enumerate(chain))
+    if code in (66, 67, 68):  # policy: top-down, the trust anchor's own signature not judged
+        for depth, (cert, role) in reversed(depths):
+            weak = _weakness(cert, code) if code != 68 or not crypto.is_self_signed(cert) else None
+            if weak and (code == 66) == (depth == 0):
+                return "%s %s (depth %d) %s%s" % (
+                    role,
+                    crypto.subject_text(cert),
+                    depth,
+                    weak,
+                    _POLICY % (level if level is not None else "?", target["profile"]),
+                )
+        return None
+    for depth, (cert, role) in reversed(depths) if code in (9, 10) else ():
+        problem = crypto.validity_problem(cert)
+        if problem and problem.startswith("has expired" if code == 10 else "is not yet valid"):
+            return "%s %s (depth %d) %s" % (role, crypto.subject_text(cert), depth, problem)
+    depth, (cert, role) = depths[-1]
+    if code in (2, 20) and not crypto.is_self_signed(cert):
+        return "%s %s (depth %d) is issued by %s, which is not among the trusted certificates" % (
+            role,
+            crypto.subject_text(cert),
+            depth,
+            crypto.issuer_text(cert),
+        )
+    return None
 
 
 _SUBJECTS: dict = {}

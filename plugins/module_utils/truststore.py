@@ -64,7 +64,7 @@ class TrustObject:
     kind: str  # "cert" or "crl"
     der: bytes
     source: str  # file path or "certificates[i]" for inline PEM
-    subject: str  # subject (cert) or issuer (crl), RFC 4514
+    subject: str  # subject (cert) or issuer (crl), crypto.name_text's form
     subject_hash: str  # the file name hash: subject hash (cert) or issuer hash (crl)
     fingerprint_sha256: str
     not_after: datetime.datetime | None = None  # certificates
@@ -98,20 +98,13 @@ class Loaded:
 
 
 def _iso(when: datetime.datetime | None) -> str | None:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+    return crypto.isoformat(when) if when else None
 
 
 def to_pem(der: bytes, label: str) -> bytes:
     b64 = base64.b64encode(der)
     lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
     return b"-----BEGIN %s-----\n%s\n-----END %s-----\n" % (label.encode(), b"\n".join(lines), label.encode())
-
-
-def _fmt_name(name_thunk, fallback_der: bytes) -> str:
-    try:
-        return name_thunk().rfc4514_string()
-    except Exception:  # cryptography refuses some names OpenSSL accepts; show the hash instead
-        return "<name with hash %s>" % namehash.name_hash(fallback_der)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,7 +182,7 @@ def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
         kind="cert",
         der=der,
         source=where,
-        subject=_fmt_name(lambda: cert.subject, subject_der),
+        subject=crypto.subject_text(cert),
         subject_hash=namehash.canonical_hash(subject_canon),
         fingerprint_sha256=fingerprint_der(der),
         not_after=not_after,
@@ -213,7 +206,7 @@ def _load_crl(der: bytes, source: str, n: int) -> TrustObject:
         kind="crl",
         der=der,
         source=where,
-        subject=_fmt_name(lambda: crl.issuer, issuer_der),
+        subject=crypto.issuer_text(crl),
         subject_hash=namehash.canonical_hash(canon),
         fingerprint_sha256=fingerprint_der(der),
         next_update=next_update,
@@ -252,7 +245,7 @@ def load_objects(
                 raise DicomTlsError(
                     "certificate '%s' is not self-signed (issued by '%s'): dcmtk accepts only root "
                     "(self-signed) certificates as trust anchors; give the root CA, or set "
-                    "allow_non_root: true" % (obj.subject, _fmt_name(lambda c=obj.obj: c.issuer, b"\x30\x00")),
+                    "allow_non_root: true" % (obj.subject, crypto.issuer_text(obj.obj)),
                     obj.source,
                 )
             if obj.not_after < now:
@@ -662,6 +655,35 @@ class BundlePlan:
     @property
     def changed(self) -> bool:
         return self.current != self.data or not self.meta_ok
+
+
+def plan_actions(plan) -> list[dict]:
+    """The plan of a hashed directory or a bundle in the collection's one shape: one
+    ``{path, action, reason}`` per file that the run writes or removes (empty when nothing changes)."""
+    if isinstance(plan, BundlePlan):
+        if not plan.changed:
+            return []
+        if plan.current is None:
+            action, reason = "created", "no bundle yet"
+        elif plan.current == plan.data:
+            action, reason = "updated", "mode or owner differs"
+        else:
+            action, reason = "updated", "%d added, %d removed" % (len(plan.added), len(plan.removed))
+        return [{"path": plan.path, "action": action, "reason": reason}]
+    out = []
+    if plan.create_dir:
+        out.append({"path": plan.path, "action": "created", "reason": "no directory yet"})
+    join = os.path.join
+    out += [{"path": join(plan.path, n), "action": "created", "reason": "new in the store"} for n in plan.added]
+    for move in plan.renumbered:
+        old, new = move.split(" -> ")
+        reason = "moved from %s in its collision sequence" % old
+        out.append({"path": join(plan.path, new), "action": "renumbered", "reason": reason})
+    reason = "content form, link, mode or owner differs"
+    out += [{"path": join(plan.path, n), "action": "updated", "reason": reason} for n in plan.rewritten]
+    reason = "no longer in the store, unreadable or a duplicate"
+    out += [{"path": join(plan.path, n), "action": "removed", "reason": reason} for n in plan.removed]
+    return out
 
 
 def bundle_fingerprints(data: bytes | None) -> list[str]:

@@ -57,6 +57,10 @@ options:
     description:
       - The private key on this host. Generated when missing (or when the key type or size changed).
       - Leave it out, and give O(csr_path) or O(csr_content), to sign a CSR on the CA host.
+      - Written 0600 in a folder created 0700. An existing key that other users may read (0644, 0640, ...)
+        is tightened to 0600, listed in RV(actions) (target C(privatekey_mode)) and warned about, since it
+        may have been read already (consider O(regenerate_key)).
+      - Must not be the same file as any other path of the task.
     type: path
   privatekey_passphrase:
     description: Passphrase of O(privatekey_path). New keys are written encrypted with it.
@@ -120,11 +124,23 @@ options:
     choices: [pem, der]
     default: pem
   pkcs12_path:
-    description: Also write a PKCS#12 key store (key, certificate, intermediates), as dcm4che reads. Mode 0600.
+    description:
+      - Also write a PKCS#12 key store (key, certificate, intermediates), as dcm4che reads. Mode 0600.
+      - Rebuilt whenever what it holds would differ - the certificate, the key, the intermediates of
+        O(chain_path) (for example after O(issuer_chain_path) is added), O(pkcs12_passphrase) or
+        O(pkcs12_encryption).
     type: path
   pkcs12_passphrase:
     description: Passphrase of O(pkcs12_path).
     type: str
+  pkcs12_encryption:
+    description:
+      - V(modern) AES-256-CBC with PBKDF2 and a SHA-256 MAC (OpenSSL 3's default).
+      - V(legacy) PBE-SHA1-3DES with a SHA-1 MAC, for Java 8 before 8u301 and older dcm4che installs.
+      - Applies when O(pkcs12_passphrase) is set.
+    type: str
+    choices: [modern, legacy]
+    default: modern
   backup:
     description: Keep a timestamped copy of each file before it is overwritten or removed.
     type: bool
@@ -252,12 +268,11 @@ backup_files:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options, crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
 
 def argument_spec():
@@ -277,6 +292,7 @@ def argument_spec():
         format=dict(type="str", default="pem", choices=["pem", "der"]),
         pkcs12_path=dict(type="path"),
         pkcs12_passphrase=dict(type="str", no_log=True),
+        pkcs12_encryption=dict(type="str", default="modern", choices=["modern", "legacy"]),
         backup=dict(type="bool", default=False),
         **ca_options.issuer(required=False),
         **ca_options.issuance(backend.USAGES),
@@ -309,6 +325,17 @@ def _diff(plan, before_cert, after_cert):
     return {"before": {"certificate": side(before_cert)}, "after": {"certificate": after, "actions": files}}
 
 
+def _outputs(params: dict) -> tuple:
+    """The files this task writes (or removes): each must be its own file, and none an input."""
+    names = ("path", "privatekey_path", "chain_path", "pkcs12_path", "database")
+    return names + (("csr_path",) if params["state"] in ("csr", "absent") else ())
+
+
+def _inputs(params: dict) -> tuple:
+    names = ("issuer_cert_path", "issuer_privatekey_path", "issuer_chain_path")
+    return names + (("csr_path",) if params["state"] not in ("csr", "absent") else ())
+
+
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
@@ -316,7 +343,7 @@ def main():
         add_file_common_args=True,
         mutually_exclusive=[("csr_path", "csr_content"), ("certificate_content", "csr_content")],
     )
-    guard(module, ca_options.ranges())
+    guard(module, ca_options.ranges(), outputs=_outputs(module.params), inputs=_inputs(module.params))
     require(module, "cryptography")
     spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})
     try:

@@ -85,10 +85,10 @@ not_after:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard
 
 
 def main():
@@ -102,6 +102,7 @@ def main():
         supports_check_mode=True,
         add_file_common_args=True,
     )
+    guard(module)
     require(module, "cryptography")
     p = module.params
     try:

@@ -90,14 +90,15 @@ options:
     type: str
     choices: [sha256, sha384, sha512]
     default: sha256
-  mode:
-    description: Mode of a newly written CRL file, octal as a string.
-    type: raw
-    default: '0644'
+notes:
+  - The file is created mode 0644 unless O(mode) is octal (then with that mode, before any byte lands in it);
+    O(owner), O(group), a symbolic O(mode), the SELinux context and O(attributes) are then set as
+    M(ansible.builtin.file) sets them, and count as a change.
 requirements:
   - python >= 3.9
   - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)
 extends_documentation_fragment:
+  - ansible.builtin.files
   - medimg.dicom_tls.ca
 attributes:
   check_mode:
@@ -139,6 +140,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description:
+    - What the run did (in check mode, would do), one entry per file written or removed, each with C(path),
+      C(action) (C(created), C(updated), C(renumbered), C(removed), ...) and C(reason) - the shape every module
+      of the collection returns. Empty when nothing changed.
+  returned: success
+  type: list
+  elements: dict
 crl_number:
   description: CRL Number of the CRL on disk after the run (in check mode, of the CRL that would be written).
   returned: success
@@ -178,10 +187,10 @@ database_revoked:
   sample: ["4F2A190C"]
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import (
     ca_options,  # noqa: E402
     crypto,  # noqa: E402
+    file_args,  # noqa: E402
     ledger,  # noqa: E402
 )
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib  # noqa: E402
@@ -192,8 +201,8 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (  #
     locked_for,
     remove_stale_temps,
 )
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import days_max, guard  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.truststore import check_parent, file_meta  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, days_max, guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.truststore import check_parent  # noqa: E402
 
 
 def _diff_side(summary: dict | None) -> str:
@@ -214,7 +223,7 @@ def run(module: AnsibleModule) -> dict:
         raise DicomTlsError("next_update_days must be at least 1")
     if p["renew_before_days"] is not None and not 0 <= p["renew_before_days"] < p["next_update_days"]:
         raise DicomTlsError("renew_before_days must be at least 0 and less than next_update_days")
-    meta = file_meta(p["mode"], None, None)
+    mode = file_args.create_mode(p["mode"])
     issuer = crlib.read_issuer(p["issuer_cert_path"], p["issuer_privatekey_path"], p["issuer_privatekey_passphrase"])
     desired = crlib.desired_revocations(p["revoked"], issuer)
     entries = None
@@ -228,16 +237,20 @@ def run(module: AnsibleModule) -> dict:
         desired, existing, issuer, p["format"], p["digest"], p["next_update_days"], p["renew_before_days"]
     )
     result = dict(changed=plan.changed, **crlib.summary(plan, issuer))
+    result["actions"] = crlib.plan_actions(plan, p["path"], existing)
     if entries is not None:
         result["database_revoked"] = ledger.revocations_to_record(entries, plan.revocations)
         result["changed"] = plan.changed or bool(result["database_revoked"])
+        if result["database_revoked"]:
+            reason = "revocations to record: %s" % ", ".join(result["database_revoked"])
+            result["actions"].append({"path": p["database"], "action": "updated", "reason": reason})
         if result["database_revoked"] and not module.check_mode:
             with ledger.update(p["database"]) as book:
                 ledger.record_revocations(book, plan.revocations)
                 if plan.changed:
                     check_writable_dir(p["path"])
                     new = crlib.build_crl(plan, issuer, p["digest"])
-                    book.then(lambda: crlib.write_crl(p["path"], new, p["format"], meta.mode))
+                    book.then(lambda: crlib.write_crl(p["path"], new, p["format"], mode))
             return result
     if plan.changed:
         if module._diff:
@@ -260,7 +273,7 @@ def run(module: AnsibleModule) -> dict:
         else:
             check_writable_dir(p["path"])
             new = crlib.build_crl(plan, issuer, p["digest"])
-            crlib.write_crl(p["path"], new, p["format"], meta.mode)
+            crlib.write_crl(p["path"], new, p["format"], mode)
     return result
 
 
@@ -286,9 +299,9 @@ def main():
             renew_before_days=dict(type="float"),
             format=dict(type="str", choices=["pem", "der"], default="pem"),
             digest=dict(type="str", choices=list(crlib.DIGESTS), default="sha256"),
-            mode=dict(type="raw", default="0644"),
         ),
         supports_check_mode=True,
+        add_file_common_args=True,
     )
     guard(
         module,
@@ -296,6 +309,8 @@ def main():
             "next_update_days": (1, days_max(), " days (X.509 dates end at 9999-12-31)"),
             "renew_before_days": (0, days_max(), " days", "float"),
         },
+        outputs=("path", "database"),
+        inputs=("issuer_cert_path", "issuer_privatekey_path", "revoked.certificate_path"),
     )
     require(module, "cryptography")
     try:
@@ -303,6 +318,12 @@ def main():
             if not module.check_mode:
                 remove_stale_temps([module.params["path"]])
             result = run(module)
+            result["changed"] = file_args.set_attributes(
+                module,
+                [module.params["path"]],
+                result["changed"],
+                planned=[module.params["path"]] if result["changed"] else [],
+            )
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     module.exit_json(**result)

@@ -101,11 +101,11 @@ key_type:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, cert
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import read_bytes
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard
 
 CURVES = list(cert.CURVES)
 
@@ -122,6 +122,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    guard(module, {"min_key_size": (0, 16384, " bits (OpenSSL's RSA limit)")})
     require(module, "cryptography")
     p = module.params
     try:

@@ -111,6 +111,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description:
+    - What the run did (in check mode, would do), one entry per file written or removed, each with C(path),
+      C(action) (C(created), C(updated), C(renumbered), C(removed), ...) and C(reason) - the shape every module
+      of the collection returns. Empty when nothing changed.
+  returned: success
+  type: list
+  elements: dict
 issued:
   description:
     - Per request name, C(changed), C(actions) (each with its reason) and, when a certificate exists after
@@ -123,11 +131,11 @@ issued:
               chain: "-----BEGIN...", actions: [{target: certificate, action: created, reason: missing}]}
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
 
 def main():
@@ -151,6 +159,16 @@ def main():
             **ca_options.issuance(),
         ),
         supports_check_mode=True,
+    )
+    guard(
+        module,
+        ca_options.ranges(),
+        outputs=("requests.path", "requests.chain_path", "database"),
+        inputs=(
+            "issuer_cert_path",
+            "issuer_privatekey_path",
+            "issuer_chain_path",
+        ),
     )
     require(module, "cryptography")
     p = module.params
@@ -177,7 +195,8 @@ def main():
         issued = backend.sign_many(issuer, p["requests"], module.check_mode)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
-    module.exit_json(changed=any(e["changed"] for e in issued.values()), issued=issued)
+    actions = [a for name in sorted(issued) for a in issued[name].get("actions", [])]
+    module.exit_json(changed=any(e["changed"] for e in issued.values()), actions=actions, issued=issued)
 
 
 if __name__ == "__main__":

@@ -95,10 +95,10 @@ status:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl, ledger
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, days_max, guard
 
 
 def main():
@@ -110,6 +110,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    guard(module, {"expires_within": (0, days_max(), " days")})
     require(module, "cryptography")
     p = module.params
     try:

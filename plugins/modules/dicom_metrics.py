@@ -32,6 +32,12 @@ attributes:
   idempotent:
     support: partial
     description: The file changes only when the facts change; with O(verify_success) the run time is one of them.
+notes:
+  - The file is created mode 0644 unless O(mode) is octal (then with that mode, before any byte lands in it);
+    O(owner), O(group), a symbolic O(mode), the SELinux context and O(attributes) are then set as
+    M(ansible.builtin.file) sets them, and count as a change.
+extends_documentation_fragment:
+  - ansible.builtin.files
 options:
   path:
     description: The C(.prom) file (its directory must exist), e.g. C(/var/lib/prometheus/node-exporter/dicom_tls.prom).
@@ -71,10 +77,6 @@ options:
         time to now when true (when false it keeps the one already in the file).
       - Leave it out for files that carry no verify times (the CRL refresh).
     type: bool
-  mode:
-    description: Mode of the file.
-    type: raw
-    default: '0644'
 seealso:
   - name: node_exporter textfile collector
     description: How node_exporter reads C(.prom) files.
@@ -90,17 +92,25 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description:
+    - What the run did (in check mode, would do), one entry per file written or removed, each with C(path),
+      C(action) (C(created), C(updated), C(renumbered), C(removed), ...) and C(reason) - the shape every module
+      of the collection returns. Empty when nothing changed.
+  returned: success
+  type: list
+  elements: dict
 series:
   description: Number of series in the file.
   returned: success
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import metrics
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args, metrics
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir, read_optional
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard
 
 
 def main():
@@ -116,25 +126,33 @@ def main():
             ),
             echo_pairs=dict(type="list", elements="dict", default=[]),
             verify_success=dict(type="bool"),
-            mode=dict(type="raw", default="0644"),
         ),
         supports_check_mode=True,
+        add_file_common_args=True,
     )
+    guard(module, outputs=("path",), inputs=("crl_files.path",))
     require(module, "cryptography")
     p = module.params
     try:
-        mode = int(str(p["mode"]), 8)
+        mode = file_args.create_mode(p["mode"])
         fam = metrics.build(p["certificates"], p["crl_files"], p["echo_pairs"], p["verify_success"], path=p["path"])
         data = metrics.render(fam)
         check_writable_dir(p["path"])
-        changed = read_optional(p["path"]) != data
+        current = read_optional(p["path"])
+        existed = current is not None
+        changed = current != data
         if changed and not module.check_mode:
             metrics.write(p["path"], data, mode)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
-    except ValueError:
-        module.fail_json(msg="mode %r is not an octal mode" % (p["mode"],))
-    module.exit_json(changed=changed, series=sum(len(v) for v in fam.values()))
+    actions = []
+    if changed:
+        action = "updated" if existed else "created"
+        actions.append(
+            {"path": p["path"], "action": action, "reason": "the metrics differ" if existed else "no file yet"}
+        )
+    changed = file_args.set_attributes(module, [p["path"]], changed, planned=[p["path"]] if changed else [])
+    module.exit_json(changed=changed, series=sum(len(v) for v in fam.values()), actions=actions)
 
 
 if __name__ == "__main__":

@@ -129,10 +129,10 @@ certificate:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, ca_options, crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard
 
 
 def main():
@@ -150,6 +150,16 @@ def main():
             **ca_options.private_key(),
         ),
         supports_check_mode=True,
+    )
+    guard(
+        module,
+        ca_options.ranges(),
+        outputs=("path", "certificate_path", "database"),
+        inputs=(
+            "issuer_cert_path",
+            "issuer_privatekey_path",
+            "issuer_chain_path",
+        ),
     )
     require(module, "cryptography")
     p = dict(module.params)

@@ -232,8 +232,16 @@ files:
           description: "MAC algorithm: sha256, sha384, sha512, ripemd160, sha1 or md5."
           type: str
         signer:
-          description: Subject of the signer certificate (RFC 4514).
+          description: Subject of the signer certificate, in this collection's one form (V(/O=Hospital/CN=node)).
           type: str
+        signer_fingerprint_sha256:
+          description: SHA-256 fingerprint of the signer certificate, lowercase hex pairs joined by colons.
+          type: str
+          returned: when the signer certificate can be read
+        signer_not_after:
+          description: notAfter of the signer certificate (V(YYYY-MM-DDTHH:MM:SSZ), UTC).
+          type: str
+          returned: when the signer certificate can be read
         datetime:
           description: Digital Signature DateTime as stored.
           type: str
@@ -287,9 +295,9 @@ totals:
 
 import traceback  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import missing_required_lib  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
 try:
     from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_sign_files import Runner
@@ -355,7 +363,12 @@ def main():
     require(module, "cryptography", "pydicom")
     if IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib("pydicom and cryptography"), exception=IMPORT_ERROR)
-    guard(module, {"purpose": (1, 18, " (a DICOM digital signature purpose code)")})
+    guard(
+        module,
+        {"purpose": (1, 18, " (a DICOM digital signature purpose code)")},
+        outputs=("dest",),
+        inputs=("privatekey_path", "certificate_path", "ca_file", "untrusted_certs", "crl_files"),
+    )
     params = module.params
     if params["purpose"] is not None and not 1 <= params["purpose"] <= 18:
         module.fail_json(msg="purpose must be a code from 1 to 18, got %d" % params["purpose"])

@@ -112,6 +112,9 @@ options:
       - C(null) (C(+pn), retired) TLS 1.0-1.2, NULL-SHA only (authenticated, not encrypted).
       - C(bcp195), C(aes) and C(null) lower OpenSSL's security level to 0, as dcmtk does, so that
         TLS 1.0/1.1 and SHA-1 suites can be negotiated.
+      - The other profiles keep this host's default security level (Debian - 2), which is stricter than
+        dcmtk (level 0) - a CA signed with SHA-1 or an RSA key under 2048 bits is refused here and
+        accepted by dcmtk; the reason names the certificate, the weakness and the level.
     type: str
     choices: [rfc8996, bcp195-nd, bcp195, bcp195-ex, aes, 'null']
     default: rfc8996
@@ -462,19 +465,32 @@ summary:
   sample: {success: 3, client_certificate_rejected: 1}
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+import sys  # noqa: E402
+
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (  # noqa: E402
-    DEFAULTS,
-    MAX_WORKERS,
-    PROFILES,
-    TARGET_KEYS,
-    check_many,
-    normalize_target,
-    silence_pynetdicom,
-)
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
+
+# pynetdicom imports pydicom, whose pixel-data and test-data support import numpy and requests when
+# they are installed; a C-ECHO needs neither. In this module's own process they are kept out (as if
+# not installed: pydicom treats both as optional), which saves their import on every run.
+_KEPT_OUT = [name for name in ("numpy", "requests") if name not in sys.modules]
+for _name in _KEPT_OUT:
+    sys.modules[_name] = None  # type: ignore[assignment]
+try:
+    from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (  # noqa: E402
+        DEFAULTS,
+        MAX_WORKERS,
+        PROFILES,
+        TARGET_KEYS,
+        check_many,
+        normalize_target,
+        silence_pynetdicom,
+    )
+finally:
+    for _name in _KEPT_OUT:
+        if sys.modules.get(_name, False) is None:
+            del sys.modules[_name]
 
 _PROFILES = list(PROFILES)
 

@@ -33,6 +33,8 @@ description:
     checking on, dcmtk would refuse every peer), unparsable input, PEM where DER was declared and vice versa."
 author:
   - medimg.dicom_tls contributors (@medimg)
+extends_documentation_fragment:
+  - ansible.builtin.files
 options:
   path:
     description:
@@ -97,19 +99,6 @@ options:
         it (C(PATH.YYYYmmddTHHMMSS.ffffff~)), as RV(backup_files) names it.
     type: bool
     default: false
-  mode:
-    description:
-      - Mode of the entries (or of the bundle file), octal as a string like C('0644').
-    type: raw
-    default: '0644'
-  owner:
-    description:
-      - Owner (name or uid) of the entries or bundle. Default is the user running the module.
-    type: str
-  group:
-    description:
-      - Group (name or gid) of the entries or bundle.
-    type: str
 requirements:
   - python >= 3.9
   - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)
@@ -124,6 +113,9 @@ attributes:
     support: full
     description: A second run with the same inputs reports C(changed=false).
 notes:
+  - Each entry (or the bundle file) is written mode 0644, or with O(mode), which here must be octal (like
+    C('0640')), and with O(owner) and O(group), atomically; an entry whose mode or owner differs is rewritten.
+    The SELinux context and O(attributes) are then set as M(ansible.builtin.file) sets them.
   - A long-running C(storescp) without C(--fork) caches what it read from the directory; restart it
     after the store changed.
   - Keep CRLs fresh with M(medimg.dicom_tls.dicom_crl) and rerun this module; RV(crl_next_update) tells
@@ -158,6 +150,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description:
+    - What the run did (in check mode, would do), one entry per file written or removed, each with C(path),
+      C(action) (C(created), C(updated), C(renumbered), C(removed), ...) and C(reason) - the shape every module
+      of the collection returns. Empty when nothing changed.
+  returned: success
+  type: list
+  elements: dict
 entries:
   description:
     - The objects in the store after the run (in check mode, after the run that would happen), in
@@ -173,7 +173,7 @@ entries:
       description: C(cert) or C(crl).
       type: str
     subject:
-      description: Subject of a certificate, issuer of a CRL (RFC 4514).
+      description: Subject of a certificate, issuer of a CRL, in this collection's one form (V(/O=Hospital/CN=Root)).
       type: str
     subject_hash:
       description: OpenSSL name hash the entry is filed under.
@@ -226,7 +226,7 @@ crl_next_update:
 
 import os  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import truststore as ts  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
@@ -236,7 +236,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (  #
     check_writable_dir,
     locked_for,
 )
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
 
 def _diff_text(lines):
@@ -267,6 +267,7 @@ def run(module: AnsibleModule) -> dict:
     if p["layout"] == "bundle":
         plan = ts.plan_bundle(path, loaded.objects, meta)
         result.update(entries=plan.entries, added=plan.added, removed=plan.removed, renumbered=[])
+        result["actions"] = ts.plan_actions(plan)
         if plan.changed:
             result["changed"] = True
             if module._diff:
@@ -305,6 +306,9 @@ def run(module: AnsibleModule) -> dict:
                     result["backup_files"].append(backup_tree(path, ignore=(ts.LOCK_NAME, ts.TMP_PREFIX + "*")))
                 ts.apply_hashed_dir(plan, meta)
         changed = created or plan.changed
+    result["actions"] = ts.plan_actions(plan)
+    if not module.check_mode and created:
+        result["actions"].insert(0, {"path": path, "action": "created", "reason": "no directory yet"})
     result.update(
         changed=changed,
         entries=ts.result_entries(plan),
@@ -333,17 +337,24 @@ def main():
             input_format=dict(type="str", choices=["auto", "pem", "der"], default="auto"),
             allow_non_root=dict(type="bool", default=False),
             on_expired=dict(type="str", choices=["fail", "warn", "drop"], default="fail"),
-            mode=dict(type="raw", default="0644"),
-            owner=dict(type="str"),
-            group=dict(type="str"),
             backup=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
+        add_file_common_args=True,
     )
     guard(module)
     require(module, "cryptography")
     try:
         result = run(module)
+        path = module.params["path"]
+        written = (
+            [path]
+            if module.params["layout"] == "bundle"
+            else [os.path.join(path, e["name"]) for e in result["entries"]]
+        )
+        result["changed"] = file_args.set_attributes(
+            module, written, result["changed"], written if result["changed"] else []
+        )
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     module.exit_json(**result)

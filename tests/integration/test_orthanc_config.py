@@ -48,8 +48,15 @@ def _settings(tmp_path, pki, node, port, http):
     }
 
 
-def test_stock_folder_configured_and_orthanc_answers_tls(pki, tmp_path):
+@pytest.mark.parametrize("bom", [False, True], ids=["plain", "utf8-bom"])
+def test_stock_folder_configured_and_orthanc_answers_tls(pki, tmp_path, bom):
     conf = _folder(tmp_path)
+    stock = os.path.join(conf, "orthanc.json")
+    if bom:  # saved by an editor that writes a UTF-8 BOM: Orthanc 1.10.1 starts with it
+        with open(stock, "rb") as fh:
+            data = fh.read()
+        with open(stock, "wb") as fh:
+            fh.write(b"\xef\xbb\xbf" + data)
     server, client = pki.node("orthanc-t"), pki.node("client-t")
     port, http = free_port(), free_port()
     settings = _settings(tmp_path, pki, server, port, http)
@@ -60,6 +67,8 @@ def test_stock_folder_configured_and_orthanc_answers_tls(pki, tmp_path):
     assert "PRIVATE KEY" not in res["_output"]
     again = run_module("orthanc_config", {"config_dir": conf, "settings": settings})
     assert again["changed"] is False
+    with open(stock, "rb") as fh:
+        assert fh.read().startswith(b"\xef\xbb\xbf") == bom  # the BOM is kept, not added
     with Listener([ORTHANC, "--verbose", conf], port, str(tmp_path)) as orthanc:
         ok = subprocess.run(
             [dcmtk("echoscu"), "+tls", client.key, client.chain, "+cf", pki.root.cert, "-aec", "ORTHANC_T"]

@@ -3,13 +3,18 @@ option type, and the checks every refusal must pass."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import re
 import shutil
 import tempfile
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 from support import dicom_files
+from support import pki as pki_mod
 from support.pki import TestPKI
 
 PRIVATE_KEY_PEM = (
@@ -17,6 +22,7 @@ PRIVATE_KEY_PEM = (
     "MC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF\n"
     "-----END PRIVATE KEY-----\n"
 )
+KEY_LINES = [line for line in PRIVATE_KEY_PEM.splitlines() if not line.startswith("-----")]
 NAN = float("nan")
 INF = float("inf")
 
@@ -58,8 +64,23 @@ class Workspace:
         node = pki.node("node one")
         self.files = {"inter": pki.inter, "root": pki.root, "node": node}
         dicom_files.write_ct(os.path.join(self.template, "ct.dcm"))
+        self.csr = _csr_pem("/O=medimg/CN=appliance")
+        with open(os.path.join(self.template, "appliance.csr"), "w") as fh:
+            fh.write(self.csr)
+        crl = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(pki.inter.certificate.subject)
+            .last_update(pki_mod.NOW - datetime.timedelta(hours=1))
+            .next_update(pki_mod.NOW + datetime.timedelta(days=7))
+            .add_extension(x509.CRLNumber(3), critical=False)
+            .sign(pki.inter.private_key, hashes.SHA256())
+        )
+        with open(os.path.join(self.template, "inter.crl"), "wb") as fh:
+            fh.write(crl.public_bytes(serialization.Encoding.PEM))
+        with open(os.path.join(self.template, "index.txt"), "w") as fh:
+            fh.write("V\t301231235959Z\t\t%X\tunknown\t/O=medimg test/CN=node one\n" % node.certificate.serial_number)
         os.makedirs(os.path.join(self.template, "orthanc"))
-        os.makedirs(os.path.join(self.template, "out"))
+        os.makedirs(os.path.join(self.template, "out", "export"))
 
     def copy(self) -> str:
         work = tempfile.mkdtemp(prefix="hostile.")
@@ -77,6 +98,43 @@ class Workspace:
                 "path": os.path.join(out, "node.pem"),
                 "privatekey_path": os.path.join(out, "node.key"),
                 "subject": "/O=medimg/CN=node two",
+                "key_type": "ecdsa",
+                "issuer_cert_path": rel(inter.cert),
+                "issuer_privatekey_path": rel(inter.key),
+            },
+            "dcmtk_option_files": {
+                "directory": os.path.join(out, "dcmtk"),
+                "tools": {"storescp": ["+tls %s %s" % (rel(node.key), rel(node.chain)), "+py", "-rc"]},
+            },
+            "dicom_cert_export": {
+                "dest": os.path.join(out, "export"),
+                "name": "node",
+                "certificate_content": _read(node.chain),
+                "ca_content": _read(inter.cert) + _read(root.cert),
+            },
+            "dicom_csr_check": {"path": os.path.join(work, "appliance.csr"), "subject": "/O=medimg/CN=appliance"},
+            "dicom_csr_sign": {
+                "requests": [
+                    {"name": "appliance", "path": os.path.join(out, "appliance.pem"), "csr_content": self.csr}
+                ],
+                "issuer_cert_path": rel(inter.cert),
+                "issuer_privatekey_path": rel(inter.key),
+            },
+            "dicom_ledger_info": {
+                "path": os.path.join(work, "index.txt"),
+                "serial": "%X" % node.certificate.serial_number,
+            },
+            "dicom_metrics": {
+                "path": os.path.join(out, "dicom_tls.prom"),
+                "certificates": [{"name": "node one", "not_after": "2030-01-01T00:00:00Z"}],
+                "crl_files": [{"ca": "inter", "path": os.path.join(work, "inter.crl")}],
+                "echo_pairs": [{"client": "a", "server": "b", "status": "success"}],
+                "verify_success": True,
+            },
+            "dicom_pkcs12": {
+                "path": os.path.join(out, "appliance.p12"),
+                "passphrase": "appliance secret",
+                "subject": "/O=medimg/CN=appliance p12",
                 "key_type": "ecdsa",
                 "issuer_cert_path": rel(inter.cert),
                 "issuer_privatekey_path": rel(inter.key),
@@ -112,6 +170,21 @@ class Workspace:
                 "settings": {"DicomTlsEnabled": True, "DicomTlsCertificate": rel(node.chain)},
             },
         }[module]
+
+
+def _read(path: str) -> str:
+    with open(path) as fh:
+        return fh.read()
+
+
+def _csr_pem(subject: str) -> str:
+    key = pki_mod.new_key("ecdsa")
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "medimg")]
+        + [x509.NameAttribute(NameOID.COMMON_NAME, subject.rsplit("CN=", 1)[1])]
+    )
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 def snapshot(directory: str) -> dict:

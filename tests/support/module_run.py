@@ -8,15 +8,23 @@ from __future__ import annotations
 import importlib
 from unittest import mock
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import FILE_COMMON_ARGUMENTS, AnsibleModule
+from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.testing import patch_module_args
 
 PACKAGE = "ansible_collections.medimg.dicom_tls.plugins.modules."
 MODULES = (
+    "dcmtk_option_files",
     "dicom_cert",
+    "dicom_cert_export",
     "dicom_cert_info",
     "dicom_crl",
+    "dicom_csr_check",
+    "dicom_csr_sign",
     "dicom_daemon",
+    "dicom_ledger_info",
+    "dicom_metrics",
+    "dicom_pkcs12",
     "dicom_sign",
     "dicom_tls_echo",
     "dicom_truststore",
@@ -41,11 +49,14 @@ def run(name: str, args: dict, check_mode: bool = False) -> tuple[bool, dict]:
     """(failed, result) of one module run; any other exception (a traceback) propagates."""
     module = importlib.import_module(PACKAGE + name)
 
+    # "_shown": the result as Ansible prints it (invocation included), no_log values and key material masked
     def exit_json(self, **kw):
-        raise _Done(False, kw)
+        shown = remove_values(dict(kw, invocation={"module_args": self.params}), self.no_log_values)
+        raise _Done(False, dict(kw, _shown=shown))
 
     def fail_json(self, msg, **kw):
-        raise _Done(True, dict(kw, msg=msg))
+        shown = remove_values(dict(kw, msg=msg, invocation={"module_args": self.params}), self.no_log_values)
+        raise _Done(True, dict(kw, msg=msg, _shown=shown))
 
     with (
         patch_module_args(dict(args, _ansible_check_mode=check_mode)),
@@ -60,11 +71,14 @@ def run(name: str, args: dict, check_mode: bool = False) -> tuple[bool, dict]:
 
 
 def argument_spec(name: str) -> dict:
-    """The argument spec the module hands to AnsibleModule."""
+    """The argument spec the module hands to AnsibleModule, with the file options Ansible adds to it."""
     module = importlib.import_module(PACKAGE + name)
 
     def capture(self, argument_spec, **kw):
-        raise _Spec(argument_spec)
+        spec = dict(argument_spec)
+        if kw.get("add_file_common_args"):  # mode, owner, group, attributes, ...: options of the module too
+            spec.update({k: v for k, v in FILE_COMMON_ARGUMENTS.items() if k not in spec})
+        raise _Spec(spec)
 
     with patch_module_args({}), mock.patch.object(AnsibleModule, "__init__", capture):
         try:

@@ -63,3 +63,16 @@ def test_tarball_file_list(tmp_path):
             assert f"plugins/modules/{module}" in files
     assert not [f for f in files if f.startswith("playbooks/inventory")]
     assert "playbooks/rollout.yml" in files
+
+
+def test_requires_ansible_is_the_tested_floor():
+    """meta/runtime.yml claims the ansible-core versions the tests run on: its floor is the floor of the
+    ansible-core that requirements-test.txt installs (and execution-environment.yml builds with)."""
+    with open(os.path.join(ROOT, "meta", "runtime.yml"), encoding="utf-8") as fh:
+        claimed = yaml.safe_load(fh)["requires_ansible"]
+    with open(os.path.join(ROOT, "requirements-test.txt"), encoding="utf-8") as fh:
+        tested = next(line.strip() for line in fh if line.startswith("ansible-core"))
+    floor = tested.split(">=")[1].split(",")[0]
+    assert claimed == ">=%s.0" % floor, (claimed, tested)
+    with open(os.path.join(ROOT, "execution-environment.yml"), encoding="utf-8") as fh:
+        assert "ansible-core>=%s," % floor in fh.read()

@@ -127,3 +127,98 @@ def test_endpoints_of_each_host_whatever_its_role():
     assert F["endpoints"](["o", "a"], hostvars) == [{"name": "o"}, {"name": "a"}]
     with pytest.raises(AnsibleFilterError, match="x has no endpoint"):
         F["endpoints"](["x"], hostvars)
+
+
+APPLIANCES = [
+    {"name": "ct-1", "address": "10.1.2.3", "port": "104", "ae_title": "CT_01"},
+    {"name": "mr-2", "address": "10.1.2.4", "port": 11112, "ae_title": "MR_02", "verify_from": ["a"]},
+]
+
+
+def test_revoked_nodes_with_appliances():
+    revoked = [{"node": "a"}, {"appliance": "ct-1"}, {"serial": "0A"}]
+    assert F["revoked_nodes"](revoked) == ["a"]
+    assert F["revoked_nodes"](revoked, appliances=True) == ["a", "ct-1"]
+
+
+def test_appliance_endpoints_for_the_nodes_that_check_them():
+    nodes = ["a", "b"]
+    from_a = F["appliance_endpoints"](APPLIANCES, "a", nodes)
+    assert [(e["name"], e["port"], e["kind"], e["checks_crl"]) for e in from_a] == [
+        ("ct-1", 104, "appliance", False),
+        ("mr-2", 11112, "appliance", False),
+    ]
+    assert [e["name"] for e in F["appliance_endpoints"](APPLIANCES, "b", nodes)] == ["ct-1"]
+    assert [e["name"] for e in F["appliance_endpoints"](APPLIANCES, "ca", nodes)] == []
+    assert [e["name"] for e in F["appliance_endpoints"](APPLIANCES)] == ["ct-1", "mr-2"]
+    with pytest.raises(AnsibleFilterError, match="appliance_endpoints: .*address"):
+        F["appliance_endpoints"]([{"name": "x", "port": 1, "ae_title": "X"}])
+
+
+def test_mesh_targets_of_verify_yml_nodes_and_appliances():
+    """verify.yml's targets: every node and the appliances this node checks, a revoked appliance
+    refused by a CRL-checking node."""
+    a, o = endpoint("a", port=1), endpoint("o", "orthanc", port=3)
+    servers = [a, o] + F["appliance_endpoints"](APPLIANCES, "a", ["a", "o"])
+    revoked = F["revoked_nodes"]([{"appliance": "mr-2"}], appliances=True)
+    targets = F["mesh_targets"](a, servers, revoked)
+    assert [(t["host"], t["port"], t["expect"]) for t in targets] == [
+        ("127.0.0.1", 1, "success"),
+        ("127.0.0.1", 3, "success"),
+        ("10.1.2.3", 104, "success"),
+        ("10.1.2.4", 11112, "failure"),
+    ]
+
+
+def test_echo_pairs_name_servers_and_report_a_client_that_did_not_echo():
+    servers = [endpoint("a", port=1), endpoint("b", port=2)] + F["appliance_endpoints"](APPLIANCES)
+    ok = {"status": "success", "reason": "", "expect": "success", "as_expected": True}
+    hostvars = {
+        "a": {
+            "verify_echo": {
+                "results": [
+                    dict(ok, host="127.0.0.1", port=2),
+                    dict(ok, host="10.1.2.3", port=104),
+                    dict(ok, host="192.0.2.9", port=7),
+                ]
+            }
+        },
+        "b": {"verify_echo": {"failed": True, "msg": "b: the client key does not exist"}},
+        "c": {},
+    }
+    pairs = F["echo_pairs"](["a", "b", "c"], hostvars, "verify_echo", servers)
+    assert [(p["client"], p["server"], p["status"]) for p in pairs] == [
+        ("a", "b", "success"),
+        ("a", "ct-1", "success"),
+        ("a", "192.0.2.9:7", "success"),
+        ("b", "(all)", "not_run"),
+        ("c", "(all)", "not_run"),
+    ]
+    assert pairs[3]["reason"] == "b: the client key does not exist" and pairs[4]["reason"] == "no result"
+    assert not pairs[3]["as_expected"]
+
+
+def test_expiry_entries_of_nodes_and_of_what_appliances_served():
+    cert = {"subject": "CN=a", "not_after": "2027-01-01T00:00:00Z", "days_remaining": 396}
+    served = {"subject": "CN=ct-1", "not_after": "2026-12-20T00:00:00Z", "days_remaining": 19}
+    hostvars = {
+        "a": {
+            "verify_cert": cert,
+            "dcmtk_tls_endpoint": {"kind": "dcmtk"},
+            "verify_echo": {"results": [{"host": "10.1.2.3", "port": 104, "peer_certificate": served}]},
+        },
+        "o": {"orthanc_tls_endpoint": {"kind": "orthanc"}, "verify_cert": {"failed": True}},
+    }
+    rows = F["expiry_entries"](["a", "o"], hostvars, "verify_cert", "verify_echo", APPLIANCES)
+    assert rows == [
+        dict(cert, node="a", kind="dcmtk"),
+        {"node": "o", "subject": "?", "not_after": "?", "days_remaining": -1, "kind": "orthanc"},
+        dict(served, node="ct-1", kind="appliance"),
+        {
+            "node": "mr-2",
+            "subject": "? (no certificate served)",
+            "not_after": "?",
+            "days_remaining": -1,
+            "kind": "appliance",
+        },
+    ]

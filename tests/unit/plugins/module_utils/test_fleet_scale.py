@@ -174,3 +174,47 @@ def test_the_batch_records_what_it_signs_in_the_ca_ledger(ca, tmp_path):
     out = backend.sign_many(dict(issuer(ca), database=ca + "/index.txt"), requests(ca, csrs))
     serials = {e.serial for e in ledger.read(ca + "/index.txt")}
     assert {int(out[n]["serial"], 16) for n in ("a", "b")} <= {int(s, 16) if isinstance(s, str) else s for s in serials}
+
+
+def test_dcmtk_option_files_in_one_pass(tmp_path):
+    """Every option file of a node planned and written in one pass: folder created, one option per
+    line, a rerun plans nothing, a changed option rewrites only its file and keeps a backup."""
+    from ansible_collections.medimg.dicom_tls.plugins.module_utils import dcmtk_options
+
+    d = str(tmp_path / "node")
+    tools = {"storescp": ["+tls k c", "+cd t", "", "+py", "-rc", "-aet A"], "echoscu": ["+tls k c", "-aet A"]}
+    first = dcmtk_options.plan(d, tools)
+    assert [(os.path.basename(a["path"]), a["action"]) for a in first] == [
+        ("echoscu.args", "created"),
+        ("storescp.args", "created"),
+    ]
+    assert dcmtk_options.apply(first, backup=True) == []
+    with open(d + "/storescp.args") as fh:
+        assert fh.read() == "+tls k c\n+cd t\n+py\n-rc\n-aet A\n"
+    assert stat.S_IMODE(os.stat(d + "/echoscu.args").st_mode) == 0o644
+    assert dcmtk_options.plan(d, tools) == []
+
+    tools["storescp"][-1] = "-aet B"
+    second = dcmtk_options.plan(d, tools)
+    assert [(os.path.basename(a["path"]), a["action"], a["reason"]) for a in second] == [
+        ("storescp.args", "updated", "options differ")
+    ]
+    (backup,) = dcmtk_options.apply(second, backup=True)
+    with open(backup) as fh:
+        assert fh.read().endswith("-aet A\n")
+    assert dcmtk_options.plan(d, tools) == []
+
+    os.chmod(d + "/echoscu.args", 0o600)
+    assert [a["action"] for a in dcmtk_options.plan(d, tools)] == ["mode"]
+
+
+@pytest.mark.parametrize(
+    "tools, reason",
+    [({"../x": []}, "not a dcmtk tool name"), ({"storescp": ["+tls a\n-ic"]}, "line break")],
+)
+def test_dcmtk_option_files_refused(tmp_path, tools, reason):
+    from ansible_collections.medimg.dicom_tls.plugins.module_utils import dcmtk_options
+
+    with pytest.raises(DicomTlsError, match=reason):
+        dcmtk_options.plan(str(tmp_path), tools)
+    assert os.listdir(tmp_path) == []

@@ -1,0 +1,38 @@
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible's file options (mode, owner, group, SELinux context, attributes) for the modules that
+write files, one way: the module is made with ``add_file_common_args=True`` and documents them with
+the ``ansible.builtin.files`` doc fragment; an octal O(mode) is the mode files are created with
+(atomically, by files.py), and everything the options ask is then set by Ansible itself. The options
+are checked before anything is written by options.guard."""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_MODE = 0o644
+
+
+def create_mode(mode, default: int = DEFAULT_MODE) -> int:
+    """The mode a new file is created with: an octal ``mode`` (``'0640'``, ``0o640``), else ``default``
+    (a symbolic mode such as ``u=rw,g=r`` is applied afterwards by set_attributes)."""
+    if mode is None:
+        return default
+    if isinstance(mode, int):
+        return mode
+    try:
+        return int(str(mode), 8)
+    except ValueError:
+        return default
+
+
+def set_attributes(module, paths, changed: bool, planned=()) -> bool:
+    """Set owner, group, mode, SELinux context and attributes of each existing path as the module's
+    file options say; returns ``changed`` or-ed with whether anything differed. In check mode a path the
+    plan writes (``planned``) is left out: it gets them when it is written."""
+    for path in paths:
+        if not path or (module.check_mode and path in planned) or not os.path.lexists(path):
+            continue
+        args = module.load_file_common_arguments(module.params, path=path)
+        changed = module.set_fs_attributes_if_different(args, changed)
+    return changed

@@ -1,0 +1,73 @@
+"""Ansible's file options on the modules that write files (add_file_common_args): an octal mode is the
+mode a file is created with, a symbolic one is applied after, a change of mode alone is a change (and
+check mode predicts it without touching the file), a second run changes nothing, and a mode that is
+neither is refused before anything is written."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from support.module_run import run
+from support.pki import TestPKI
+
+
+def mode_of(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return TestPKI(tmp_path_factory.mktemp("pki"))
+
+
+def crl_args(pki, path, **kw):
+    return dict(path=path, issuer_cert_path=pki.inter.cert, issuer_privatekey_path=pki.inter.key, **kw)
+
+
+@pytest.mark.parametrize("module", ["dicom_crl", "dicom_metrics"])
+def test_octal_then_symbolic_then_nothing(module, pki, tmp_path):
+    path = str(tmp_path / "out")
+    args = crl_args(pki, path) if module == "dicom_crl" else dict(path=path)
+    failed, res = run(module, dict(args, mode="0640"))
+    assert not failed and res["changed"], res
+    assert mode_of(path) == 0o640
+    content = open(path, "rb").read()
+    # symbolic: the same content, the mode changed by Ansible; check mode says so first
+    failed, res = run(module, dict(args, mode="u=rw,g=,o="), check_mode=True)
+    assert not failed and res["changed"] and mode_of(path) == 0o640, res
+    failed, res = run(module, dict(args, mode="u=rw,g=,o="))
+    assert not failed and res["changed"] and mode_of(path) == 0o600, res
+    assert open(path, "rb").read() == content
+    failed, res = run(module, dict(args, mode="u=rw,g=,o="))
+    assert not failed and not res["changed"], res
+
+
+@pytest.mark.parametrize("module", ["dicom_crl", "dicom_metrics", "dicom_truststore"])
+@pytest.mark.parametrize("mode", ["9999", "0o644x", "u+q", "77777"])
+def test_bad_mode_refused_before_any_write(module, mode, pki, tmp_path):
+    path = str(tmp_path / "out")
+    args = {
+        "dicom_crl": crl_args(pki, path),
+        "dicom_metrics": dict(path=path),
+        "dicom_truststore": dict(path=path, certificates=[pki.root.cert]),
+    }[module]
+    failed, res = run(module, dict(args, mode=mode))
+    assert failed and "mode" in res["msg"], res
+    assert not os.path.exists(path)
+
+
+def test_truststore_entries_take_mode_and_group(pki, tmp_path):
+    path = str(tmp_path / "trust")
+    group = str(os.getgid())
+    args = dict(path=path, certificates=[pki.root.cert, pki.inter.cert], allow_non_root=True, mode="0640", group=group)
+    failed, res = run("dicom_truststore", args)
+    assert not failed and res["changed"], res
+    entries = sorted(n for n in os.listdir(path) if not n.startswith("."))
+    assert len(entries) == 2
+    for name in entries:
+        st = os.stat(os.path.join(path, name))
+        assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_gid == os.getgid()
+    failed, res = run("dicom_truststore", args)
+    assert not failed and not res["changed"], res

@@ -1,0 +1,41 @@
+"""One plan shape: the modules report ``actions``, a list of ``{path, action, reason}``; check mode
+returns the same list the run then carries out, and a second run returns an empty one."""
+
+from __future__ import annotations
+
+import pytest
+from support.module_run import run
+from support.pki import TestPKI
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return TestPKI(tmp_path_factory.mktemp("pki"))
+
+
+def cases(pki, tmp):
+    crl = dict(path=str(tmp / "ca.crl"), issuer_cert_path=pki.inter.cert, issuer_privatekey_path=pki.inter.key)
+    return {
+        "dicom_crl": crl,
+        "dicom_metrics": dict(path=str(tmp / "m.prom")),
+        "dicom_truststore": dict(path=str(tmp / "trust"), certificates=[pki.root.cert]),
+        "dicom_truststore bundle": dict(path=str(tmp / "ca.pem"), layout="bundle", certificates=[pki.root.cert]),
+    }
+
+
+@pytest.mark.parametrize("case", ["dicom_crl", "dicom_metrics", "dicom_truststore", "dicom_truststore bundle"])
+def test_actions_check_mode_run_rerun(case, pki, tmp_path):
+    args = cases(pki, tmp_path)[case]
+    module = case.split()[0]
+    failed, predicted = run(module, args, check_mode=True)
+    assert not failed, predicted
+    failed, done = run(module, args)
+    assert not failed, done
+    assert done["changed"] and done["actions"], done
+    for a in done["actions"]:
+        assert set(a) >= {"path", "action", "reason"} and a["reason"], a
+        assert a["path"].startswith(str(tmp_path))
+    assert [a["path"] for a in predicted["actions"]] == [a["path"] for a in done["actions"]]
+    assert [a["action"] for a in predicted["actions"]] == [a["action"] for a in done["actions"]]
+    failed, again = run(module, args)
+    assert not failed and not again["changed"] and again["actions"] == [], again
