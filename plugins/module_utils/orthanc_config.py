@@ -220,6 +220,18 @@ class Plan:
     defined_in: dict[str, str] = field(default_factory=dict)  # key -> file name
 
 
+def plan_actions(todo: Plan) -> list[dict]:
+    """The plan in the collection's one shape: one ``{path, action, reason}`` per file written, the reason
+    naming the options that change in it (empty when nothing changes)."""
+    out = []
+    for name in sorted(todo.files):
+        path = os.path.join(todo.config_dir, name)
+        keys = ["%s %s" % (c["key"], c["action"]) for c in todo.changes if c["file"] == name]
+        action = "updated" if os.path.lexists(path) else "created"
+        out.append({"path": path, "action": action, "reason": ", ".join(keys) or "rewritten"})
+    return out
+
+
 def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json") -> Plan:
     """What to write so that each option of ``settings`` has its value, defined exactly once."""
     if not dropin.endswith(".json") or os.sep in dropin:

@@ -617,9 +617,9 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
     result["echo_status"] = seen.echo_status
     peer_der = record.peer_der or (record.peer_chain[0] if record.peer_chain else None)
     status, reason = seen.classify()
-    if status == "server_certificate_rejected" and not peer_der:
-        peer_der = _fetch_unverified_certificate(target, timeout)
-        if peer_der:
+    if status == "server_certificate_rejected":
+        peer_der = peer_der or _fetch_unverified_certificate(target, timeout)
+        if peer_der and " (depth " not in reason:  # not named yet: say which certificate was refused
             info = describe_certificate(peer_der)
             reason = "%s (server certificate %s, issued by %s)" % (reason, info["subject"], info["issuer"])
     result["peer_certificate"] = describe_certificate(peer_der)

@@ -22,6 +22,7 @@ description:
 author:
   - medimg.dicom_tls maintainers (@medimg)
 extends_documentation_fragment:
+  - ansible.builtin.files
   - medimg.dicom_tls.ca
   - medimg.dicom_tls.ca.issuance
 attributes:
@@ -71,6 +72,9 @@ options:
     description: Keep a timestamped copy of each certificate file before it is overwritten.
     type: bool
     default: false
+notes:
+  - Ansible's file options (O(mode), O(owner), O(group), SELinux context, O(attributes)) apply to every
+    certificate and chain file of O(requests) (public data, written 0644), as M(ansible.builtin.file) sets them.
 requirements:
   - cryptography >= 42
 seealso:
@@ -131,7 +135,7 @@ issued:
               chain: "-----BEGIN...", actions: [{target: certificate, action: created, reason: missing}]}
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options, file_args  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
@@ -159,6 +163,7 @@ def main():
             **ca_options.issuance(),
         ),
         supports_check_mode=True,
+        add_file_common_args=True,
     )
     guard(
         module,
@@ -196,7 +201,12 @@ def main():
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     actions = [a for name in sorted(issued) for a in issued[name].get("actions", [])]
-    module.exit_json(changed=any(e["changed"] for e in issued.values()), actions=actions, issued=issued)
+    changed = any(e["changed"] for e in issued.values())
+    for r in p["requests"]:
+        files = [r["path"], r["chain_path"]]
+        planned = files if issued.get(r["name"], {}).get("changed") else []
+        changed = file_args.set_attributes(module, files, changed, planned)
+    module.exit_json(changed=changed, actions=actions, issued=issued)
 
 
 if __name__ == "__main__":

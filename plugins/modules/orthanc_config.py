@@ -24,6 +24,8 @@ description:
     module fails, since Orthanc cannot read such a key.
   - Orthanc reads its configuration at start; restart it (or C(POST /tools/reset)) when this
     module reports a change.
+extends_documentation_fragment:
+  - ansible.builtin.files
 options:
   config_dir:
     description: Orthanc's configuration folder (Debian C(/etc/orthanc)).
@@ -44,6 +46,10 @@ options:
     description: Keep a timestamped copy (C(FILE.YYYYmmddTHHMMSS.ffffff~)) of each file before it is rewritten.
     type: bool
     default: false
+notes:
+  - Ansible's file options (O(mode), O(owner), O(group), SELinux context, O(attributes)) apply to the drop-in
+    and to every file the run writes; a file is written with the mode it had (the drop-in 0644) and then set as
+    M(ansible.builtin.file) sets it.
 attributes:
   check_mode:
     support: full
@@ -75,6 +81,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description:
+    - One entry per file written (in check mode, to be written), with C(path), C(action) (C(created) or
+      C(updated)) and C(reason) (the options that change in it) - the shape every module of the collection
+      returns. Empty when nothing changes.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "/etc/orthanc/dicom-tls.json", "action": "created", "reason": "DicomTlsEnabled added"}]
 changes:
   description: One entry per option changed (or to be changed in check mode); empty when nothing changes.
   returned: always
@@ -111,6 +126,7 @@ backup_files:
 import json  # noqa: E402
 import os  # noqa: E402
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import locked_for  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
@@ -118,6 +134,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.orthanc_config im
     apply,
     check_private_key_usable,
     plan,
+    plan_actions,
 )
 
 
@@ -139,6 +156,7 @@ def main():
             backup=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
+        add_file_common_args=True,
     )
     guard(module)
     p = module.params
@@ -150,13 +168,18 @@ def main():
             check_private_key_usable(key_path if key_path.startswith("/") else "%s/%s" % (p["config_dir"], key_path))
         with locked_for(os.path.join(p["config_dir"], p["dropin"]), enabled=not module.check_mode):
             todo = plan(p["config_dir"], p["settings"], p["dropin"])
+            actions = plan_actions(todo)
             backup_files = []
             if todo.files and not module.check_mode:
                 backup_files = apply(todo, backup=p["backup"])
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
+    written = [os.path.join(p["config_dir"], name) for name in sorted(todo.files)]
+    dropin = os.path.join(p["config_dir"], p["dropin"])
+    changed = file_args.set_attributes(module, sorted(set(written + [dropin])), bool(todo.files), written)
     result = dict(
-        changed=bool(todo.files),
+        changed=changed,
+        actions=actions,
         changes=[{"key": c["key"], "file": c["file"], "action": c["action"]} for c in todo.changes],
         defined_in=todo.defined_in,
         files=sorted(todo.files),

@@ -178,6 +178,8 @@ def test_server_certificate_from_untrusted_ca(scp, certs):
     assert res["status"] == "server_certificate_rejected", res["reason"]
     assert certs["other"].root.cert in res["reason"]
     assert "unable to get local issuer certificate" in res["reason"]
+    # named at the depth OpenSSL failed (openssl verify: error 20 at 1 depth lookup)
+    assert "CN=Test Issuing CA (depth 1) is issued by /O=medimg test/CN=Test Root CA" in res["reason"]
     # we still say which certificate we refused
     assert res["peer_certificate"]["subject"] == "/O=medimg test/CN=echo-server"
     assert res["tls_version"] is None
@@ -198,6 +200,7 @@ def test_hostname_check(scp, certs):
     bad = echo(server_name="other.example.org", **common)
     assert bad["status"] == "server_certificate_rejected", bad["reason"]
     assert "other.example.org" in bad["reason"]
+    assert "(server certificate /O=medimg test/CN=echo-server, issued by" in bad["reason"]
     assert bad["sni_sent"] == "other.example.org"
 
 

@@ -71,3 +71,14 @@ def test_truststore_entries_take_mode_and_group(pki, tmp_path):
         assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_gid == os.getgid()
     failed, res = run("dicom_truststore", args)
     assert not failed and not res["changed"], res
+
+
+def test_orthanc_config_dropin_takes_mode(tmp_path):
+    args = dict(config_dir=str(tmp_path), settings={"DicomTlsEnabled": True}, mode="0640")
+    failed, res = run("orthanc_config", args)
+    assert not failed and res["changed"], res
+    assert mode_of(str(tmp_path / "dicom-tls.json")) == 0o640
+    failed, res = run("orthanc_config", args)
+    assert not failed and not res["changed"], res
+    failed, res = run("orthanc_config", dict(args, mode="0600"), check_mode=True)
+    assert not failed and res["changed"] and mode_of(str(tmp_path / "dicom-tls.json")) == 0o640, res

@@ -20,10 +20,15 @@ def cases(pki, tmp):
         "dicom_metrics": dict(path=str(tmp / "m.prom")),
         "dicom_truststore": dict(path=str(tmp / "trust"), certificates=[pki.root.cert]),
         "dicom_truststore bundle": dict(path=str(tmp / "ca.pem"), layout="bundle", certificates=[pki.root.cert]),
+        "orthanc_config": dict(
+            config_dir=str(tmp), settings={"DicomTlsEnabled": True, "DicomTlsRemoteCertificateRequired": True}
+        ),
     }
 
 
-@pytest.mark.parametrize("case", ["dicom_crl", "dicom_metrics", "dicom_truststore", "dicom_truststore bundle"])
+@pytest.mark.parametrize(
+    "case", ["dicom_crl", "dicom_metrics", "dicom_truststore", "dicom_truststore bundle", "orthanc_config"]
+)
 def test_actions_check_mode_run_rerun(case, pki, tmp_path):
     args = cases(pki, tmp_path)[case]
     module = case.split()[0]
