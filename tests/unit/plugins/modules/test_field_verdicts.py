@@ -133,3 +133,21 @@ def test_nan_never_reaches_orthanc_json(workspace, work):
     args = workspace.base("orthanc_config", work)
     args["settings"] = dict(args["settings"], DicomScuTimeout=NAN)
     _refused(work, "orthanc_config", args, ["settings", "nan"])
+
+
+def test_signature_with_an_expired_signer_is_refused(workspace, work, tmp_path):
+    from support.pki import TestPKI
+
+    pki = TestPKI(str(tmp_path / "pki"), key_type="ecdsa")
+    old = pki.node(
+        "expired signer", not_before=NOW - datetime.timedelta(days=30), not_after=NOW - datetime.timedelta(days=1)
+    )
+    args = dict(workspace.base("dicom_sign", work), privatekey_path=old.key, certificate_path=old.cert)
+    result = _refused(work, "dicom_sign", args, ["expired signer", "has expired"])
+    assert result["path"] == old.cert
+    verify = subprocess.run(
+        ["openssl", "verify", "-CAfile", pki.root.cert, "-untrusted", pki.inter.cert, old.cert],
+        capture_output=True,
+        text=True,
+    )
+    assert verify.returncode != 0 and "expired" in verify.stdout + verify.stderr
