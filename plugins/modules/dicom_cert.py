@@ -347,18 +347,19 @@ def main():
     require(module, "cryptography")
     spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})
     try:
-        plan = backend.plan(spec)
-        for warning in plan.warnings:
-            module.warn(warning)
-        before = plan.cert
-        if module.check_mode:
-            outcome = {
-                "backup_files": [],
-                "certificate": None if plan.has("certificate") else backend.current_certificate(plan),
-                "csr": None,
-            }
-        else:
-            outcome = backend.apply(plan)
+        with backend.locked(spec, enabled=not module.check_mode):
+            plan = backend.plan(spec)
+            for warning in plan.warnings:
+                module.warn(warning)
+            before = plan.cert
+            if module.check_mode:
+                outcome = {
+                    "backup_files": [],
+                    "certificate": None if plan.has("certificate") else backend.current_certificate(plan),
+                    "csr": None,
+                }
+            else:
+                outcome = backend.apply(plan)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     except OSError as exc:
