@@ -15,12 +15,13 @@ Three pieces, each plan-then-apply like the rest of the library:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from dataclasses import dataclass, field
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as certlib
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, ledger
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, ledger
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
     atomic_write,
@@ -238,6 +239,16 @@ def _pkcs12_bytes(spec: Pkcs12Spec, key, cert, cas: list) -> bytes:
     return crypto.pkcs12_bytes(key, cert, cas, spec.passphrase, spec.encryption)
 
 
+@contextlib.contextmanager
+def locked(spec: Pkcs12Spec, enabled: bool = True):
+    """The exclusive lock of the key store for plan + apply; finishes an update a crash
+    interrupted and removes our leftover temporaries first. Nothing in check mode."""
+    with files.locked_for(spec.path, enabled):
+        if enabled and os.path.isdir(os.path.dirname(os.path.abspath(spec.path))):
+            files.recover_group(spec.path, [x for x in (spec.path, spec.certificate_path) if x])
+        yield
+
+
 def _write(path: str, data: bytes, mode: int) -> None:
     """The folders on the way first (0700 above a key store, like a private key's), then the file."""
     make_parent_dirs(path, 0o700 if mode == 0o600 else 0o755)
@@ -253,10 +264,13 @@ def apply_pkcs12(p: Pkcs12Plan) -> x509.Certificate:
         inner.issuer_key = certlib._signing_key(spec.issuer_privatekey_path, spec.issuer_privatekey_passphrase)
         key = certlib.generate_key(inner.spec)
 
-        def deliver(cert):
-            _write(spec.path, _pkcs12_bytes(spec, key, cert, cas), 0o600)
+        def deliver(cert):  # key store and certificate move together (files.write_group)
+            writes = [(spec.path, _pkcs12_bytes(spec, key, cert, cas), 0o600)]
             if spec.certificate_path:
-                _write(spec.certificate_path, crypto.cert_pem(cert), 0o644)
+                writes.append((spec.certificate_path, crypto.cert_pem(cert), 0o644))
+            for path, _data, mode in writes:
+                make_parent_dirs(path, 0o700 if mode == 0o600 else 0o755)
+            files.write_group(spec.path, writes)
 
         if spec.database:
             with ledger.update(spec.database) as book:

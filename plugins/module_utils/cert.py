@@ -9,6 +9,7 @@ Check mode is ``plan`` alone; ``changed`` is "the plan is not empty".
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from dataclasses import dataclass, field
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, ledger
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
-    atomic_write,
     backup_copy,
     check_writable_dir,
     make_parent_dirs,
@@ -698,11 +698,6 @@ def _sign_certificate(p: Plan, public_key, signer_key, serial: int | None = None
     return builder.sign(signer_key, _hash_for(signer_key))
 
 
-def _write_cert(path: str, cert: x509.Certificate, fmt: str) -> None:
-    enc = serialization.Encoding.DER if fmt == "der" else serialization.Encoding.PEM
-    atomic_write(path, cert.public_bytes(enc), 0o644)
-
-
 def apply(p: Plan) -> dict:
     """Carry out the plan. Returns {'backup_files': [...], 'certificate': cert or None, 'csr': csr or None}."""
     spec = p.spec
@@ -722,10 +717,13 @@ def apply(p: Plan) -> dict:
         make_parent_dirs(a.path, 0o700 if a.target == "privatekey" else 0o755)
     if p.has("privatekey_mode"):
         files.set_mode(spec.privatekey_path, 0o600)
+    # Every new file is computed first, then all move together (files.write_group): a crash at
+    # any point leaves the old set or, once the journal exists, the new set after the next run.
+    writes: list[tuple[str, bytes, int]] = []
     if p.has("privatekey"):
         backup(spec.privatekey_path)
         p.key = generate_key(spec)
-        atomic_write(spec.privatekey_path, key_pem(p.key, spec.privatekey_passphrase), 0o600)
+        writes.append((spec.privatekey_path, key_pem(p.key, spec.privatekey_passphrase), 0o600))
     elif p.key is not None and (p.has("csr") or p.has("pkcs12") or (p.has("certificate") and p.mode == "self_signed")):
         p.key = _signing_key(spec.privatekey_path, spec.privatekey_passphrase)
     if p.issuer_key is not None and p.has("certificate") and p.mode in ("issue", "sign_csr"):
@@ -738,37 +736,47 @@ def apply(p: Plan) -> dict:
             if p.sans:
                 builder = builder.add_extension(x509.SubjectAlternativeName(p.sans), critical=False)
             csr = builder.sign(p.key, _hash_for(p.key))
-            atomic_write(spec.csr_path, crypto.csr_pem(csr), 0o644)
+            writes.append((spec.csr_path, crypto.csr_pem(csr), 0o644))
+        files.write_group(anchor(spec), writes)
         return {"backup_files": backups, "certificate": None, "csr": csr}
+
+    def write_all(cert):
+        if p.has("certificate"):
+            enc = serialization.Encoding.DER if spec.format == "der" else serialization.Encoding.PEM
+            writes.append((spec.path, cert.public_bytes(enc), 0o644))
+        if p.has("chain"):
+            backup(spec.chain_path)
+            writes.append((spec.chain_path, chain_bytes(p, cert), 0o644))
+        if p.has("pkcs12"):
+            backup(spec.pkcs12_path)
+            certs = chain_certs(p, cert)
+            data = crypto.pkcs12_bytes(p.key, cert, certs[1:], spec.pkcs12_passphrase, spec.pkcs12_encryption)
+            writes.append((spec.pkcs12_path, data, 0o600))
+        files.write_group(anchor(spec), writes)
 
     cert = p.install[0] if p.install else p.cert
     if p.has("certificate"):
         backup(spec.path)
-        if spec.database:  # serial chosen, entry recorded and certificate written under the ledger's lock
+        if spec.database:  # serial chosen, entry recorded and files written under the ledger's lock
             with ledger.update(spec.database) as book:
                 public_key = p.csr.public_key() if p.mode == "sign_csr" else p.key.public_key()
                 cert = _sign_certificate(p, public_key, p.issuer_key, book.new_serial())
                 book.record(cert)
-                book.then(lambda: _write_cert(spec.path, cert, spec.format))
-        elif p.mode == "sign_csr":
-            cert = _sign_certificate(p, p.csr.public_key(), p.issuer_key)
-        elif p.mode == "issue":
-            cert = _sign_certificate(p, p.key.public_key(), p.issuer_key)
-        elif p.mode == "self_signed":
-            cert = _sign_certificate(p, p.key.public_key(), p.key)
-        if not spec.database:
-            _write_cert(spec.path, cert, spec.format)
-    elif p.has("database"):
-        with ledger.update(spec.database) as book:
-            book.record(cert)
-    if p.has("chain"):
-        backup(spec.chain_path)
-        atomic_write(spec.chain_path, chain_bytes(p, cert), 0o644)
-    if p.has("pkcs12"):
-        backup(spec.pkcs12_path)
-        certs = chain_certs(p, cert)
-        data = crypto.pkcs12_bytes(p.key, cert, certs[1:], spec.pkcs12_passphrase, spec.pkcs12_encryption)
-        atomic_write(spec.pkcs12_path, data, 0o600)
+                signed = cert
+                book.then(lambda: write_all(signed))
+        else:
+            if p.mode == "sign_csr":
+                cert = _sign_certificate(p, p.csr.public_key(), p.issuer_key)
+            elif p.mode == "issue":
+                cert = _sign_certificate(p, p.key.public_key(), p.issuer_key)
+            elif p.mode == "self_signed":
+                cert = _sign_certificate(p, p.key.public_key(), p.key)
+            write_all(cert)
+    else:
+        if p.has("database"):
+            with ledger.update(spec.database) as book:
+                book.record(cert)
+        write_all(cert)
     p.cert = cert
     return {"backup_files": backups, "certificate": cert, "csr": None}
 
@@ -797,6 +805,24 @@ def predict(p: Plan) -> dict:
     return out
 
 
+def anchor(spec: CertSpec) -> str | None:
+    """The file whose lock guards all of the spec's files and whose journal finishes their update."""
+    return spec.privatekey_path or spec.path or spec.csr_path
+
+
+@contextlib.contextmanager
+def locked(spec: CertSpec, enabled: bool = True):
+    """Hold the exclusive lock of the spec's files for plan + apply (two runs never interleave),
+    after rolling forward an update a crash interrupted and removing our leftover temporaries.
+    ``enabled=False`` (check mode) takes no lock and writes nothing."""
+    where = anchor(spec)
+    with files.locked_for(where, enabled):
+        if enabled and where and os.path.isdir(os.path.dirname(os.path.abspath(where))):
+            paths = [spec.privatekey_path, spec.path, spec.chain_path, spec.pkcs12_path, spec.csr_path]
+            files.recover_group(where, [x for x in paths if x])
+        yield
+
+
 def current_certificate(p: Plan) -> x509.Certificate | None:
     """The certificate the plan leaves in place (for results in check mode and no-change runs)."""
     return p.install[0] if p.install else p.cert
@@ -820,8 +846,10 @@ def sign_many(issuer: dict, requests: list[dict], check_mode: bool = False) -> d
         fields = dict(issuer)
         fields.update({k: req.get(k) for k in ("path", "chain_path", "csr_content", "subject", "subject_alt_names")})
         try:
-            p = plan(CertSpec(state="present", **fields), check_mode)
-            cert = (predict(p) if check_mode else apply(p))["certificate"]
+            spec = CertSpec(state="present", **fields)
+            with locked(spec, not check_mode):
+                p = plan(spec, check_mode)
+                cert = (predict(p) if check_mode else apply(p))["certificate"]
         except DicomTlsError as exc:
             out[name] = {"changed": False, "failed": True, "msg": str(exc), "path": exc.path}
             continue

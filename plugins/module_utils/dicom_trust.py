@@ -99,6 +99,12 @@ class Signer:
             raise DicomTlsError("only RSA and ECDSA keys can sign", privatekey_path)
         if crypto.public_key_der(self.key) != crypto.public_key_der(self.cert):
             raise DicomTlsError("private key %s does not match the certificate" % privatekey_path, certificate_path)
+        problem = crypto.validity_problem(self.cert)
+        if problem:  # a signature made now would name a signer no verifier accepts at its datetime
+            raise DicomTlsError(
+                "the signer certificate '%s' %s: renew it before signing" % (subject_text(self.cert), problem),
+                certificate_path,
+            )
         self.cert_der = crypto.der(self.cert)
         self.subject = subject_text(self.cert)
         self.certificate_path = certificate_path

@@ -251,12 +251,14 @@ def write_temp(
         os.fchmod(fd, mode)
         if uid >= 0 or gid >= 0:
             os.fchown(fd, uid, gid)
+        _step()  # an empty temporary exists
         with os.fdopen(fd, "wb") as fh:
             if callable(data):
                 data(fh)
             else:
                 fh.write(data)
             fh.flush()
+            _step()  # written, not yet durable
             if sync:
                 os.fsync(fh.fileno())
     except BaseException:
@@ -403,6 +405,8 @@ def write_group(anchor: str, files: list[tuple[str, bytes, int]]) -> None:
     A crash before 2 leaves the old files (and temporaries that the next run removes); a crash
     after 2 is rolled forward by ``recover_group`` at the start of the next run, so the files end
     as the whole new set. Call it (and ``recover_group``) under the anchor's lock."""
+    if not files:
+        return
     if len(files) == 1:
         path, data, mode = files[0]
         atomic_write(path, data, mode)
@@ -448,7 +452,7 @@ def recover_group(anchor: str, paths=()) -> list[str]:
         for directory in sorted({os.path.dirname(p) for p in restored}):
             fsync_dir(directory)
         remove(jpath)
-    remove_stale_temps(paths)
+    remove_stale_temps(list(paths) + [jpath])
     return restored
 
 
@@ -484,20 +488,33 @@ def locked(lock_path: str):
 
 
 def lock_path_for(path: str) -> str:
-    """Where the lock guarding ``path`` lives: ``.<name>.lock`` beside it."""
-    return os.path.join(os.path.dirname(os.path.abspath(path)), ".%s.lock" % os.path.basename(path))
+    """The directory whose lock guards ``path`` (see ``locked_for``)."""
+    return os.path.dirname(os.path.abspath(path))
 
 
 @contextlib.contextmanager
 def locked_for(path: str | None, enabled: bool = True):
-    """The exclusive lock of ``path`` (``lock_path_for``) for the block; nothing when ``path`` is
-    None, ``enabled`` is False (check mode writes nothing, not even a lock file) or its directory
-    does not exist yet (then nobody else can be reading it either)."""
-    if not path or not enabled or not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+    """The exclusive lock guarding ``path`` for the block: an flock on the folder that holds it
+    (opened with O_NOFOLLOW after the symlink policy resolved trusted links), so no lock file is
+    created and a refused run leaves the disk as it was. Nothing when ``path`` is None, ``enabled``
+    is False (check mode) or the folder does not exist yet (nobody can be reading it either)."""
+    if not path or not enabled:
         yield
         return
-    with locked(lock_path_for(path)):
+    directory = check_links(lock_path_for(path))
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC)
+    except FileNotFoundError:
         yield
+        return
+    except OSError as exc:
+        raise DicomTlsError("cannot lock directory: %s" % exc.strerror, directory) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def backup_copy(path: str) -> str:

@@ -350,14 +350,15 @@ def main():
     require(module, "cryptography")
     spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})
     try:
-        plan = backend.plan(spec, module.check_mode)
-        for warning in plan.warnings:
-            module.warn(warning)
-        before = plan.cert
-        if module.check_mode:
-            outcome = backend.predict(plan)
-        else:
-            outcome = backend.apply(plan)
+        with backend.locked(spec, enabled=not module.check_mode):
+            plan = backend.plan(spec, module.check_mode)
+            for warning in plan.warnings:
+                module.warn(warning)
+            before = plan.cert
+            if module.check_mode:
+                outcome = backend.predict(plan)
+            else:
+                outcome = backend.apply(plan)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     except OSError as exc:

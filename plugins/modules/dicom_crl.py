@@ -198,7 +198,11 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils import (
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (  # noqa: E402
+    check_writable_dir,
+    locked_for,
+    remove_stale_temps,
+)
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, days_max, guard  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.truststore import check_parent  # noqa: E402
 
@@ -320,13 +324,16 @@ def main():
     )
     require(module, "cryptography")
     try:
-        result = run(module)
-        result["changed"] = file_args.set_attributes(
-            module,
-            [module.params["path"]],
-            result["changed"],
-            planned=[module.params["path"]] if result["changed"] else [],
-        )
+        with locked_for(module.params["path"], enabled=not module.check_mode):
+            if not module.check_mode:
+                remove_stale_temps([module.params["path"]])
+            result = run(module)
+            result["changed"] = file_args.set_attributes(
+                module,
+                [module.params["path"]],
+                result["changed"],
+                planned=[module.params["path"]] if result["changed"] else [],
+            )
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     module.exit_json(**result)

@@ -166,10 +166,11 @@ def main():
     p["encryption"] = p.pop("pkcs12_encryption")
     spec = appliance.Pkcs12Spec(**p)
     try:
-        plan = appliance.plan_pkcs12(spec)
-        cert = plan.cert
-        if not module.check_mode:
-            cert = appliance.apply_pkcs12(plan)
+        with appliance.locked(spec, enabled=not module.check_mode):
+            plan = appliance.plan_pkcs12(spec)
+            cert = plan.cert
+            if not module.check_mode:
+                cert = appliance.apply_pkcs12(plan)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     except OSError as exc:

@@ -128,6 +128,7 @@ import os  # noqa: E402
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import locked_for  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.orthanc_config import (  # noqa: E402
     apply,
@@ -165,11 +166,14 @@ def main():
             raise DicomTlsError("settings.DicomTlsPrivateKey must be a file path (a string), got %r" % (key_path,))
         if key_path:
             check_private_key_usable(key_path if key_path.startswith("/") else "%s/%s" % (p["config_dir"], key_path))
-        todo = plan(p["config_dir"], p["settings"], p["dropin"])
-        actions = plan_actions(todo)
-        backup_files = []
-        if todo.files and not module.check_mode:
-            backup_files = apply(todo, backup=p["backup"])
+        with locked_for(os.path.join(p["config_dir"], p["dropin"]), enabled=not module.check_mode):
+            todo = plan(p["config_dir"], p["settings"], p["dropin"])
+            for warning in todo.warnings:
+                module.warn(warning)
+            actions = plan_actions(todo)
+            backup_files = []
+            if todo.files and not module.check_mode:
+                backup_files = apply(todo, backup=p["backup"])
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     written = [os.path.join(p["config_dir"], name) for name in sorted(todo.files)]

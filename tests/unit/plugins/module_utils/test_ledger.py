@@ -137,14 +137,14 @@ def test_failed_issuance_leaves_the_ledger_unchanged(ca, monkeypatch):
         )
     assert open(ca + "/index.txt", "rb").read() == before
     # Failing while writing the certificate, after the ledger was written: the ledger is put back.
-    real = backend.atomic_write if hasattr(backend, "atomic_write") else None
+    real = backend.files.write_group  # key, certificate, chain move together through files.py
 
-    def broken(path, data, mode=0o644):
-        if path.endswith("node-b.pem"):
-            raise OSError(28, "No space left on device", path)
-        return real(path, data, mode)
+    def broken(anchor, writes):
+        if any(path.endswith("node-b.pem") for path, _data, _mode in writes):
+            raise OSError(28, "No space left on device", anchor)
+        return real(anchor, writes)
 
-    monkeypatch.setattr(backend, "atomic_write", broken)
+    monkeypatch.setattr(backend.files, "write_group", broken)
     with pytest.raises(OSError):
         issue(ca, "node-b")
     assert open(ca + "/index.txt", "rb").read() == before

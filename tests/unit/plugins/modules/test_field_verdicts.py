@@ -133,3 +133,39 @@ def test_nan_never_reaches_orthanc_json(workspace, work):
     args = workspace.base("orthanc_config", work)
     args["settings"] = dict(args["settings"], DicomScuTimeout=NAN)
     _refused(work, "orthanc_config", args, ["settings", "nan"])
+
+
+def test_signature_with_an_expired_signer_is_refused(workspace, work, tmp_path):
+    from support.pki import TestPKI
+
+    pki = TestPKI(str(tmp_path / "pki"), key_type="ecdsa")
+    old = pki.node(
+        "expired signer", not_before=NOW - datetime.timedelta(days=30), not_after=NOW - datetime.timedelta(days=1)
+    )
+    args = dict(workspace.base("dicom_sign", work), privatekey_path=old.key, certificate_path=old.cert)
+    result = _refused(work, "dicom_sign", args, ["expired signer", "has expired"])
+    assert result["path"] == old.cert
+    verify = subprocess.run(
+        ["openssl", "verify", "-CAfile", pki.root.cert, "-untrusted", pki.inter.cert, old.cert],
+        capture_output=True,
+        text=True,
+    )
+    assert verify.returncode != 0 and "expired" in verify.stdout + verify.stderr
+
+
+def test_commented_stock_orthanc_json_as_dropin_warns(work, tmp_path):
+    """Making Debian's commented orthanc.json the drop-in rewrites it as plain JSON: said, not silent."""
+    from ansible_collections.medimg.dicom_tls.plugins.module_utils import orthanc_config
+
+    folder = tmp_path / "orthanc"
+    folder.mkdir()
+    (folder / "orthanc.json").write_text(
+        '{\n  // The DICOM port\n  "DicomPort" : 4242, /* default */\n  "Name" : "x"\n}\n'
+    )
+    todo = orthanc_config.plan(str(folder), {"DicomTlsEnabled": True}, dropin="orthanc.json")
+    assert any("comments are lost" in w for w in todo.warnings), todo.warnings
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "orthanc.json").write_text('{"DicomPort": 4242}\n')
+    assert not orthanc_config.plan(str(plain), {"DicomTlsEnabled": True}, dropin="orthanc.json").warnings
+    assert not orthanc_config.plan(str(folder), {"DicomTlsEnabled": True}).warnings  # its own drop-in

@@ -1,0 +1,115 @@
+# Copyright: contributors to medimg.dicom_tls
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""files.py's symlink policy (issue 14 item 4), with links planted as another user would plant
+them: in a sticky world-writable folder like /tmp (link owned by "nobody"), or in a folder that
+belongs to "nobody". Trusted links (our own folder, our own link) are written through atomically."""
+
+from __future__ import annotations
+
+import os
+import pwd
+
+import pytest
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import files
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+
+NOBODY = pwd.getpwnam("nobody").pw_uid
+
+
+@pytest.fixture
+def shared(tmp_path):
+    """A sticky folder everybody can write, like /tmp."""
+    d = tmp_path / "shared"
+    d.mkdir()
+    os.chmod(d, 0o1777)
+    return d
+
+
+@pytest.fixture
+def target(tmp_path):
+    t = tmp_path / "private" / "real.pem"
+    t.parent.mkdir(mode=0o700)
+    t.write_bytes(b"original")
+    return t
+
+
+def plant(link, to, uid):
+    os.symlink(to, link)
+    if os.geteuid() == 0:
+        os.lchown(link, uid, -1)
+
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="planting a link as another user needs root (CI runs as root)"
+)
+
+
+@needs_root
+def test_link_planted_by_another_user_in_sticky_folder_is_refused(shared, target):
+    link = shared / "node.pem"
+    plant(link, target, NOBODY)
+    with pytest.raises(DicomTlsError, match="symbolic link in .*other users can write"):
+        files.atomic_write(str(link), b"new", 0o644)
+    with pytest.raises(DicomTlsError, match="refusing to follow"):
+        files.read_bytes(str(link))
+    assert target.read_bytes() == b"original"
+    assert os.path.islink(link)
+
+
+@needs_root
+def test_link_in_a_folder_of_another_user_is_refused(tmp_path, target):
+    d = tmp_path / "theirs"
+    d.mkdir()
+    plant(d / "node.pem", target, 0)
+    os.chown(d, NOBODY, -1)
+    with pytest.raises(DicomTlsError, match="refusing to follow"):
+        files.atomic_write(str(d / "node.pem"), b"new", 0o644)
+    assert target.read_bytes() == b"original"
+
+
+@needs_root
+def test_planted_folder_link_on_the_way_is_refused(shared, target):
+    plant(shared / "keys", target.parent, NOBODY)
+    with pytest.raises(DicomTlsError, match="refusing to follow"):
+        files.atomic_write(str(shared / "keys" / "node.key"), b"KEY", 0o600)
+    assert not (target.parent / "node.key").exists()
+
+
+def test_own_link_in_a_shared_folder_never_carries_a_private_key(shared, target):
+    link = shared / "node.key"
+    os.symlink(target, link)  # ours, but the folder is shared: not for private keys
+    with pytest.raises(DicomTlsError, match="refusing to follow"):
+        files.atomic_write(str(link), b"KEY", 0o600)
+    assert target.read_bytes() == b"original"
+
+
+def test_trusted_link_stays_a_link_and_its_target_is_written_atomically(tmp_path, target):
+    link = tmp_path / "current.pem"
+    os.symlink(target, link)
+    files.atomic_write(str(link), b"renewed", 0o644)
+    assert os.path.islink(link)
+    assert target.read_bytes() == b"renewed"
+    assert files.read_bytes(str(link)) == b"renewed"
+    assert [n for n in os.listdir(target.parent) if n.endswith(".tmp")] == []
+
+
+def test_lock_never_follows_a_planted_folder_link(shared, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    plant(shared / "conf", elsewhere, NOBODY)
+    if os.geteuid() != 0:
+        pytest.skip("needs root to plant as another user")
+    with pytest.raises(DicomTlsError, match="refusing to follow"), files.locked_for(str(shared / "conf" / "x.json")):
+        pass
+
+
+def test_write_group_recovers_and_cleans_our_temporaries_only(tmp_path):
+    key, cert = str(tmp_path / "n.key"), str(tmp_path / "n.pem")
+    files.write_group(key, [(key, b"K1", 0o600), (cert, b"C1", 0o644)])
+    stray = tmp_path / ".n.pem.abcd1234.tmp"
+    stray.write_bytes(b"half")
+    foreign = tmp_path / ".n.pem.notours"
+    foreign.write_bytes(b"keep")
+    assert files.recover_group(key, [key, cert]) == []
+    assert not stray.exists() and foreign.exists()
+    assert (os.stat(key).st_mode & 0o777, open(key, "rb").read()) == (0o600, b"K1")
