@@ -218,6 +218,7 @@ class Plan:
     changes: list[dict] = field(default_factory=list)  # {key, file, action, before, after}
     files: dict[str, str] = field(default_factory=dict)  # file name -> new text
     defined_in: dict[str, str] = field(default_factory=dict)  # key -> file name
+    warnings: list[str] = field(default_factory=list)
 
 
 def plan_actions(todo: Plan) -> list[dict]:
@@ -314,7 +315,19 @@ def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json") -> Pla
         result.files[name] = text
     if any(c["file"] == dropin for c in result.changes):
         result.files[dropin] = json.dumps(new_dropin, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        if dropin_cfg is not None and _has_comments(dropin_cfg.text, os.path.join(config_dir, dropin)):
+            result.warnings.append(
+                "%s is rewritten as plain JSON: its comments are lost (Debian's stock orthanc.json documents"
+                " every option in comments); keep the stock file and let the drop-in be a file of its own"
+                % os.path.join(config_dir, dropin)
+            )
     return result
+
+
+def _has_comments(text: str, path: str) -> bool:
+    """Does the JSON text hold // or /* */ comments (outside strings)?"""
+    stripped = _Scanner(text, path).strip_comments(0, len(text))
+    return "".join(stripped.split()) != "".join(text.split())
 
 
 def apply(p: Plan, mode: int = 0o644, backup: bool = False) -> list[str]:

@@ -168,6 +168,8 @@ def main():
             check_private_key_usable(key_path if key_path.startswith("/") else "%s/%s" % (p["config_dir"], key_path))
         with locked_for(os.path.join(p["config_dir"], p["dropin"]), enabled=not module.check_mode):
             todo = plan(p["config_dir"], p["settings"], p["dropin"])
+            for warning in todo.warnings:
+                module.warn(warning)
             actions = plan_actions(todo)
             backup_files = []
             if todo.files and not module.check_mode:

@@ -151,3 +151,21 @@ def test_signature_with_an_expired_signer_is_refused(workspace, work, tmp_path):
         text=True,
     )
     assert verify.returncode != 0 and "expired" in verify.stdout + verify.stderr
+
+
+def test_commented_stock_orthanc_json_as_dropin_warns(work, tmp_path):
+    """Making Debian's commented orthanc.json the drop-in rewrites it as plain JSON: said, not silent."""
+    from ansible_collections.medimg.dicom_tls.plugins.module_utils import orthanc_config
+
+    folder = tmp_path / "orthanc"
+    folder.mkdir()
+    (folder / "orthanc.json").write_text(
+        '{\n  // The DICOM port\n  "DicomPort" : 4242, /* default */\n  "Name" : "x"\n}\n'
+    )
+    todo = orthanc_config.plan(str(folder), {"DicomTlsEnabled": True}, dropin="orthanc.json")
+    assert any("comments are lost" in w for w in todo.warnings), todo.warnings
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "orthanc.json").write_text('{"DicomPort": 4242}\n')
+    assert not orthanc_config.plan(str(plain), {"DicomTlsEnabled": True}, dropin="orthanc.json").warnings
+    assert not orthanc_config.plan(str(folder), {"DicomTlsEnabled": True}).warnings  # its own drop-in
