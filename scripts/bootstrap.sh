@@ -23,6 +23,10 @@ command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v systemd-nspawn >/dev/null || need_apt+=(systemd-container)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# The SSH fleet (tests/integration/test_ssh_fleet.py): sshd instances on loopback, become via sudo.
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v ssh >/dev/null || need_apt+=(openssh-client)
+command -v sudo >/dev/null || need_apt+=(sudo)
 # The Python matrix runs modules with Debian's own python3 and its python3-cryptography (38.0.4 on
 # Debian 12), as a node that installs nothing from pip would.
 /usr/bin/python3 -c 'import cryptography' 2>/dev/null || need_apt+=(python3-cryptography)
@@ -49,6 +53,21 @@ fi
 if [ ! -f "$stamp" ] || [ requirements-test.txt -nt "$stamp" ] || [ requirements.txt -nt "$stamp" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-test.txt
   touch "$stamp"
+fi
+
+# The SSH fleet's managed-node user: unprivileged, reached by key only (its password field is '*',
+# which sshd does not take for a locked account), passwordless sudo for become. As root only.
+SSH_FLEET_USER=dicomops
+if [ "$(id -u)" = 0 ]; then
+  id "$SSH_FLEET_USER" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$SSH_FLEET_USER"
+  [ "$(getent shadow "$SSH_FLEET_USER" | cut -d: -f2)" = '*' ] || usermod -p '*' "$SSH_FLEET_USER"
+  sudoers=/etc/sudoers.d/dicom-tls-ssh-fleet
+  if [ ! -f "$sudoers" ]; then
+    printf '%s ALL=(ALL) NOPASSWD: ALL\n' "$SSH_FLEET_USER" > "$sudoers.tmp"
+    chmod 0440 "$sudoers.tmp"
+    visudo -cqf "$sudoers.tmp" && mv "$sudoers.tmp" "$sudoers"
+  fi
+  mkdir -p /run/sshd  # sshd's privilege separation directory (made by the ssh service, which is not run)
 fi
 
 # Ansible finds the collection through .build/collections/ansible_collections/medimg/dicom_tls.

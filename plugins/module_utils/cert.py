@@ -99,6 +99,10 @@ class Plan:
     sans: list | None = None
     now: datetime.datetime = field(default_factory=crypto.utcnow)
     warnings: list[str] = field(default_factory=list)
+    # check mode only: an input an earlier task of the play would create does not exist yet
+    # (the issuer, the key); the plan then predicts from what it knows instead of failing.
+    check_mode: bool = False
+    pending: str | None = None
 
     def has(self, target: str) -> bool:
         return any(a.target == target for a in self.actions)
@@ -238,6 +242,9 @@ def _load_issuer(spec: CertSpec, plan: Plan) -> None:
         return
     if not spec.issuer_privatekey_path and plan.mode != "install":
         raise DicomTlsError("issuer_privatekey_path is required with issuer_cert_path")
+    if plan.check_mode and not os.path.lexists(spec.issuer_cert_path):
+        plan.pending = "the issuer certificate %s does not exist yet" % spec.issuer_cert_path
+        return
     plan.issuer_cert = crypto.load_certificate(
         read_bytes(spec.issuer_cert_path, "issuer certificate"), spec.issuer_cert_path
     )
@@ -301,10 +308,14 @@ def _read_cert(path: str | None):
 # ---------------------------------------------------------------- planning
 
 
-def plan(spec: CertSpec) -> Plan:
-    """Read disk, validate inputs, and decide what must change. Writes nothing."""
+def plan(spec: CertSpec, check_mode: bool = False) -> Plan:
+    """Read disk, validate inputs, and decide what must change. Writes nothing.
+
+    In check mode an input that an earlier task of the same run would create (the issuer
+    certificate, the private key of certificate_content) may be missing: the plan then says what
+    would be created instead of failing, and ``pending`` says which input it waits for."""
     _validate(spec)
-    p = Plan(spec=spec, mode=_mode(spec))
+    p = Plan(spec=spec, mode=_mode(spec), check_mode=check_mode)
     if p.mode == "absent":
         for target, path in (
             ("certificate", spec.path),
@@ -373,6 +384,8 @@ def _plan_database(p: Plan) -> None:
     if p.mode not in ("issue", "sign_csr"):
         raise DicomTlsError("database records certificates signed by an issuer: give issuer_cert_path")
     if not os.path.isdir(os.path.dirname(os.path.abspath(spec.database))):
+        if p.check_mode and p.has("certificate"):
+            return  # its folder is made by an earlier task of the run (the CA's folders)
         raise DicomTlsError("database: its directory does not exist", spec.database)
     entries = ledger.check(spec.database)
     if p.has("certificate") or p.cert is None:
@@ -392,6 +405,9 @@ def _plan_key(p: Plan) -> None:
     spec = p.spec
     p.key = _read_key(spec)
     if p.key is None:
+        if p.mode == "install" and p.check_mode:
+            p.pending = "the private key %s does not exist yet" % spec.privatekey_path
+            return
         if p.mode == "install":
             raise DicomTlsError(
                 "private key does not exist: certificate_content needs the key it was issued for", spec.privatekey_path
@@ -464,6 +480,8 @@ def _plan_certificate(p: Plan) -> None:
         )
         return
     reasons = []
+    if p.pending:
+        reasons.append(p.pending + " (check mode: an earlier task would create it)")
     if spec.force:
         reasons.append("force")
     if p.mode == "sign_csr":
@@ -473,7 +491,9 @@ def _plan_certificate(p: Plan) -> None:
         reasons.append("the private key is regenerated")
     elif crypto.public_key_der(cert) != crypto.public_key_der(p.key):
         reasons.append("the certificate does not match the private key")
-    if p.issuer_cert is not None:
+    if p.pending:
+        pass
+    elif p.issuer_cert is not None:
         if not crypto.issued_by(cert, p.issuer_cert):
             reasons.append("it is not signed by the issuer %s (CA replaced)" % crypto.name_text(p.issuer_cert.subject))
     elif not crypto.is_self_signed(cert):
@@ -558,7 +578,13 @@ def _plan_install(p: Plan) -> None:
             "give the certificate issued to this node" % (crypto.name_text(leaf.subject), spec.usage),
             spec.path,
         )
-    if crypto.public_key_der(leaf) != crypto.public_key_der(p.key):
+    if p.key is not None and crypto.public_key_der(leaf) != crypto.public_key_der(p.key) and p.check_mode:
+        # the CSR task before this one would replace the key (key type or size changed): predicted
+        p.warnings.append(
+            "check mode: certificate_content does not match the current private key %s; the real run fails"
+            " unless an earlier task replaces that key" % spec.privatekey_path
+        )
+    elif p.key is not None and crypto.public_key_der(leaf) != crypto.public_key_der(p.key):
         raise DicomTlsError(
             "certificate_content (%s) does not match the private key" % crypto.name_text(leaf.subject),
             spec.privatekey_path,
@@ -755,6 +781,30 @@ def apply(p: Plan) -> dict:
     return {"backup_files": backups, "certificate": cert, "csr": None}
 
 
+def predict(p: Plan) -> dict:
+    """Check mode's outcome: what apply() would return, built in memory and never written.
+
+    A CSR that would be (re)made is built (with the node's key when it is kept, else with a
+    throw-away key of the same type that is never stored or returned) so that the CA's signing task
+    can predict from it; a certificate a CSR would get is signed in memory when the issuer exists
+    (random serial, no ledger entry). Returns apply()'s shape, ``backup_files`` empty."""
+    spec = p.spec
+    out = {"backup_files": [], "certificate": current_certificate(p), "csr": None}
+    if p.mode == "csr":
+        if p.has("csr"):
+            key = p.key if p.key is not None else generate_key(spec)
+            builder = x509.CertificateSigningRequestBuilder().subject_name(p.subject)
+            if p.sans:
+                builder = builder.add_extension(x509.SubjectAlternativeName(p.sans), critical=False)
+            out["csr"] = builder.sign(key, _hash_for(key))
+        return out
+    if p.has("certificate"):
+        out["certificate"] = None
+        if p.mode == "sign_csr" and p.issuer_key is not None and not p.pending:
+            out["certificate"] = _sign_certificate(p, p.csr.public_key(), p.issuer_key)
+    return out
+
+
 def anchor(spec: CertSpec) -> str | None:
     """The file whose lock guards all of the spec's files and whose journal finishes their update."""
     return spec.privatekey_path or spec.path or spec.csr_path
@@ -798,13 +848,16 @@ def sign_many(issuer: dict, requests: list[dict], check_mode: bool = False) -> d
         try:
             spec = CertSpec(state="present", **fields)
             with locked(spec, not check_mode):
-                p = plan(spec)
-                cert = current_certificate(p) if check_mode else apply(p)["certificate"]
+                p = plan(spec, check_mode)
+                cert = (predict(p) if check_mode else apply(p))["certificate"]
         except DicomTlsError as exc:
             out[name] = {"changed": False, "failed": True, "msg": str(exc), "path": exc.path}
             continue
         entry = {"changed": bool(p.actions), "actions": [a.as_dict() for a in p.actions]}
-        if cert is not None and not (check_mode and p.has("certificate")):
+        if check_mode and p.has("certificate"):
+            # what the node would install, signed in memory (None while the CA itself is pending)
+            entry["predicted"] = True
+        if cert is not None:
             info = crypto.describe_certificate(cert)
             entry.update(serial=info["serial"], not_after=info["not_after"])
             entry["certificate"] = crypto.cert_pem(cert).decode("ascii")
@@ -813,8 +866,9 @@ def sign_many(issuer: dict, requests: list[dict], check_mode: bool = False) -> d
     return out
 
 
-def check_issuer(issuer: dict) -> None:
+def check_issuer(issuer: dict, check_mode: bool = False) -> None:
     """Load the CA of ``issuer`` (certificate, key, passphrase, chain) once: a problem there is the
-    task's, not one request's."""
+    task's, not one request's. In check mode a CA that does not exist yet is not a problem (an
+    earlier task of the run would create it)."""
     spec = CertSpec(state="present", path="-", csr_content="-", **issuer)
-    _load_issuer(spec, Plan(spec=spec, mode="sign_csr"))
+    _load_issuer(spec, Plan(spec=spec, mode="sign_csr", check_mode=check_mode))

@@ -46,10 +46,9 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_trust impor
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 
 try:
-    from cryptography import x509
     from pydicom.uid import generate_uid
 except ImportError:  # pragma: no cover - reported by the module
-    x509 = generate_uid = None
+    generate_uid = None
 
 MAC_ID = 0x04000005
 MAC_TS_UID = 0x04000010

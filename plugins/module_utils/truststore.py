@@ -599,10 +599,17 @@ def apply_hashed_dir(plan: Plan, meta: FileMeta, dir_mode: int = 0o755) -> None:
 
 
 def check_parent(path: str) -> None:
-    """Fail when the directory that would hold ``path`` does not exist (no write: check mode)."""
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise DicomTlsError("parent directory %s does not exist" % parent, path)
+    """Check mode (no write): fail when no directory could hold ``path``. A missing parent is fine
+    when the nearest existing folder above it is a directory: an earlier task of the same run (the
+    certificate's, which writes next to it) would create it."""
+    _check_ancestors(os.path.dirname(os.path.abspath(path)), path)
+
+
+def _check_ancestors(directory: str, path: str) -> None:
+    while not os.path.isdir(directory):
+        if os.path.lexists(directory):
+            raise DicomTlsError("%s exists and is not a directory" % directory, path)
+        directory = os.path.dirname(directory)
 
 
 def check_dir_writable(path: str, probe: bool = True) -> None:
@@ -611,10 +618,11 @@ def check_dir_writable(path: str, probe: bool = True) -> None:
     target = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     if os.path.lexists(path) and not os.path.isdir(path):
         raise DicomTlsError("exists and is not a directory", path)
+    if not probe:  # check mode: see check_parent
+        _check_ancestors(target, path)
+        return
     if not os.path.isdir(target):
         raise DicomTlsError("parent directory %s does not exist" % target, path)
-    if not probe:
-        return
     try:
         files.probe_writable(target, prefix=TMP_PREFIX)
     except OSError as exc:

@@ -258,8 +258,11 @@ certificate:
   returned: when a certificate exists after the run
   type: str
 csr:
-  description: The CSR, PEM (public data), to carry to the CA host.
-  returned: with O(state=csr), when the CSR exists after the run
+  description:
+    - The CSR, PEM (public data), to carry to the CA host.
+    - In check mode, a CSR that would be made is built in memory and returned (never written), with the
+      existing key when it is kept, else with a throw-away key that is neither stored nor returned.
+  returned: with O(state=csr), when the CSR exists after the run (or would, in check mode)
   type: str
 backup_files:
   description: Backups made with O(backup).
@@ -348,16 +351,12 @@ def main():
     spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})
     try:
         with backend.locked(spec, enabled=not module.check_mode):
-            plan = backend.plan(spec)
+            plan = backend.plan(spec, module.check_mode)
             for warning in plan.warnings:
                 module.warn(warning)
             before = plan.cert
             if module.check_mode:
-                outcome = {
-                    "backup_files": [],
-                    "certificate": None if plan.has("certificate") else backend.current_certificate(plan),
-                    "csr": None,
-                }
+                outcome = backend.predict(plan)
             else:
                 outcome = backend.apply(plan)
     except DicomTlsError as exc:

@@ -187,6 +187,8 @@ database_revoked:
   sample: ["4F2A190C"]
 """
 
+import os  # noqa: E402
+
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import (
     ca_options,  # noqa: E402
     crypto,  # noqa: E402
@@ -224,6 +226,14 @@ def run(module: AnsibleModule) -> dict:
     if p["renew_before_days"] is not None and not 0 <= p["renew_before_days"] < p["next_update_days"]:
         raise DicomTlsError("renew_before_days must be at least 0 and less than next_update_days")
     mode = file_args.create_mode(p["mode"])
+    if module.check_mode and not os.path.lexists(p["issuer_cert_path"]):
+        # an earlier task of the same run (the CA's) would create the issuer: predict, do not fail
+        return dict(
+            changed=True,
+            path=p["path"],
+            msg="would issue the CRL: the issuer certificate %s does not exist yet (check mode: an earlier task"
+            " would create it)" % p["issuer_cert_path"],
+        )
     issuer = crlib.read_issuer(p["issuer_cert_path"], p["issuer_privatekey_path"], p["issuer_privatekey_passphrase"])
     desired = crlib.desired_revocations(p["revoked"], issuer)
     entries = None

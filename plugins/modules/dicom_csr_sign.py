@@ -128,6 +128,10 @@ issued:
     - Per request name, C(changed), C(actions) (each with its reason) and, when a certificate exists after
       the run, C(serial), C(not_after), C(certificate) and C(chain) (PEM, public data).
     - A request that could not be signed has C(failed=true), C(msg) and C(path) instead.
+    - In check mode a certificate that would be issued is signed in memory (never written, not recorded in
+      O(database)) and returned with C(predicted=true), so that the node's install task can predict its change;
+      while the issuing CA itself does not exist yet (an earlier task of the run would create it) there is no
+      C(certificate) and no C(chain), only C(predicted=true) and the actions.
   returned: always
   type: dict
   sample:
@@ -196,7 +200,7 @@ def main():
     }
     try:
         # the CA itself (certificate, key, passphrase) is checked once, before any request
-        backend.check_issuer(issuer)
+        backend.check_issuer(issuer, module.check_mode)
         issued = backend.sign_many(issuer, p["requests"], module.check_mode)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)

@@ -40,7 +40,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 20.0, log: str = "") -> None:
+def wait_port(
+    port: int, proc: subprocess.Popen | None = None, timeout: float = 20.0, log: str = "", host: str = LOOPBACK
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -48,7 +50,7 @@ def wait_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 
                 "listener exited with %s before opening port %d\n%s" % (proc.returncode, port, _tail(log))
             )
         try:
-            with socket.create_connection((LOOPBACK, port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
