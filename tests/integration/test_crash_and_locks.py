@@ -250,7 +250,7 @@ def test_two_dicom_cert_runs_at_once_leave_one_runs_pair(pki, tmp_path):
     assert module_proc.run("dicom_cert", a)[0] == 0
     renew = dict(a, force=True, regenerate_key=True)
     for _round in range(3):
-        procs = [module_proc.start("dicom_cert", renew) for _ in range(2)]
+        procs = [module_proc.start("dicom_cert", renew) for _run in range(2)]
         serials = []
         for proc in procs:
             rc, res = module_proc.result(proc)

@@ -30,7 +30,7 @@ ENTRY_POINTS = {
 
 
 def role_files():
-    for dirpath, _, names in os.walk(ROLES):
+    for dirpath, _dirs, names in os.walk(ROLES):
         for name in names:
             if name.endswith((".yml", ".yaml", ".j2")):
                 path = os.path.join(dirpath, name)
