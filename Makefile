@@ -24,8 +24,9 @@ lint: bootstrap
 	ruff check .
 	ruff format --check .
 
+# two workers (CI has 2 cores); integration files run whole on one worker: their fixed ports never collide
 unit: bootstrap
-	python -m pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+	python -m pytest -q -p no:cacheprovider -n 2 tests/unit $(PYTEST_ARGS)
 
 sanity: bootstrap
 	scripts/sanity.sh
@@ -44,7 +45,7 @@ ee-context: bootstrap
 # the Debian root test_systemd.py boots is built (once, cached in .build) outside the network namespace
 integration: bootstrap
 	scripts/systemd_root.sh
-	$(NETNS) python -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+	$(NETNS) python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15 tests/integration $(PYTEST_ARGS)
 
 molecule: bootstrap
 	scripts/molecule.sh
