@@ -434,42 +434,74 @@ def validity_problem(cert: x509.Certificate, when: datetime.datetime | None = No
 # ---------------------------------------------------------------- names
 
 
+def _split_subject(text: str) -> list[list[tuple[str, str]]]:
+    """RDNs of a /A=v/B=w+C=x string as ``openssl req -subj ... -multivalue-rdn`` reads it (parse_name
+    in OpenSSL's apps): an unescaped '+' adds the next attribute to the same RDN, a backslash makes
+    the next character literal (\\/ \\+ \\= \\\\), a backslash at the end is refused."""
+    rdns: list[list[tuple[str, str]]] = []
+    i, n, join = 1, len(text), False
+    while i < n:
+        if text[i] == "/":  # empty part (// or a trailing /)
+            i, join = i + 1, False
+            continue
+        eq, slash = text.find("=", i), text.find("/", i)
+        if eq < 0 or 0 <= slash < eq:
+            raise DicomTlsError("subject part %r has no '='" % text[i : slash if slash >= 0 else n])
+        key, value, i = text[i:eq].strip(), [], eq + 1
+        while i < n and text[i] not in "/+":
+            if text[i] == "\\":
+                i += 1
+                if i == n:
+                    raise DicomTlsError("subject %r ends with an escape character (\\)" % text)
+            value.append(text[i])
+            i += 1
+        if not join:
+            rdns.append([])
+        rdns[-1].append((key, "".join(value)))
+        join = i < n and text[i] == "+"
+        i += 1
+    return rdns
+
+
 def parse_subject(subject) -> x509.Name:
-    """A subject from a dict ({CN: ..., O: ...}) or an OpenSSL-style string (/C=BE/O=x/CN=y)."""
-    pairs: list[tuple[str, str]] = []
+    """A subject from a dict ({CN: ..., O: ...}) or an OpenSSL-style string (/C=BE/O=x/CN=a+OU=b),
+    read as ``openssl req -subj ... -multivalue-rdn`` reads it."""
+    rdns: list[list[tuple[str, str]]] = []
     if isinstance(subject, dict):
         items = sorted(subject.items(), key=lambda kv: _ORDER.index(kv[0]) if kv[0] in _ORDER else len(_ORDER))
         for key, value in items:
             for v in value if isinstance(value, list) else [value]:
-                pairs.append((key, str(v)))
+                rdns.append([(key, str(v))])
     elif isinstance(subject, str):
         text = subject.strip()
         if not text.startswith("/"):
             raise DicomTlsError("subject string must look like /C=BE/O=Hospital/CN=node (got %r)" % subject)
-        for part in re.split(r"(?<!\\)/", text[1:]):
-            if not part:
-                continue
-            key, sep, value = part.partition("=")
-            if not sep:
-                raise DicomTlsError("subject part %r has no '='" % part)
-            pairs.append((key.strip(), value.replace("\\/", "/")))
+        rdns = _split_subject(text)
     else:
         raise DicomTlsError("subject must be a dict or a /A=B/C=D string")
-    attrs = []
-    for key, value in pairs:
-        if key not in NAME_OIDS:
-            raise DicomTlsError("unknown subject attribute %r (known: %s)" % (key, ", ".join(_ORDER)))
+    out = []
+    for pairs in rdns:
+        attrs = []
+        for key, value in pairs:
+            if key not in NAME_OIDS:
+                raise DicomTlsError("unknown subject attribute %r (known: %s)" % (key, ", ".join(_ORDER)))
+            if value == "":  # OpenSSL skips it with a warning; a silent drop would hide a typo
+                raise DicomTlsError("subject attribute %s has no value" % key)
+            try:
+                attrs.append(x509.NameAttribute(getattr(x509.NameOID, NAME_OIDS[key]), value))
+            except ValueError:
+                why = {
+                    "COUNTRY_NAME": "must be a two-letter country code (ISO 3166)",
+                    "COMMON_NAME": "must be 1 to 64 characters (the X.509 upper bound)",
+                }.get(NAME_OIDS[key], "is not a value X.509 allows for it")
+                raise DicomTlsError("subject attribute %s=%r %s" % (key, value, why)) from None
         try:
-            attrs.append(x509.NameAttribute(getattr(x509.NameOID, NAME_OIDS[key]), value))
+            out.append(x509.RelativeDistinguishedName(attrs))
         except ValueError:
-            why = {
-                "COUNTRY_NAME": "must be a two-letter country code (ISO 3166)",
-                "COMMON_NAME": "must be 1 to 64 characters (the X.509 upper bound)",
-            }.get(NAME_OIDS[key], "is not a value X.509 allows for it")
-            raise DicomTlsError("subject attribute %s=%r %s" % (key, value, why)) from None
-    if not attrs:
+            raise DicomTlsError("subject %r names one attribute twice in one RDN (+)" % subject) from None
+    if not out:
         raise DicomTlsError("subject is empty")
-    return x509.Name(attrs)
+    return x509.Name(out)
 
 
 def name_text(name: x509.Name) -> str:
@@ -482,7 +514,7 @@ def name_text(name: x509.Name) -> str:
             if attr.oid == x509.NameOID.EMAIL_ADDRESS:
                 short = "emailAddress"
             value = attr.value if isinstance(attr.value, str) else attr.value.hex()
-            parts.append("%s=%s" % (short, value.replace("/", "\\/")))
+            parts.append("%s=%s" % (short, value.replace("/", "\\/").replace("+", "\\+")))
         out.append("+".join(parts))
     return "/" + "/".join(out) if out else ""
 

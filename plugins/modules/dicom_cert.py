@@ -93,6 +93,9 @@ options:
     description:
       - A dict of attribute names to values (C(CN), C(O), C(OU), C(C), C(ST), C(L), C(emailAddress), C(DC), ...)
         or an OpenSSL-style string C(/C=BE/O=Hospital/CN=ct-01).
+      - The string is read as C(openssl req -subj ... -multivalue-rdn) reads it. An unescaped C(+) puts
+        the next attribute in the same RDN (C(/O=x/CN=a+OU=b)). A backslash makes the next character
+        literal (C(\/), C(\+), C(\=), C(\\)).
       - When signing a CSR, defaults to the CSR's subject.
     type: raw
   subject_alt_names:
