@@ -171,3 +171,14 @@ def plan(state: str, command: list[str], pidfile: str) -> tuple[str | None, str]
     if argv != list(command):
         return "restart", "command line changed"
     return None, "running as PID %d" % pid
+
+
+PLAN_VERBS = {"start": "started", "restart": "restarted", "stop": "stopped"}
+
+
+def plan_actions(action: str | None, reason: str, pidfile: str) -> list[dict]:
+    """The plan in the collection's one shape: ``[{path, action, reason}]`` for the listener's PID file
+    (started, restarted or stopped); empty when nothing is to be done."""
+    if action is None:
+        return []
+    return [{"path": pidfile, "action": PLAN_VERBS[action], "reason": reason}]

@@ -280,9 +280,31 @@ class Runner:
                 del edits
 
     def result(self, changed: bool) -> dict:
-        return {"changed": changed, "files": self.files, "totals": self.totals}
+        return {"changed": changed, "actions": plan_actions(self.files), "files": self.files, "totals": self.totals}
 
     def run(self) -> dict:
         if self.p["state"] == "verified":
             return self.verify()
         return self.change()
+
+
+_REASONS = {
+    "signed": "no valid signature matching the request",
+    "removed": "signature(s) to remove present",
+    "copied": "the destination is missing or not in the requested state",
+}
+
+
+def plan_actions(entries) -> list[dict]:
+    """The plan in the collection's one shape: ``[{path, action, reason}]``, one per file written (in
+    check mode, to be written), path being the file written (``dest`` when set); verified and
+    unchanged files are left out."""
+    actions = []
+    for entry in entries:
+        if entry.get("action") not in _REASONS:
+            continue
+        reason = _REASONS[entry["action"]]
+        if entry["action"] == "removed" and entry.get("signatures"):
+            reason = "signature(s) present: %s" % ", ".join(s.get("uid", "") for s in entry["signatures"])
+        actions.append({"path": entry.get("dest", entry["path"]), "action": entry["action"], "reason": reason})
+    return actions

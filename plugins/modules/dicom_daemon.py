@@ -100,6 +100,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description:
+    - What the run did (in check mode, would do) in the shape every module of the collection returns,
+      one entry for the listener's O(pidfile) with C(path), C(action) (C(started), C(restarted) or
+      C(stopped)) and C(reason). Empty when nothing changed.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "/run/dicom-tls/dcmtk-a/storescp.pid", "action": "restarted", "reason": "command line changed"}]
 pid:
   description: PID of the running listener; null when stopped.
   returned: always
@@ -166,7 +175,13 @@ def main():
                 )
         except DicomTlsError as exc:
             module.fail_json(msg=str(exc), path=exc.path, action=action, reason=reason)
-    module.exit_json(changed=bool(action), pid=pid, action=action, reason=reason)
+    module.exit_json(
+        changed=bool(action),
+        actions=daemon.plan_actions(action, reason, p["pidfile"]),
+        pid=pid,
+        action=action,
+        reason=reason,
+    )
 
 
 if __name__ == "__main__":

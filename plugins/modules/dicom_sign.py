@@ -191,6 +191,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description:
+    - What the run did (in check mode, would do) in the shape every module of the collection returns,
+      one entry per file written with C(path) (the file written, O(dest) when set), C(action) (C(signed),
+      C(removed) or C(copied), as RV(files[].action)) and C(reason). Empty when nothing changed and with
+      O(state=verified).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {"path": "/srv/dicom/incoming/1.dcm", "action": "signed", "reason": "no valid signature matching the request"}
 files:
   description: One entry per DICOM file processed, in order.
   returned: always

@@ -4,6 +4,7 @@ returns the same list the run then carries out, and a second run returns an empt
 from __future__ import annotations
 
 import pytest
+from support import dicom_files
 from support.module_run import run
 from support.pki import TestPKI
 
@@ -14,6 +15,8 @@ def pki(tmp_path_factory):
 
 
 def cases(pki, tmp):
+    node = pki.node("plan shape signer")
+    sign = dict(privatekey_path=node.key, certificate_path=node.cert)
     crl = dict(path=str(tmp / "ca.crl"), issuer_cert_path=pki.inter.cert, issuer_privatekey_path=pki.inter.key)
     return {
         "dicom_crl": crl,
@@ -23,15 +26,39 @@ def cases(pki, tmp):
         "orthanc_config": dict(
             config_dir=str(tmp), settings={"DicomTlsEnabled": True, "DicomTlsRemoteCertificateRequired": True}
         ),
+        "dicom_daemon": dict(name="plan-shape", command=["/bin/sleep", "300"], pidfile=str(tmp / "sleep.pid")),
+        "dicom_sign": dict(sign, path=[dicom_files.write_ct(str(tmp / "ct.dcm"))]),
+        "dicom_sign dest": dict(sign, path=[dicom_files.write_ct(str(tmp / "ct.dcm"))], dest=str(tmp / "signed")),
     }
 
 
-@pytest.mark.parametrize(
-    "case", ["dicom_crl", "dicom_metrics", "dicom_truststore", "dicom_truststore bundle", "orthanc_config"]
-)
+CASES = [
+    "dicom_crl",
+    "dicom_metrics",
+    "dicom_truststore",
+    "dicom_truststore bundle",
+    "orthanc_config",
+    "dicom_daemon",
+    "dicom_sign",
+    "dicom_sign dest",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_actions_check_mode_run_rerun(case, pki, tmp_path):
     args = cases(pki, tmp_path)[case]
     module = case.split()[0]
+    try:
+        check_run_rerun(module, args, tmp_path)
+    finally:
+        if module == "dicom_daemon":  # the listener this test started, stopped by its PID file
+            failed, stopped = run(module, dict(args, state="stopped"))
+            assert not failed and stopped["actions"] == [
+                {"path": args["pidfile"], "action": "stopped", "reason": stopped["reason"]}
+            ], stopped
+
+
+def check_run_rerun(module, args, tmp_path):
     failed, predicted = run(module, args, check_mode=True)
     assert not failed, predicted
     failed, done = run(module, args)
