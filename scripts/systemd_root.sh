@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 ROOT=.build/systemd-root
 SUITE=${DICOM_TLS_SYSTEMD_SUITE:-bookworm}
 PACKAGES=systemd,systemd-sysv,dbus,dcmtk,openssl
+# installed by apt inside the root after debootstrap: orthanc depends on a virtual package
+# (libboost-regex1.74.0-icu72) that debootstrap does not resolve
+APT_PACKAGES=orthanc
 mirror=${DEBIAN_MIRROR:-}
 if [ -z "$mirror" ]; then
   # the first Debian (not security) mirror of apt's sources, deb822 or one-line style
@@ -17,7 +20,7 @@ if [ -z "$mirror" ]; then
     | head -n 1 || true)
 fi
 mirror=${mirror:-http://deb.debian.org/debian}
-stamp="$SUITE $PACKAGES"
+stamp="$SUITE $PACKAGES $APT_PACKAGES"
 if [ -f "$ROOT/.dicom-tls-root" ] && [ "$(cat "$ROOT/.dicom-tls-root")" = "$stamp" ]; then
   exit 0
 fi
@@ -34,7 +37,16 @@ debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$tmp" "$mirror" > 
   tail -n 20 "$tmp.log" >&2
   exit 1
 }
-rm -f "$tmp.log"
+cp /etc/resolv.conf "$tmp/etc/resolv.conf"
+{ chroot "$tmp" apt-get -q update && chroot "$tmp" env DEBIAN_FRONTEND=noninteractive \
+    apt-get -q install -y --no-install-recommends $APT_PACKAGES; } > "$tmp.log" 2>&1 || {
+  tail -n 20 "$tmp.log" >&2
+  exit 1
+}
+# Debian's own orthanc.service would start at boot on the stock ports; the tests run their own units
+chroot "$tmp" systemctl disable orthanc.service >> "$tmp.log" 2>&1
+chroot "$tmp" apt-get -q clean
+rm -f "$tmp.log" "$tmp/etc/resolv.conf"
 echo "$stamp" > "$tmp/.dicom-tls-root"
 rm -rf --one-file-system "$ROOT"
 mv "$tmp" "$ROOT"

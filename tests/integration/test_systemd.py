@@ -1,5 +1,6 @@
 """The roles' systemd paths under a real systemd: a Debian root booted by systemd-nspawn (systemd as
-the container's PID 1, see support/systemd_container.py), a one-node dcmtk fleet and its CA inside,
+the container's PID 1, see support/systemd_container.py), a dcmtk node, an Orthanc node (Debian's
+Orthanc, installed in the root) and their CA inside,
 Ansible run in the container with connection local and every service_manager left at auto.
 
 What a user on a systemd host relies on: the listener runs as an enabled unit and answers a TLS
@@ -14,6 +15,7 @@ import os
 import sys
 
 import pytest
+import yaml
 from support.ansible_run import ROOT, PlayResult, ansible_env
 from support.fleet import PLAYBOOKS, LocalFleet
 from support.systemd_container import SystemdContainer, missing
@@ -23,7 +25,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 NODE, PORT = "node1", 11112
+NODE_AE = NODE.upper()
 UNIT = "dicom-tls-storescp-%s.service" % NODE
+ORTHANC, ORTHANC_AE, ORTHANC_PORT, ORTHANC_HTTP = "orth1", "ORTH1", 11115, 18045
+ORTHANC_UNIT = "dicom-tls-orthanc-%s.service" % ORTHANC
 TIMER = "dicom-tls-crl-refresh.timer"
 
 
@@ -33,6 +38,13 @@ class ContainerFleet(LocalFleet):
     def __init__(self, box: SystemdContainer, state):
         super().__init__(state, {NODE: PORT})
         self.box = box
+        with open(self.inventory) as fh:
+            inv = yaml.safe_load(fh)
+        orthanc = {"dicom_tls_port": ORTHANC_PORT, "dicom_tls_http_port": ORTHANC_HTTP}
+        orthanc["dicom_tls_ae_title"] = ORTHANC_AE
+        inv["all"]["children"]["dicom_nodes"]["children"]["orthanc_nodes"]["hosts"] = {ORTHANC: orthanc}
+        with open(self.inventory, "w") as fh:
+            yaml.safe_dump(inv, fh)
 
     def play(self, name, *args, **extra_vars):
         cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), os.path.join(PLAYBOOKS, name)]
@@ -43,13 +55,16 @@ class ContainerFleet(LocalFleet):
         self.outputs.append(res.output)
         return res
 
-    def echo(self):
-        """dcmtk's echoscu with the node's own option file (key, chain, trust directory, profile)."""
+    def echo(self, ae=NODE_AE, port=PORT):
+        """dcmtk's echoscu with the dcmtk node's own option file (key, chain, trust directory, profile)."""
         args = os.path.join(self.state, "nodes", NODE, "echoscu.args")
-        return self.box.run(["/usr/bin/echoscu", "@" + args, "-aec", NODE.upper(), "127.0.0.1", str(PORT)])
+        return self.box.run(["/usr/bin/echoscu", "@" + args, "-aec", ae, "127.0.0.1", str(port)])
 
-    def main_pid(self) -> int:
-        return int(self.box.systemctl("show", "--property=MainPID", "--value", UNIT))
+    def echo_orthanc(self):
+        return self.echo(ORTHANC_AE, ORTHANC_PORT)
+
+    def main_pid(self, unit=UNIT) -> int:
+        return int(self.box.systemctl("show", "--property=MainPID", "--value", unit))
 
 
 @pytest.fixture(scope="module")
@@ -82,23 +97,37 @@ def test_rollout_runs_the_listener_as_an_enabled_unit(fleet):
     assert "/usr/bin/storescp" in fleet.box.systemctl("show", "--property=ExecStart", UNIT)
     echo = fleet.echo()
     assert echo.returncode == 0, echo.stdout + echo.stderr
+    # Debian's Orthanc under its dicom-tls unit, the drop-in's TLS settings in force
+    assert fleet.box.systemctl("is-active", ORTHANC_UNIT) == "active"
+    assert fleet.box.systemctl("is-enabled", ORTHANC_UNIT) == "enabled"
+    assert "/usr/sbin/Orthanc" in fleet.box.systemctl("show", "--property=ExecStart", ORTHANC_UNIT)
+    echo = fleet.echo_orthanc()
+    assert echo.returncode == 0, echo.stdout + echo.stderr
 
 
 def test_rerun_changes_nothing_and_keeps_the_process(fleet):
-    pid = fleet.main_pid()
+    pids = fleet.main_pid(), fleet.main_pid(ORTHANC_UNIT)
     res = fleet.play("rollout.yml")
     assert res.rc == 0, res.output[-4000:]
     assert res.stats(NODE)["changed"] == 0, res.output[-4000:]
-    assert fleet.main_pid() == pid
+    assert res.stats(ORTHANC)["changed"] == 0, res.output[-4000:]
+    assert (fleet.main_pid(), fleet.main_pid(ORTHANC_UNIT)) == pids
 
 
 def test_certificate_change_restarts_the_unit(fleet):
-    pid = fleet.main_pid()
-    res = fleet.play("rollout.yml", dcmtk_tls_subject_alt_names=["DNS:" + NODE, "IP:127.0.0.1", "DNS:node1.example"])
+    pids = fleet.main_pid(), fleet.main_pid(ORTHANC_UNIT)
+    res = fleet.play(
+        "rollout.yml",
+        dcmtk_tls_subject_alt_names=["DNS:" + NODE, "IP:127.0.0.1", "DNS:node1.example"],
+        orthanc_tls_subject_alt_names=["DNS:" + ORTHANC, "IP:127.0.0.1", "DNS:orth1.example"],
+    )
     assert res.rc == 0, res.output[-4000:]
-    assert fleet.box.systemctl("is-active", UNIT) == "active"
-    assert fleet.main_pid() not in (0, pid)
+    for unit, pid in ((UNIT, pids[0]), (ORTHANC_UNIT, pids[1])):
+        assert fleet.box.systemctl("is-active", unit) == "active"
+        assert fleet.main_pid(unit) not in (0, pid), unit
     echo = fleet.echo()
+    assert echo.returncode == 0, echo.stdout + echo.stderr
+    echo = fleet.echo_orthanc()
     assert echo.returncode == 0, echo.stdout + echo.stderr
 
 
@@ -118,4 +147,6 @@ def test_stop_stops_the_unit(fleet):
     res = fleet.play("stop.yml")
     assert res.rc == 0, res.output[-4000:]
     assert fleet.box.systemctl("is-active", UNIT) == "inactive"
+    assert fleet.box.systemctl("is-active", ORTHANC_UNIT) == "inactive"
     assert fleet.echo().returncode != 0
+    assert fleet.echo_orthanc().returncode != 0
