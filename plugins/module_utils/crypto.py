@@ -257,6 +257,46 @@ def is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
+_WEAK_DIGESTS = {"sha1": "SHA-1", "md5": "MD5"}
+
+
+def policy_problems(cert: x509.Certificate) -> dict:
+    """What OpenSSL 3 at security level 2 (Debian's and Ubuntu's default) refuses in ``cert``, as
+    {'signature': 'is signed with SHA-1', 'key': 'has a 1024-bit RSA key'} (only the weak parts).
+
+    'signature' is ``openssl verify`` error 68: a SHA-1 or MD5 signature, not judged on a self-signed
+    certificate (a trust anchor's own signature is not checked). 'key' is error 67 for a CA, 66 for
+    any other certificate: an RSA or DSA key under 2048 bits, an EC key under 224 bits. dcmtk runs
+    OpenSSL at level 0, which accepts all of them."""
+    out = {}
+    try:
+        digest = getattr(cert.signature_hash_algorithm, "name", "")
+    except UnsupportedAlgorithm:
+        digest = ""
+    if digest in _WEAK_DIGESTS and not is_self_signed(cert):
+        out["signature"] = "is signed with %s" % _WEAK_DIGESTS[digest]
+    key = cert.public_key()
+    if isinstance(key, (rsa.RSAPublicKey, dsa.DSAPublicKey)) and key.key_size < 2048:
+        out["key"] = "has a %d-bit %s key" % (key.key_size, "RSA" if isinstance(key, rsa.RSAPublicKey) else "DSA")
+    elif isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < 224:
+        out["key"] = "has a %d-bit EC key (%s)" % (key.curve.key_size, key.curve.name)
+    return out
+
+
+def policy_warning(cert: x509.Certificate, source: str) -> str | None:
+    """One sentence for a module's warning about what ``policy_problems`` finds, or None."""
+    found = policy_problems(cert)
+    if not found:
+        return None
+    codes = ([68] if "signature" in found else []) + ([67 if is_ca(cert) else 66] if "key" in found else [])
+    return (
+        "%s: certificate '%s' %s: OpenSSL 3 clients at security level 2 (Debian's and Ubuntu's default, and "
+        "dicom_tls_echo's default profile rfc8996) refuse it (openssl verify error %s); dcmtk runs OpenSSL at "
+        "level 0 and accepts it; re-issue it"
+        % (source, subject_text(cert), " and ".join(found.values()), " and ".join(map(str, codes)))
+    )
+
+
 # ---------------------------------------------------------------- verdicts, as OpenSSL 3 gives them
 
 _RSASSA_PSS = "1.2.840.113549.1.1.10"
@@ -394,42 +434,74 @@ def validity_problem(cert: x509.Certificate, when: datetime.datetime | None = No
 # ---------------------------------------------------------------- names
 
 
+def _split_subject(text: str) -> list[list[tuple[str, str]]]:
+    """RDNs of a /A=v/B=w+C=x string as ``openssl req -subj ... -multivalue-rdn`` reads it (parse_name
+    in OpenSSL's apps): an unescaped '+' adds the next attribute to the same RDN, a backslash makes
+    the next character literal (\\/ \\+ \\= \\\\), a backslash at the end is refused."""
+    rdns: list[list[tuple[str, str]]] = []
+    i, n, join = 1, len(text), False
+    while i < n:
+        if text[i] == "/":  # empty part (// or a trailing /)
+            i, join = i + 1, False
+            continue
+        eq, slash = text.find("=", i), text.find("/", i)
+        if eq < 0 or 0 <= slash < eq:
+            raise DicomTlsError("subject part %r has no '='" % text[i : slash if slash >= 0 else n])
+        key, value, i = text[i:eq].strip(), [], eq + 1
+        while i < n and text[i] not in "/+":
+            if text[i] == "\\":
+                i += 1
+                if i == n:
+                    raise DicomTlsError("subject %r ends with an escape character (\\)" % text)
+            value.append(text[i])
+            i += 1
+        if not join:
+            rdns.append([])
+        rdns[-1].append((key, "".join(value)))
+        join = i < n and text[i] == "+"
+        i += 1
+    return rdns
+
+
 def parse_subject(subject) -> x509.Name:
-    """A subject from a dict ({CN: ..., O: ...}) or an OpenSSL-style string (/C=BE/O=x/CN=y)."""
-    pairs: list[tuple[str, str]] = []
+    """A subject from a dict ({CN: ..., O: ...}) or an OpenSSL-style string (/C=BE/O=x/CN=a+OU=b),
+    read as ``openssl req -subj ... -multivalue-rdn`` reads it."""
+    rdns: list[list[tuple[str, str]]] = []
     if isinstance(subject, dict):
         items = sorted(subject.items(), key=lambda kv: _ORDER.index(kv[0]) if kv[0] in _ORDER else len(_ORDER))
         for key, value in items:
             for v in value if isinstance(value, list) else [value]:
-                pairs.append((key, str(v)))
+                rdns.append([(key, str(v))])
     elif isinstance(subject, str):
         text = subject.strip()
         if not text.startswith("/"):
             raise DicomTlsError("subject string must look like /C=BE/O=Hospital/CN=node (got %r)" % subject)
-        for part in re.split(r"(?<!\\)/", text[1:]):
-            if not part:
-                continue
-            key, sep, value = part.partition("=")
-            if not sep:
-                raise DicomTlsError("subject part %r has no '='" % part)
-            pairs.append((key.strip(), value.replace("\\/", "/")))
+        rdns = _split_subject(text)
     else:
         raise DicomTlsError("subject must be a dict or a /A=B/C=D string")
-    attrs = []
-    for key, value in pairs:
-        if key not in NAME_OIDS:
-            raise DicomTlsError("unknown subject attribute %r (known: %s)" % (key, ", ".join(_ORDER)))
+    out = []
+    for pairs in rdns:
+        attrs = []
+        for key, value in pairs:
+            if key not in NAME_OIDS:
+                raise DicomTlsError("unknown subject attribute %r (known: %s)" % (key, ", ".join(_ORDER)))
+            if value == "":  # OpenSSL skips it with a warning; a silent drop would hide a typo
+                raise DicomTlsError("subject attribute %s has no value" % key)
+            try:
+                attrs.append(x509.NameAttribute(getattr(x509.NameOID, NAME_OIDS[key]), value))
+            except ValueError:
+                why = {
+                    "COUNTRY_NAME": "must be a two-letter country code (ISO 3166)",
+                    "COMMON_NAME": "must be 1 to 64 characters (the X.509 upper bound)",
+                }.get(NAME_OIDS[key], "is not a value X.509 allows for it")
+                raise DicomTlsError("subject attribute %s=%r %s" % (key, value, why)) from None
         try:
-            attrs.append(x509.NameAttribute(getattr(x509.NameOID, NAME_OIDS[key]), value))
+            out.append(x509.RelativeDistinguishedName(attrs))
         except ValueError:
-            why = {
-                "COUNTRY_NAME": "must be a two-letter country code (ISO 3166)",
-                "COMMON_NAME": "must be 1 to 64 characters (the X.509 upper bound)",
-            }.get(NAME_OIDS[key], "is not a value X.509 allows for it")
-            raise DicomTlsError("subject attribute %s=%r %s" % (key, value, why)) from None
-    if not attrs:
+            raise DicomTlsError("subject %r names one attribute twice in one RDN (+)" % subject) from None
+    if not out:
         raise DicomTlsError("subject is empty")
-    return x509.Name(attrs)
+    return x509.Name(out)
 
 
 def name_text(name: x509.Name) -> str:
@@ -442,7 +514,7 @@ def name_text(name: x509.Name) -> str:
             if attr.oid == x509.NameOID.EMAIL_ADDRESS:
                 short = "emailAddress"
             value = attr.value if isinstance(attr.value, str) else attr.value.hex()
-            parts.append("%s=%s" % (short, value.replace("/", "\\/")))
+            parts.append("%s=%s" % (short, value.replace("/", "\\/").replace("+", "\\+")))
         out.append("+".join(parts))
     return "/" + "/".join(out) if out else ""
 
