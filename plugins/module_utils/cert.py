@@ -372,7 +372,28 @@ def plan(spec: CertSpec, check_mode: bool = False) -> Plan:
     _plan_chain(p)
     _plan_pkcs12(p)
     _plan_database(p)
+    _warn_policy(p)
     return p
+
+
+def _warn_policy(p: Plan) -> None:
+    """A warning for each certificate this task stores or signs with that OpenSSL 3 at security level 2
+    refuses (dcmtk, at level 0, accepts it): the one at path when kept, certificate_content, the issuer
+    and issuer_chain_path. A certificate the module issues uses SHA-256 or stronger and a key it allows."""
+    spec = p.spec
+    found = [(spec.issuer_cert_path, p.issuer_cert)] + [(spec.issuer_chain_path, c) for c in p.issuer_chain]
+    if p.install:
+        found += [("certificate_content", c) for c in p.install]
+    elif p.cert is not None and not p.has("certificate"):
+        found.append((spec.path, p.cert))
+    seen = set()
+    for source, cert in found:
+        if cert is None or crypto.fingerprint(cert) in seen:
+            continue
+        seen.add(crypto.fingerprint(cert))
+        warning = crypto.policy_warning(cert, source)
+        if warning:
+            p.warnings.append(warning)
 
 
 def _plan_database(p: Plan) -> None:

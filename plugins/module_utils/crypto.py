@@ -257,6 +257,46 @@ def is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
+_WEAK_DIGESTS = {"sha1": "SHA-1", "md5": "MD5"}
+
+
+def policy_problems(cert: x509.Certificate) -> dict:
+    """What OpenSSL 3 at security level 2 (Debian's and Ubuntu's default) refuses in ``cert``, as
+    {'signature': 'is signed with SHA-1', 'key': 'has a 1024-bit RSA key'} (only the weak parts).
+
+    'signature' is ``openssl verify`` error 68: a SHA-1 or MD5 signature, not judged on a self-signed
+    certificate (a trust anchor's own signature is not checked). 'key' is error 67 for a CA, 66 for
+    any other certificate: an RSA or DSA key under 2048 bits, an EC key under 224 bits. dcmtk runs
+    OpenSSL at level 0, which accepts all of them."""
+    out = {}
+    try:
+        digest = getattr(cert.signature_hash_algorithm, "name", "")
+    except UnsupportedAlgorithm:
+        digest = ""
+    if digest in _WEAK_DIGESTS and not is_self_signed(cert):
+        out["signature"] = "is signed with %s" % _WEAK_DIGESTS[digest]
+    key = cert.public_key()
+    if isinstance(key, (rsa.RSAPublicKey, dsa.DSAPublicKey)) and key.key_size < 2048:
+        out["key"] = "has a %d-bit %s key" % (key.key_size, "RSA" if isinstance(key, rsa.RSAPublicKey) else "DSA")
+    elif isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < 224:
+        out["key"] = "has a %d-bit EC key (%s)" % (key.curve.key_size, key.curve.name)
+    return out
+
+
+def policy_warning(cert: x509.Certificate, source: str) -> str | None:
+    """One sentence for a module's warning about what ``policy_problems`` finds, or None."""
+    found = policy_problems(cert)
+    if not found:
+        return None
+    codes = ([68] if "signature" in found else []) + ([67 if is_ca(cert) else 66] if "key" in found else [])
+    return (
+        "%s: certificate '%s' %s: OpenSSL 3 clients at security level 2 (Debian's and Ubuntu's default, and "
+        "dicom_tls_echo's default profile rfc8996) refuse it (openssl verify error %s); dcmtk runs OpenSSL at "
+        "level 0 and accepts it; re-issue it"
+        % (source, subject_text(cert), " and ".join(found.values()), " and ".join(map(str, codes)))
+    )
+
+
 # ---------------------------------------------------------------- verdicts, as OpenSSL 3 gives them
 
 _RSASSA_PSS = "1.2.840.113549.1.1.10"

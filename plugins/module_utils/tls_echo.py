@@ -926,17 +926,6 @@ def _trusted_certificates(target: dict) -> list:
     return out
 
 
-def _weakness(cert, code: int) -> str | None:
-    """What OpenSSL's security levels refuse in ``cert``: a digest (code 68) or a key size (66, 67)."""
-    if code == 68:
-        digest = getattr(cert.signature_hash_algorithm, "name", "")
-        return "is signed with %s" % {"sha1": "SHA-1", "md5": "MD5"}[digest] if digest in ("sha1", "md5") else None
-    key = crypto.key_description(cert.public_key())
-    if key["key_type"] == "rsa" and key["key_size"] < 2048:
-        return "has a %d-bit RSA key" % key["key_size"]
-    return None
-
-
 _POLICY = (
     "; OpenSSL security level %s, this host's default used by profile %s, refuses it; dcmtk runs OpenSSL at "
     "level 0 and accepts it (profiles bcp195, aes and null run at level 0 too: to connect anyway, not to fix it)"
@@ -966,7 +955,7 @@ def _failing_certificate(chain_der: list[bytes], target: dict, code: int | None,
     depths = list(enumerate(chain))
     if code in (66, 67, 68):  # policy: top-down, the trust anchor's own signature not judged
         for depth, (cert, role) in reversed(depths):
-            weak = _weakness(cert, code) if code != 68 or not crypto.is_self_signed(cert) else None
+            weak = crypto.policy_problems(cert).get("signature" if code == 68 else "key")
             if weak and (code == 66) == (depth == 0):
                 return "%s %s (depth %d) %s%s" % (
                     role,

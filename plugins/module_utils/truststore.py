@@ -256,6 +256,9 @@ def load_objects(
                     warnings.append("%s: %s; dropped (on_expired: drop)" % (obj.source, msg))
                     continue
                 warnings.append("%s: %s; kept (on_expired: warn)" % (obj.source, msg))
+            weak = crypto.policy_warning(obj.obj, obj.source)
+            if weak:
+                warnings.append(weak)
             objects.append(obj)
     certs = list(objects)
     extra: list[TrustObject] = []

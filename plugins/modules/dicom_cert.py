@@ -151,6 +151,13 @@ options:
 notes:
   - O(mode), O(owner) and O(group) apply to every file written; private keys and key stores are created mode
     0600 and keep it unless O(mode) says otherwise for the certificate files only.
+  - A certificate this task keeps or installs at O(path) (an existing one, or O(certificate_content)), its
+    issuer O(issuer_cert_path) or a certificate of O(issuer_chain_path) that OpenSSL 3 refuses at security
+    level 2 (Debian's and Ubuntu's default, and M(medimg.dicom_tls.dicom_tls_echo)'s default profile) is
+    warned about, once per certificate, naming its file and subject and what is weak; a signature with
+    SHA-1 or MD5 (openssl verify error 68; not judged on a self-signed root), an RSA or DSA key under 2048
+    bits or an EC key under 224 bits (error 67 for a CA, 66 otherwise). dcmtk runs OpenSSL at level 0 and
+    accepts them. A certificate this module issues is signed with SHA-256 or stronger.
 requirements:
   - python >= 3.9
   - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)

@@ -120,6 +120,12 @@ notes:
     after the store changed.
   - Keep CRLs fresh with M(medimg.dicom_tls.dicom_crl) and rerun this module; RV(crl_next_update) tells
     when the earliest CRL in the store expires.
+  - A certificate stored here that OpenSSL 3 refuses at security level 2 (Debian's and Ubuntu's default, and
+    M(medimg.dicom_tls.dicom_tls_echo)'s default profile) is stored and warned about, once per certificate,
+    naming its file and subject and what is weak; a signature with SHA-1 or MD5 (openssl verify error 68;
+    not judged on a self-signed root, whose own signature OpenSSL does not check), an RSA or DSA key under
+    2048 bits or an EC key under 224 bits (error 67 for a CA, 66 otherwise). dcmtk runs OpenSSL at level 0
+    and accepts them; OpenSSL 3 clients at level 2 refuse every peer that chains to them.
 seealso:
   - module: medimg.dicom_tls.dicom_crl
   - name: openssl rehash
