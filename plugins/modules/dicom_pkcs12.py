@@ -75,6 +75,10 @@ options:
   issuer_cert_path:
     required: true
   issuer_privatekey_path:
+    description:
+      - The CA's private key (PEM or DER). It never leaves the CA host.
+      - Only read, never changed. When other users may read it (a mode with group or other bits, such as
+        0644 or 0640), the task warns, naming the file and its mode, and leaves the mode as it is.
     required: true
   issuer_chain_path:
     description: The issuer's own intermediates, added to the PKCS#12 (roots are left out).
@@ -135,7 +139,7 @@ certificate:
   type: str
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, ca_options, crypto, file_args
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, ca_options, crypto, file_args, files
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard
@@ -170,6 +174,9 @@ def main():
     p = {k: module.params[k] for k in names}
     p["encryption"] = p.pop("pkcs12_encryption")
     spec = appliance.Pkcs12Spec(**p)
+    warning = files.loose_key_warning(spec.issuer_privatekey_path, "issuer_privatekey_path")
+    if warning:
+        module.warn(warning)
     try:
         with appliance.locked(spec, enabled=not module.check_mode):
             plan = appliance.plan_pkcs12(spec)

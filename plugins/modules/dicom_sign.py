@@ -56,7 +56,10 @@ options:
     choices: [signed, verified, unsigned]
     default: signed
   privatekey_path:
-    description: PEM (or DER) private key of the signer, RSA or ECDSA. Required with O(state=signed).
+    description:
+      - PEM (or DER) private key of the signer, RSA or ECDSA. Required with O(state=signed).
+      - Only read, never changed. When other users may read it (a mode with group or other bits, such as
+        0644 or 0640), the task warns, naming the file and its mode, and leaves the mode as it is.
     type: path
   privatekey_passphrase:
     description: Passphrase of an encrypted O(privatekey_path).
@@ -314,7 +317,7 @@ totals:
 import traceback  # noqa: E402
 
 from ansible.module_utils.basic import missing_required_lib  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args, files  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
@@ -392,6 +395,10 @@ def main():
     params = module.params
     if params["purpose"] is not None and not 1 <= params["purpose"] <= 18:
         module.fail_json(msg="purpose must be a code from 1 to 18, got %d" % params["purpose"])
+    if params["state"] == "signed":
+        warning = files.loose_key_warning(params["privatekey_path"], "privatekey_path")
+        if warning:
+            module.warn(warning)
     try:
         result = Runner(params, check_mode=module.check_mode).run()
     except DicomTlsError as exc:
