@@ -26,13 +26,16 @@ def create_mode(mode, default: int = DEFAULT_MODE) -> int:
         return default
 
 
-def set_attributes(module, paths, changed: bool, planned=()) -> bool:
+def set_attributes(module, paths, changed: bool, planned=(), keep_mode=()) -> bool:
     """Set owner, group, mode, SELinux context and attributes of each existing path as the module's
     file options say; returns ``changed`` or-ed with whether anything differed. In check mode a path the
-    plan writes (``planned``) is left out: it gets them when it is written."""
+    plan writes (``planned``) is left out: it gets them when it is written. A path in ``keep_mode`` (a key
+    store, created 0600) keeps its mode: everything but O(mode) applies to it."""
     for path in paths:
         if not path or (module.check_mode and path in planned) or not os.path.lexists(path):
             continue
         args = module.load_file_common_arguments(module.params, path=path)
+        if path in keep_mode:
+            args["mode"] = None
         changed = module.set_fs_attributes_if_different(args, changed)
     return changed

@@ -322,6 +322,22 @@ def file_mode(path: str) -> int | None:
     return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
 
 
+def loose_key_warning(path: str | None, option: str) -> str | None:
+    """A warning for a private key that a module only reads (and so leaves as it is) when its mode lets
+    other users read it (group or other bits, as dicom_cert's privatekey_mode would tighten); None if not."""
+    try:
+        st = os.stat(path) if path else None  # the file the module reads, through a symbolic link
+    except OSError:
+        return None  # missing or unreadable: the module's own read reports it
+    mode = stat.S_IMODE(st.st_mode) if st is not None and stat.S_ISREG(st.st_mode) else 0
+    if not mode & 0o077:
+        return None
+    return (
+        "%s %s has mode %04o: other users may read the private key. This task only reads it and leaves its "
+        "mode alone; chmod 0600 it, and consider replacing the key" % (option, path, mode)
+    )
+
+
 def set_mode(path: str, mode: int) -> None:
     """chmod a regular file through a descriptor opened without following a symbolic link."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))

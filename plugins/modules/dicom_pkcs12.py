@@ -25,9 +25,15 @@ description:
 author:
   - medimg.dicom_tls maintainers (@medimg)
 extends_documentation_fragment:
+  - ansible.builtin.files
   - medimg.dicom_tls.ca
   - medimg.dicom_tls.ca.issuance
   - medimg.dicom_tls.ca.private_key
+notes:
+  - O(owner), O(group), the SELinux context and O(attributes) apply to O(path) and O(certificate_path) as
+    M(ansible.builtin.file) sets them (and count as a change); O(mode) applies to O(certificate_path) only
+    (created 0644), since the PKCS#12 holds the private key and stays 0600, as M(medimg.dicom_tls.dicom_cert)
+    keeps its key stores.
 attributes:
   check_mode:
     support: full
@@ -69,6 +75,10 @@ options:
   issuer_cert_path:
     required: true
   issuer_privatekey_path:
+    description:
+      - The CA's private key (PEM or DER). It never leaves the CA host.
+      - Only read, never changed. When other users may read it (a mode with group or other bits, such as
+        0644 or 0640), the task warns, naming the file and its mode, and leaves the mode as it is.
     required: true
   issuer_chain_path:
     description: The issuer's own intermediates, added to the PKCS#12 (roots are left out).
@@ -129,28 +139,27 @@ certificate:
   type: str
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, ca_options, crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, ca_options, crypto, file_args, files
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            passphrase=dict(type="str", required=True, no_log=True),
-            pkcs12_encryption=dict(type="str", default="modern", choices=list(appliance.ENCRYPTIONS)),
-            certificate_path=dict(type="path"),
-            subject=dict(type="raw", required=True),
-            subject_alt_names=dict(type="list", elements="str"),
-            force=dict(type="bool", default=False),
-            **ca_options.issuer(),
-            **ca_options.issuance(),
-            **ca_options.private_key(),
-        ),
-        supports_check_mode=True,
+    argument_spec = dict(
+        path=dict(type="path", required=True),
+        passphrase=dict(type="str", required=True, no_log=True),
+        pkcs12_encryption=dict(type="str", default="modern", choices=list(appliance.ENCRYPTIONS)),
+        certificate_path=dict(type="path"),
+        subject=dict(type="raw", required=True),
+        subject_alt_names=dict(type="list", elements="str"),
+        force=dict(type="bool", default=False),
+        **ca_options.issuer(),
+        **ca_options.issuance(),
+        **ca_options.private_key(),
     )
+    names = list(argument_spec)  # AnsibleModule adds the file options to argument_spec
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, add_file_common_args=True)
     guard(
         module,
         ca_options.ranges(),
@@ -162,9 +171,12 @@ def main():
         ),
     )
     require(module, "cryptography")
-    p = dict(module.params)
+    p = {k: module.params[k] for k in names}
     p["encryption"] = p.pop("pkcs12_encryption")
     spec = appliance.Pkcs12Spec(**p)
+    warning = files.loose_key_warning(spec.issuer_privatekey_path, "issuer_privatekey_path")
+    if warning:
+        module.warn(warning)
     try:
         with appliance.locked(spec, enabled=not module.check_mode):
             plan = appliance.plan_pkcs12(spec)
@@ -175,8 +187,12 @@ def main():
         module.fail_json(msg=str(exc), path=exc.path)
     except OSError as exc:
         module.fail_json(msg="%s: %s" % (exc.filename or "", exc.strerror))
+    planned = [a.path for a in plan.actions]
+    changed = file_args.set_attributes(
+        module, [spec.path, spec.certificate_path], bool(plan.actions), planned, keep_mode=[spec.path]
+    )
     result = dict(
-        changed=bool(plan.actions),
+        changed=changed,
         actions=[a.as_dict() for a in plan.actions],
         notice=appliance.notice(spec.path, spec.encryption),
     )

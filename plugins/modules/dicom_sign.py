@@ -24,6 +24,8 @@ description:
 version_added: 0.1.0
 author:
   - medimg.dicom_tls contributors (@medimg)
+extends_documentation_fragment:
+  - ansible.builtin.files
 options:
   path:
     description:
@@ -54,7 +56,10 @@ options:
     choices: [signed, verified, unsigned]
     default: signed
   privatekey_path:
-    description: PEM (or DER) private key of the signer, RSA or ECDSA. Required with O(state=signed).
+    description:
+      - PEM (or DER) private key of the signer, RSA or ECDSA. Required with O(state=signed).
+      - Only read, never changed. When other users may read it (a mode with group or other bits, such as
+        0644 or 0640), the task warns, naming the file and its mode, and leaves the mode as it is.
     type: path
   privatekey_passphrase:
     description: Passphrase of an encrypted O(privatekey_path).
@@ -130,6 +135,11 @@ options:
         C(format=old).
     type: bool
     default: true
+notes:
+  - A file written gets the mode (and, run as root, the owner) of the file it is made from; Ansible's file options
+    (O(mode), O(owner), O(group), SELinux context, O(attributes)) then apply to every file in the requested state
+    (O(dest) when set, else the input file), written or not, as M(ansible.builtin.file) sets them, and count as
+    a change. They are ignored with O(state=verified).
 requirements:
   - python >= 3.10 (pydicom 3 needs it; on Python 3.9 the module fails saying so)
   - pydicom >= 3.0
@@ -307,6 +317,7 @@ totals:
 import traceback  # noqa: E402
 
 from ansible.module_utils.basic import missing_required_lib  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args, files  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
@@ -370,6 +381,7 @@ def main():
             ("state", "verified", ("ca_file", "ca_path"), True),
         ],
         supports_check_mode=True,
+        add_file_common_args=True,
     )
     require(module, "cryptography", "pydicom")
     if IMPORT_ERROR:
@@ -383,10 +395,18 @@ def main():
     params = module.params
     if params["purpose"] is not None and not 1 <= params["purpose"] <= 18:
         module.fail_json(msg="purpose must be a code from 1 to 18, got %d" % params["purpose"])
+    if params["state"] == "signed":
+        warning = files.loose_key_warning(params["privatekey_path"], "privatekey_path")
+        if warning:
+            module.warn(warning)
     try:
         result = Runner(params, check_mode=module.check_mode).run()
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
+    if params["state"] != "verified":
+        outputs = [f.get("dest", f["path"]) for f in result["files"]]
+        planned = [a["path"] for a in result["actions"]]
+        result["changed"] = file_args.set_attributes(module, outputs, result["changed"], planned)
     if module._diff and result["changed"]:
         result["diff"] = _diff(result["files"])
     if params["state"] == "verified" and result["totals"]["failed"]:

@@ -54,6 +54,8 @@ options:
   client_key:
     description:
       - PEM private key of O(client_cert). Never shown in a result or a log.
+      - Only read, never changed. When other users may read it (a mode with group or other bits, such as
+        0644 or 0640), the task warns, naming the file and its mode, and leaves the mode as it is.
     type: path
   client_key_passphrase:
     description:
@@ -467,6 +469,7 @@ summary:
 
 import sys  # noqa: E402
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import files  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
@@ -579,6 +582,10 @@ def main():
             except DicomTlsError as exc:
                 where = "" if single else "targets[%d] (%s:%s): " % (index, raw.get("host"), raw.get("port"))
                 raise DicomTlsError(where + exc.reason, exc.path) from None
+        for key in sorted({t["client_key"] for t in targets if t["client_key"]}):
+            warning = files.loose_key_warning(key, "client_key")
+            if warning:
+                module.warn(warning)
         results = check_many(targets, params["max_workers"])
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)

@@ -9,6 +9,7 @@ import os
 import stat
 
 import pytest
+from support import dicom_files
 from support.module_run import run
 from support.pki import TestPKI
 
@@ -82,3 +83,70 @@ def test_orthanc_config_dropin_takes_mode(tmp_path):
     assert not failed and not res["changed"], res
     failed, res = run("orthanc_config", dict(args, mode="0600"), check_mode=True)
     assert not failed and res["changed"] and mode_of(str(tmp_path / "dicom-tls.json")) == 0o640, res
+
+
+def pkcs12_args(pki, tmp_path, **kw):
+    return dict(
+        path=str(tmp_path / "appliance.p12"),
+        certificate_path=str(tmp_path / "appliance.pem"),
+        passphrase="appliance secret",
+        subject="/O=medimg/CN=appliance",
+        key_type="ecdsa",
+        issuer_cert_path=pki.inter.cert,
+        issuer_privatekey_path=pki.inter.key,
+        **kw,
+    )
+
+
+def sign_args(pki, tmp_path, **kw):
+    node = pki.node("file attributes signer")
+    src = str(tmp_path / "ct.dcm")
+    if not os.path.exists(src):
+        dicom_files.write_ct(src)
+    return dict(
+        path=[src], dest=str(tmp_path / "signed.dcm"), privatekey_path=node.key, certificate_path=node.cert, **kw
+    )
+
+
+def test_pkcs12_mode_on_certificate_copy_key_store_stays_0600(pki, tmp_path):
+    args = pkcs12_args(pki, tmp_path, mode="0640", group=str(os.getgid()))
+    failed, res = run("dicom_pkcs12", args)
+    assert not failed and res["changed"], res
+    assert mode_of(args["path"]) == 0o600 and mode_of(args["certificate_path"]) == 0o640
+    failed, res = run("dicom_pkcs12", args)
+    assert not failed and not res["changed"], res
+    # a change of mode alone: predicted in check mode without touching the file, then made, then nothing
+    failed, res = run("dicom_pkcs12", dict(args, mode="u=rw,g=,o="), check_mode=True)
+    assert not failed and res["changed"] and res["actions"] == [] and mode_of(args["certificate_path"]) == 0o640
+    failed, res = run("dicom_pkcs12", dict(args, mode="u=rw,g=,o="))
+    assert not failed and res["changed"] and mode_of(args["certificate_path"]) == 0o600, res
+    assert mode_of(args["path"]) == 0o600
+    failed, res = run("dicom_pkcs12", dict(args, mode="u=rw,g=,o="))
+    assert not failed and not res["changed"], res
+
+
+def test_sign_dest_takes_mode(pki, tmp_path):
+    args = sign_args(pki, tmp_path, mode="0640")
+    failed, res = run("dicom_sign", args)
+    assert not failed and res["changed"] and res["totals"]["signed"] == 1, res
+    assert mode_of(args["dest"]) == 0o640
+    content = open(args["dest"], "rb").read()
+    failed, res = run("dicom_sign", args)
+    assert not failed and not res["changed"], res
+    failed, res = run("dicom_sign", dict(args, mode="0600"), check_mode=True)
+    assert not failed and res["changed"] and res["actions"] == [] and mode_of(args["dest"]) == 0o640, res
+    failed, res = run("dicom_sign", dict(args, mode="0600"))
+    assert not failed and res["changed"] and mode_of(args["dest"]) == 0o600, res
+    assert open(args["dest"], "rb").read() == content
+    failed, res = run("dicom_sign", dict(args, mode="0600"))
+    assert not failed and not res["changed"], res
+
+
+@pytest.mark.parametrize("module", ["dicom_pkcs12", "dicom_sign"])
+@pytest.mark.parametrize("mode", ["9999", "u+q"])
+def test_bad_mode_refused_before_any_write_more(module, mode, pki, tmp_path):
+    args = pkcs12_args(pki, tmp_path) if module == "dicom_pkcs12" else sign_args(pki, tmp_path)
+    written = [args["path"], args["certificate_path"]] if module == "dicom_pkcs12" else [args["dest"]]
+    failed, res = run(module, dict(args, mode=mode))
+    assert failed and "mode" in res["msg"], res
+    assert not any(os.path.exists(p) for p in written)
