@@ -4,6 +4,7 @@ changes nothing on disk (the checks of the property test, with the expected word
 from __future__ import annotations
 
 import pytest
+from support import module_run
 from support.hostile import INF, NAN, PRIVATE_KEY_PEM, Workspace
 from test_hostile_inputs import hostile_run
 
@@ -12,8 +13,8 @@ CASES = [
     ("dicom_cert", "valid_days", 0, "valid_days"),
     ("dicom_cert", "valid_days", -5, "valid_days"),
     ("dicom_cert", "valid_days", 2**63, "valid_days"),
-    ("dicom_cert", "renew_before", -1, "renew_before"),
-    ("dicom_cert", "renew_before", 10**12, "renew_before"),
+    ("dicom_cert", "renew_before_days", -1, "renew_before_days"),
+    ("dicom_cert", "renew_before_days", 10**12, "renew_before_days"),
     ("dicom_cert", "key_size", 10**6, "key_size"),
     ("dicom_cert", "key_size", 1024, "key_size"),
     ("dicom_cert", "key_size", 0, "key_size"),
@@ -34,9 +35,9 @@ CASES = [
     ("dicom_cert", "csr_content", "a" * (1024 * 1024 + 1), "csr_content"),
     ("dicom_crl", "next_update_days", 100000000, "next_update_days"),
     ("dicom_crl", "next_update_days", 0, "next_update_days"),
-    ("dicom_crl", "refresh_before", NAN, "refresh_before"),
-    ("dicom_crl", "refresh_before", INF, "refresh_before"),
-    ("dicom_crl", "refresh_before", -1.0, "refresh_before"),
+    ("dicom_crl", "renew_before_days", NAN, "renew_before_days"),
+    ("dicom_crl", "renew_before_days", INF, "renew_before_days"),
+    ("dicom_crl", "renew_before_days", -1.0, "renew_before_days"),
     ("dicom_crl", "revoked.serial", 2**200, "serial"),
     ("dicom_crl", "revoked.serial", "ff" * 21, "serial"),
     ("dicom_crl", "revoked.serial", 0, "serial"),
@@ -121,6 +122,14 @@ def workspace(tmp_path_factory):
 
 def test_at_least_sixty():
     assert len(CASES) >= 60
+
+
+def test_every_named_option_is_an_option_of_its_module():
+    """A case naming an option the module does not have is refused as unsupported and tests nothing."""
+    known = {}
+    for m in {c[0] for c in CASES}:
+        known[m] = {name for name, _spec in module_run.options(module_run.argument_spec(m))}
+    assert not [(m, o) for m, o, _v, _w in CASES if o not in known[m]]
 
 
 @pytest.mark.parametrize(
