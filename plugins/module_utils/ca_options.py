@@ -13,6 +13,8 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import da
 
 NODE_USAGES = ("node", "server", "client")
 KEY_TYPES = ("rsa", "ecdsa")
+# The files of the issuing CA that a module reads (options.guard keeps outputs off them).
+ISSUER_INPUTS = ("issuer_cert_path", "issuer_privatekey_path", "issuer_chain_path")
 
 
 def issuer(required: bool = True) -> dict:

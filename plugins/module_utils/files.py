@@ -495,6 +495,13 @@ def locked(lock_path: str):
         if exc.errno == errno.ELOOP:
             raise DicomTlsError("lock file is a symbolic link; refusing to follow it", lock_path) from None
         raise DicomTlsError("cannot open lock file: %s" % exc.strerror, lock_path) from None
+    with _flock(fd):
+        yield
+
+
+@contextlib.contextmanager
+def _flock(fd: int):
+    """Hold an exclusive flock on the open descriptor ``fd`` for the block, then release and close it."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -525,12 +532,8 @@ def locked_for(path: str | None, enabled: bool = True):
         return
     except OSError as exc:
         raise DicomTlsError("cannot lock directory: %s" % exc.strerror, directory) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with _flock(fd):
         yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def backup_copy(path: str) -> str:

@@ -101,32 +101,38 @@ def _user_exists(value: str, lookup) -> bool:
         return False
 
 
-def check_owner(name: str, value) -> None:
-    """owner: an existing user, and one the running user may give files to (only root gives them away)."""
+def _check_principal(name: str, value, kind: str, lookup, may_give, refusal: str):
+    """owner/group: ``value`` names an existing ``kind`` (by name or number) that ``may_give`` (called
+    with its numeric id, only when not running as root) allows the running user to hand files to."""
     if value is None:
         return
     text = str(value)
     if not text.strip():
-        raise DicomTlsError("%s is empty (leave it out to keep the owner)" % name)
-    if not _user_exists(text, pwd.getpwnam):
-        raise DicomTlsError("%s: no such user %r on this host" % (name, text[:64]))
-    uid = int(text) if text.isdigit() else pwd.getpwnam(text).pw_uid
-    if os.geteuid() != 0 and uid != os.geteuid():
-        raise DicomTlsError("%s %s: only root can give files to another user (use become: true)" % (name, text))
+        raise DicomTlsError("%s is empty (leave it out to keep the %s)" % (name, name))
+    if not _user_exists(text, lookup):
+        raise DicomTlsError("%s: no such %s %r on this host" % (name, kind, text[:64]))
+    number = int(text) if text.isdigit() else lookup(text)[2]  # pw_uid / gr_gid
+    if os.geteuid() != 0 and not may_give(number):
+        raise DicomTlsError("%s %s: %s (use become: true)" % (name, text, refusal))
+
+
+def check_owner(name: str, value) -> None:
+    """owner: an existing user, and one the running user may give files to (only root gives them away)."""
+    _check_principal(
+        name, value, "user", pwd.getpwnam, lambda uid: uid == os.geteuid(), "only root can give files to another user"
+    )
 
 
 def check_group(name: str, value) -> None:
     """group: an existing group the running user may give files to (root, or a group it belongs to)."""
-    if value is None:
-        return
-    text = str(value)
-    if not text.strip():
-        raise DicomTlsError("%s is empty (leave it out to keep the group)" % name)
-    if not _user_exists(text, grp.getgrnam):
-        raise DicomTlsError("%s: no such group %r on this host" % (name, text[:64]))
-    gid = int(text) if text.isdigit() else grp.getgrnam(text).gr_gid
-    if os.geteuid() != 0 and gid != os.getegid() and gid not in os.getgroups():
-        raise DicomTlsError("%s %s: the running user is not in that group (use become: true)" % (name, text))
+    _check_principal(
+        name,
+        value,
+        "group",
+        grp.getgrnam,
+        lambda gid: gid == os.getegid() or gid in os.getgroups(),
+        "the running user is not in that group",
+    )
 
 
 def check_attributes(name: str, value) -> None:

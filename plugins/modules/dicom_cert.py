@@ -345,8 +345,7 @@ def _outputs(params: dict) -> tuple:
 
 
 def _inputs(params: dict) -> tuple:
-    names = ("issuer_cert_path", "issuer_privatekey_path", "issuer_chain_path")
-    return names + (("csr_path",) if params["state"] not in ("csr", "absent") else ())
+    return ca_options.ISSUER_INPUTS + (("csr_path",) if params["state"] not in ("csr", "absent") else ())
 
 
 def main():

@@ -173,11 +173,7 @@ def main():
         module,
         ca_options.ranges(),
         outputs=("requests.path", "requests.chain_path", "database"),
-        inputs=(
-            "issuer_cert_path",
-            "issuer_privatekey_path",
-            "issuer_chain_path",
-        ),
+        inputs=ca_options.ISSUER_INPUTS,
     )
     require(module, "cryptography")
     p = module.params

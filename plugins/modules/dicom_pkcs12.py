@@ -164,11 +164,7 @@ def main():
         module,
         ca_options.ranges(),
         outputs=("path", "certificate_path", "database"),
-        inputs=(
-            "issuer_cert_path",
-            "issuer_privatekey_path",
-            "issuer_chain_path",
-        ),
+        inputs=ca_options.ISSUER_INPUTS,
     )
     require(module, "cryptography")
     p = {k: module.params[k] for k in names}

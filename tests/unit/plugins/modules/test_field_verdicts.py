@@ -9,27 +9,14 @@ import os
 import shutil
 import subprocess
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 from support import module_run
-from support.hostile import NAN, Workspace, snapshot
+from support.hostile import NAN, snapshot
 from support.pki import new_key
 
 NOW = datetime.datetime.now(datetime.UTC)
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    return Workspace(str(tmp_path_factory.mktemp("verdicts")))
-
-
-@pytest.fixture
-def work(workspace):
-    directory = workspace.copy()
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _ca(work: str, name: str, key_usage: x509.KeyUsage, not_after: datetime.datetime) -> tuple[str, str]:

@@ -112,11 +112,6 @@ def hostile_run(ws: Workspace, module: str, option: str, value) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    return Workspace(str(tmp_path_factory.mktemp("hostile")))
-
-
 def test_options_counted():
     """Every module and every option of it (file options Ansible adds included) is in the property test;
     at least 228 options (268 in 15 modules when this was last counted)."""

@@ -5,24 +5,9 @@ users can write, and a key's folder is 0700."""
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 
-import pytest
 from support import module_run
-from support.hostile import Workspace
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    return Workspace(str(tmp_path_factory.mktemp("key-modes")))
-
-
-@pytest.fixture
-def work(workspace):
-    directory = workspace.copy()
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _read(path: str) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from support import module_run
-from support.hostile import INF, NAN, PRIVATE_KEY_PEM, Workspace
+from support.hostile import INF, NAN, PRIVATE_KEY_PEM
 from test_hostile_inputs import hostile_run
 
 CASES = [
@@ -113,11 +113,6 @@ CASES = [
     ("dicom_pkcs12", "passphrase", "p" * 2000, "passphrase"),
     ("dicom_pkcs12", "path", "", "path"),
 ]
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    return Workspace(str(tmp_path_factory.mktemp("named")))
 
 
 def test_at_least_sixty():

@@ -16,7 +16,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from support import module_run
-from support.hostile import LIBRARY_TEXT, Workspace, snapshot
+from support.hostile import LIBRARY_TEXT, snapshot
 
 BAD_PEM_CERT = b"-----BEGIN CERTIFICATE-----\nMIIBAAAAAAAA\n-----END CERTIFICATE-----\n"
 BAD_PEM_CRL = b"-----BEGIN X509 CRL-----\nMIIBAAAAAAAA\n-----END X509 CRL-----\n"
@@ -63,11 +63,6 @@ CASES = [
     ("orthanc_config", "orthanc.json", "orthanc/orthanc.json", b'{ "DicomPort" : 4242x }\n', "not valid JSON",
      lambda: _text(lambda: json.loads("4242x"))),
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    return Workspace(str(tmp_path_factory.mktemp("libtext")))
 
 
 @pytest.mark.parametrize(("module", "option", "name", "content", "words", "library"), CASES,

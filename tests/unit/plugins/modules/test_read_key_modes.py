@@ -5,26 +5,12 @@ leaves the file as it is; a 0600 key gives no warning."""
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from unittest import mock
 
 import pytest
 from ansible.module_utils.basic import AnsibleModule
 from support import module_run
-from support.hostile import Workspace
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    return Workspace(str(tmp_path_factory.mktemp("read-key-modes")))
-
-
-@pytest.fixture
-def work(workspace):
-    directory = workspace.copy()
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _args(workspace, work, module):

@@ -5,23 +5,10 @@ asserts the refusal names the options or the file and that nothing on disk chang
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 from support import module_run
-from support.hostile import Workspace, check_refusal, snapshot
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    return Workspace(str(tmp_path_factory.mktemp("before-write")))
-
-
-@pytest.fixture
-def work(workspace):
-    directory = workspace.copy()
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
+from support.hostile import check_refusal, snapshot
 
 
 def refused(workspace, work, module, change, words, check_mode=False):
