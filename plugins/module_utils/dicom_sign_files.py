@@ -235,14 +235,15 @@ class Runner:
         return self.result(changed=bool(todo))
 
     def _lock_and_clean(self, stack, dsts) -> None:
-        """Lock every folder written (``.dicom_sign.lock``, sorted: no deadlock between two runs),
-        then remove temporaries an interrupted run left for the files about to be written."""
+        """Lock every folder written (files.locked_for: an flock on the folder, no lock file; sorted:
+        no deadlock between two runs), then remove temporaries an interrupted run left for the files
+        about to be written."""
         by_dir = {}
         for dst in dsts:
             by_dir.setdefault(os.path.dirname(os.path.abspath(dst)), set()).add(os.path.basename(dst))
         for directory in sorted(by_dir):
             files.make_dirs(directory)
-            stack.enter_context(files.locked(os.path.join(directory, LOCK_NAME)))
+            stack.enter_context(files.locked_for(os.path.join(directory, LOCK_NAME)))
             try:
                 names = os.listdir(directory)
             except OSError:

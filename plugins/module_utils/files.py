@@ -117,9 +117,9 @@ def check_links(path: str, private: bool = False) -> str:
     return current
 
 
-def _read_regular(path: str) -> bytes:
-    """Read a regular file; a FIFO, device or directory is refused without blocking on it.
-    Links are followed only where the symlink policy trusts them."""
+def _open_regular(path: str) -> int:
+    """A descriptor of the regular file at ``path``, opened read-only; a FIFO, device or directory is
+    refused without blocking on it. Links are followed only where the symlink policy trusts them."""
     real = check_links(path)
     flags = os.O_RDONLY | os.O_NONBLOCK | _CLOEXEC
     if dir_is_shared(os.path.dirname(real)):
@@ -130,9 +130,16 @@ def _read_regular(path: str) -> bytes:
         if exc.errno == errno.ELOOP:
             raise DicomTlsError("became a symbolic link while being read; refusing to follow it", path) from None
         raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DicomTlsError("is not a regular file", path)
+    return fd
+
+
+def _read_regular(path: str) -> bytes:
+    """Read a regular file (see ``_open_regular``)."""
+    fd = _open_regular(path)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise DicomTlsError("is not a regular file", path)
         chunks = []
         while True:
             chunk = os.read(fd, 1 << 20)
@@ -515,15 +522,46 @@ def lock_path_for(path: str) -> str:
     return os.path.dirname(os.path.abspath(path))
 
 
+_held: dict = {}  # (pid, st_dev, st_ino) of the folders this process holds locked -> depth
+_RENDEZVOUS_ENV = "DICOM_TLS_LOCK_RENDEZVOUS"
+_met = [False]
+
+
+def _rendezvous() -> None:
+    """Test hook for concurrency tests: with DICOM_TLS_LOCK_RENDEZVOUS=DIR, the first lock request of
+    the process announces itself on the FIFO DIR/arrived and waits for a byte on DIR/go, so that runs
+    started together reach their locks together (no sleeps, no timing luck)."""
+    where = os.environ.get(_RENDEZVOUS_ENV)
+    if not where or _met[0]:
+        return
+    _met[0] = True
+    fd = os.open(os.path.join(where, "arrived"), os.O_WRONLY)
+    try:
+        os.write(fd, b"%d\n" % os.getpid())
+    finally:
+        os.close(fd)
+    fd = os.open(os.path.join(where, "go"), os.O_RDONLY)
+    try:
+        os.read(fd, 1)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def locked_for(path: str | None, enabled: bool = True):
     """The exclusive lock guarding ``path`` for the block: an flock on the folder that holds it
     (opened with O_NOFOLLOW after the symlink policy resolved trusted links), so no lock file is
     created and a refused run leaves the disk as it was. Nothing when ``path`` is None, ``enabled``
-    is False (check mode) or the folder does not exist yet (nobody can be reading it either)."""
+    is False (check mode) or the folder does not exist yet (nobody can be reading it either).
+
+    The one locking rule of the collection: every module that reads files, then writes them, holds
+    this lock from the read to the last write. Re-entrant within a process (a folder already held
+    is not locked twice, which flock would deadlock on); folders are taken in sorted order by
+    callers that need several (``locked_for_all``)."""
     if not path or not enabled:
         yield
         return
+    _rendezvous()
     directory = check_links(lock_path_for(path))
     try:
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC)
@@ -532,40 +570,140 @@ def locked_for(path: str | None, enabled: bool = True):
         return
     except OSError as exc:
         raise DicomTlsError("cannot lock directory: %s" % exc.strerror, directory) from None
+    st = os.fstat(fd)
+    ident = (os.getpid(), st.st_dev, st.st_ino)  # a forked child holds nothing of its parent's
+    if ident in _held:
+        os.close(fd)
+        _held[ident] += 1
+        try:
+            yield
+        finally:
+            _held[ident] -= 1
+        return
     with _flock(fd):
+        _held[ident] = 1
+        try:
+            yield
+        finally:
+            del _held[ident]
+
+
+@contextlib.contextmanager
+def locked_for_all(paths):
+    """``locked_for`` each distinct folder of ``paths``, in sorted order (two runs locking the same
+    folders can never wait on each other in a cycle)."""
+    with contextlib.ExitStack() as stack:
+        for directory in sorted({lock_path_for(p) for p in paths if p}):
+            stack.enter_context(locked_for(os.path.join(directory, "_")))
         yield
 
 
-def backup_copy(path: str) -> str:
-    """Copy ``path`` beside itself as ``path.YYYYmmddTHHMMSS.ffffff~`` with the same mode; return its name."""
+def _backup_name(path: str) -> str:
     import datetime
-    import shutil
 
     stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S.%f")
-    dest = "%s.%s~" % (path, stamp)
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, os.stat(path).st_mode & 0o7777)
-    with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-        shutil.copyfileobj(src, out)
-        out.flush()
-        os.fsync(out.fileno())
+    return "%s.%s~" % (path.rstrip("/"), stamp)
+
+
+def backup_copy(path: str) -> str:
+    """Copy ``path`` beside itself as ``path.YYYYmmddTHHMMSS.ffffff~`` with the same mode; return its name.
+
+    The symlink policy holds for both ends: the file is read through ``_open_regular`` (an untrusted
+    link is refused, a private key is never read through a link in a shared folder), and the copy is
+    created with O_EXCL|O_NOFOLLOW, so a link planted at its name is never written through."""
+    fd = _open_regular(path)
+    with os.fdopen(fd, "rb") as src:
+        mode = stat.S_IMODE(os.fstat(src.fileno()).st_mode)
+        if not mode & 0o077:
+            check_links(path, private=True)
+        directory = check_links(os.path.dirname(os.path.abspath(path)))
+        dest = _backup_name(path)
+        try:
+            out_fd = os.open(
+                os.path.join(directory, os.path.basename(dest)),
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC,
+                0o600,
+            )
+        except OSError as exc:
+            raise DicomTlsError("cannot create the backup %s: %s" % (dest, exc.strerror), path) from None
+        with os.fdopen(out_fd, "wb") as out:
+            os.fchmod(out.fileno(), mode)
+            while True:
+                chunk = src.read(1 << 20)
+                if not chunk:
+                    break
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
     return dest
+
+
+def _copy_tree_nofollow(src_fd: int, dst: str, ignore: tuple[str, ...]) -> None:
+    """Copy the folder open as ``src_fd`` into the new folder ``dst``: links recreated as links (never
+    followed), regular files opened with O_NOFOLLOW relative to the folder, modes kept, others skipped."""
+    import fnmatch
+
+    for name in sorted(os.listdir(src_fd)):
+        if any(fnmatch.fnmatch(name, pattern) for pattern in ignore):
+            continue
+        st = os.lstat(name, dir_fd=src_fd)
+        target = os.path.join(dst, name)
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(name, dir_fd=src_fd), target)
+        elif stat.S_ISDIR(st.st_mode):
+            sub = os.open(name, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC, dir_fd=src_fd)
+            try:
+                os.mkdir(target, 0o700)
+                _copy_tree_nofollow(sub, target, ignore)
+                os.chmod(target, stat.S_IMODE(st.st_mode))
+            finally:
+                os.close(sub)
+        elif stat.S_ISREG(st.st_mode):
+            fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | _CLOEXEC, dir_fd=src_fd)
+            with os.fdopen(fd, "rb") as src:
+                if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                    continue
+                out_fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600)
+                with os.fdopen(out_fd, "wb") as out:
+                    os.fchmod(out.fileno(), stat.S_IMODE(st.st_mode))
+                    while True:
+                        chunk = src.read(1 << 20)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
 
 
 def backup_tree(path: str, ignore: tuple[str, ...] = ()) -> str:
     """Copy the folder ``path`` beside itself as ``path.YYYYmmddTHHMMSS.ffffff~`` (symbolic links
     kept as links, modes kept; names matching ``ignore`` patterns left out); return its name.
-    Built under a temporary name and renamed: the backup is whole or absent."""
-    import datetime
+    Built in a fresh private temporary folder and renamed: the backup is whole or absent.
+    Nothing is followed: the folder itself is reached through the symlink policy and opened with
+    O_NOFOLLOW, every entry is read relative to it without following a link."""
     import shutil
 
-    stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S.%f")
-    dest = "%s.%s~" % (path.rstrip("/"), stamp)
-    tmp = dest + ".tmp"
+    real = check_links(path)
+    parent = os.path.dirname(os.path.abspath(path.rstrip("/")))
+    dest = _backup_name(path)
     try:
-        shutil.copytree(path, tmp, symlinks=True, ignore=shutil.ignore_patterns(*ignore) if ignore else None)
+        src_fd = os.open(real, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC)
+    except OSError as exc:
+        raise DicomTlsError("cannot read the folder to back up: %s" % exc.strerror, path) from None
+    tmp = None
+    try:
+        tmp = tempfile.mkdtemp(prefix=".%s." % os.path.basename(dest), suffix=".tmp", dir=check_links(parent))
+        _copy_tree_nofollow(src_fd, tmp, ignore)
+        os.chmod(tmp, stat.S_IMODE(os.fstat(src_fd).st_mode))
+        if os.path.lexists(dest):
+            raise DicomTlsError("cannot create the backup: %s exists" % dest, path)
         os.rename(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    fsync_dir(os.path.dirname(os.path.abspath(dest)))
+        tmp = None
+    except OSError as exc:
+        raise DicomTlsError("cannot back up the folder: %s" % exc.strerror, path) from None
+    finally:
+        os.close(src_fd)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    fsync_dir(parent)
     return dest

@@ -225,27 +225,41 @@ def _values_of(params: dict, option: str) -> list:
 def check_distinct(params: dict, outputs: tuple = (), inputs: tuple = ()) -> None:
     """Each file the module writes has one role: two output options naming the same file, or an output
     naming one of the module's inputs (issuer key, certificate, ...), would overwrite one with the other."""
+    check_distinct_paths(
+        [pair for option in outputs for pair in _values_of(params, option)],
+        [pair for option in inputs for pair in _values_of(params, option)],
+    )
+
+
+def check_distinct_paths(outputs, inputs=()) -> None:
+    """``check_distinct`` over ``(name, path)`` pairs, for files a module derives from its options
+    (``DIRECTORY/TOOL.args``, ``dest/NAME.pem``, a setting's file relative to a folder)."""
     seen: dict = {}
-    for option in outputs:
-        for name, value in _values_of(params, option):
-            if not value or not isinstance(value, str):
-                continue
-            ident = _identity(value)
-            if ident in seen:
-                raise DicomTlsError(
-                    "%s and %s name the same file %s: each role needs its own file" % (seen[ident], name, value)
-                )
-            seen[ident] = name
-    for option in inputs:
-        for name, value in _values_of(params, option):
-            if not value or not isinstance(value, str):
-                continue
-            ident = _identity(value)
-            if ident in seen:
-                raise DicomTlsError(
-                    "%s names the same file as %s (%s): writing it would destroy that input"
-                    % (seen[ident], name, value)
-                )
+    for name, value in outputs:
+        if not value or not isinstance(value, str):
+            continue
+        ident = _identity(value)
+        if ident in seen:
+            raise DicomTlsError(
+                "%s and %s name the same file %s: each role needs its own file" % (seen[ident], name, value)
+            )
+        seen[ident] = name
+    for name, value in inputs:
+        if not value or not isinstance(value, str):
+            continue
+        ident = _identity(value)
+        if ident in seen:
+            raise DicomTlsError(
+                "%s names the same file as %s (%s): writing it would destroy that input" % (seen[ident], name, value)
+            )
+
+
+def guard_distinct(module, outputs, inputs=()) -> None:
+    """``check_distinct_paths`` for a module: fail_json on the first collision, before any write."""
+    try:
+        check_distinct_paths(outputs, inputs)
+    except DicomTlsError as exc:
+        module.fail_json(msg=str(exc), path=exc.path)
 
 
 def check_params(spec: dict, params: dict, prefix: str = "") -> None:

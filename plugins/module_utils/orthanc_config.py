@@ -359,3 +359,19 @@ def check_private_key_usable(path: str) -> None:
             "the private key is passphrase-protected; Orthanc (DicomTlsPrivateKey) cannot read it",
             path,
         )
+
+
+TLS_FILE_SETTINGS = ("DicomTlsCertificate", "DicomTlsPrivateKey", "DicomTlsTrustedCertificates")
+
+
+def config_roles(config_dir: str, dropin: str, settings: dict) -> tuple[list, list]:
+    """(outputs, inputs) as ``(name, path)`` pairs for options.check_distinct_paths: the drop-in the
+    module writes, and the TLS files Orthanc reads (relative names are taken from the configuration
+    folder, as check_private_key_usable reads them)."""
+    outputs = [("dropin", os.path.join(config_dir, dropin))] if isinstance(dropin, str) else []
+    inputs = []
+    for key in TLS_FILE_SETTINGS:
+        value = settings.get(key) if isinstance(settings, dict) else None
+        if isinstance(value, str) and value.strip():
+            inputs.append(("settings.%s" % key, value if value.startswith("/") else os.path.join(config_dir, value)))
+    return outputs, inputs

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, namehash
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.crypto import fingerprint_der
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir, locked
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir
 
 ENTRY_RE = re.compile(r"^([0-9a-f]{8})\.(r?)([0-9]+)$")
 PEM_RE = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.S)
@@ -643,8 +643,10 @@ def ensure_dir(path: str, dir_mode: int = 0o755) -> bool:
 
 
 def lock(path: str):
-    """An exclusive flock on ``<dir>/.dicom_truststore.lock`` for the whole read-plan-apply."""
-    return locked(os.path.join(path, LOCK_NAME))
+    """The exclusive lock of the store for the whole read-plan-apply: an flock on the store folder
+    itself (files.locked_for, the collection's one locking rule; no lock file is created). Older
+    releases locked ``.dicom_truststore.lock`` inside it; a leftover one is ignored."""
+    return files.locked_for(os.path.join(path, LOCK_NAME))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -718,8 +720,7 @@ def plan_bundle(path: str, objects: list[TrustObject], meta: FileMeta) -> Bundle
         st = os.lstat(path)
         meta_ok = stat.S_ISREG(st.st_mode) and _meta_ok(st, meta)
         try:
-            with open(path, "rb") as fh:
-                current = fh.read()
+            current = files.read_bytes(path, "bundle")
         except OSError as exc:
             raise DicomTlsError("cannot read bundle: %s" % exc.strerror, path) from None
     old = bundle_fingerprints(current)

@@ -97,9 +97,13 @@ backup_files:
 
 import os  # noqa: E402
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import dcmtk_options  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import dcmtk_options, files  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import (  # noqa: E402
+    AnsibleModule,
+    guard,
+    guard_distinct,
+)
 
 
 def main():
@@ -114,6 +118,7 @@ def main():
     )
     guard(module)
     p = module.params
+    guard_distinct(module, [("tools.%s" % t, os.path.join(p["directory"], "%s.args" % t)) for t in sorted(p["tools"])])
     try:
         try:
             mode = int(p["mode"], 8)
@@ -127,7 +132,12 @@ def main():
         actions = dcmtk_options.plan(p["directory"], p["tools"], mode)
         backup_files = []
         if actions and not module.check_mode:
-            backup_files = dcmtk_options.apply(actions, mode, backup=p["backup"])
+            files.check_writable_dir(os.path.join(p["directory"], "x.args"))
+            files.make_dirs(p["directory"])
+            # read, compare and write under the folder's lock: a run started meanwhile is seen
+            with files.locked_for(os.path.join(p["directory"], "x.args")):
+                actions = dcmtk_options.plan(p["directory"], p["tools"], mode)
+                backup_files = dcmtk_options.apply(actions, mode, backup=p["backup"])
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     result = dict(

@@ -85,10 +85,13 @@ not_after:
   type: str
 """
 
+import os
+
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import files as filelib
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard, guard_distinct
 
 
 def main():
@@ -108,11 +111,15 @@ def main():
     try:
         if "/" in p["name"] or p["name"] in ("", ".", ".."):
             raise DicomTlsError("name %r is not a plain file name" % p["name"])
-        actions, files, contents = appliance.plan_export(
-            p["dest"], p["name"], p["certificate_content"], p["ca_content"]
-        )
-        if not module.check_mode:
-            appliance.apply_export(actions, contents)
+        exports = appliance.export_files(p["dest"], p["name"])
+        guard_distinct(module, [("%s (%s)" % (fmt, path), path) for fmt, path in exports.items()])
+        # compare and write the five files under the folder's lock: two runs never mix their files
+        with filelib.locked_for(os.path.join(p["dest"], p["name"]), enabled=not module.check_mode):
+            actions, files, contents = appliance.plan_export(
+                p["dest"], p["name"], p["certificate_content"], p["ca_content"]
+            )
+            if not module.check_mode:
+                appliance.apply_export(actions, contents)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     except OSError as exc:

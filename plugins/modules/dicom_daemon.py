@@ -126,9 +126,13 @@ reason:
   sample: command line changed
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import daemon  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import daemon, files  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import (  # noqa: E402
+    AnsibleModule,
+    guard,
+    guard_distinct,
+)
 
 
 def main():
@@ -151,30 +155,39 @@ def main():
     p = module.params
     if not p["command"]:
         module.fail_json(msg="command must not be empty")
+    guard_distinct(
+        module,
+        [("pidfile", p["pidfile"]), ("log_path", p["log_path"])],
+        [("command[0]", p["command"][0]), ("chdir", p["chdir"])],
+    )
     try:
-        action, reason = daemon.plan(p["state"], p["command"], p["pidfile"])
-        pid = daemon.running_pid(p["pidfile"], p["command"])[0]
+        if p["state"] != "stopped" and not module.check_mode:
+            files.make_parent_dirs(p["pidfile"])  # the folder whose lock serialises two runs
+        # read the PID file, decide, start or stop, write it: one run at a time per PID file folder
+        with files.locked_for(p["pidfile"], enabled=not module.check_mode):
+            action, reason = daemon.plan(p["state"], p["command"], p["pidfile"])
+            pid = daemon.running_pid(p["pidfile"], p["command"])[0]
+            if action and not module.check_mode:
+                try:
+                    if action in ("stop", "restart") and pid:
+                        daemon.stop(p["pidfile"], pid, p["timeout"])
+                        pid = None
+                    if action in ("start", "restart"):
+                        pid = daemon.start(
+                            p["name"],
+                            p["command"],
+                            p["pidfile"],
+                            log_path=p["log_path"],
+                            chdir=p["chdir"],
+                            port=p["port"],
+                            host=p["host"],
+                            timeout=p["timeout"],
+                            env={k: str(v) for k, v in p["environment"].items()},
+                        )
+                except DicomTlsError as exc:
+                    module.fail_json(msg=str(exc), path=exc.path, action=action, reason=reason)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
-    if action and not module.check_mode:
-        try:
-            if action in ("stop", "restart") and pid:
-                daemon.stop(p["pidfile"], pid, p["timeout"])
-                pid = None
-            if action in ("start", "restart"):
-                pid = daemon.start(
-                    p["name"],
-                    p["command"],
-                    p["pidfile"],
-                    log_path=p["log_path"],
-                    chdir=p["chdir"],
-                    port=p["port"],
-                    host=p["host"],
-                    timeout=p["timeout"],
-                    env={k: str(v) for k, v in p["environment"].items()},
-                )
-        except DicomTlsError as exc:
-            module.fail_json(msg=str(exc), path=exc.path, action=action, reason=reason)
     module.exit_json(
         changed=bool(action),
         actions=daemon.plan_actions(action, reason, p["pidfile"]),

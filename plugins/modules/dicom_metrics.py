@@ -109,7 +109,11 @@ series:
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args, metrics
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir, read_optional
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
+    check_writable_dir,
+    locked_for,
+    read_optional,
+)
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard
 
 
@@ -135,14 +139,16 @@ def main():
     p = module.params
     try:
         mode = file_args.create_mode(p["mode"])
-        fam = metrics.build(p["certificates"], p["crl_files"], p["echo_pairs"], p["verify_success"], path=p["path"])
-        data = metrics.render(fam)
         check_writable_dir(p["path"])
-        current = read_optional(p["path"])
-        existed = current is not None
-        changed = current != data
-        if changed and not module.check_mode:
-            metrics.write(p["path"], data, mode)
+        # the last success is carried over from the file: read it and write it under one lock
+        with locked_for(p["path"], enabled=not module.check_mode):
+            fam = metrics.build(p["certificates"], p["crl_files"], p["echo_pairs"], p["verify_success"], path=p["path"])
+            data = metrics.render(fam)
+            current = read_optional(p["path"])
+            existed = current is not None
+            changed = current != data
+            if changed and not module.check_mode:
+                metrics.write(p["path"], data, mode)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     actions = []

@@ -21,11 +21,12 @@ description:
     certificates with the same subject hash) the order is the order of the inputs, so reruns change
     nothing; for files given in sorted order this is the order C(openssl rehash) uses.
   - The directory is updated atomically for readers, under an exclusive lock
-    (C(.dicom_truststore.lock) in the directory) so two runs cannot interleave. New entries are
+    (an C(flock) on the directory itself; no lock file) so two runs cannot interleave. New entries are
     written next to the old ones and swapped in by renames, so a reader never sees a half-written file
     or a gap in a sequence.
   - "O(layout=bundle): one PEM file of concatenated certificates, as Orthanc's
-    C(DicomTlsTrustedCertificates) reads it, written atomically. Orthanc does not check CRLs, so a
+    C(DicomTlsTrustedCertificates) reads it, read, compared and written atomically under an exclusive
+    lock (an C(flock) on its folder). Orthanc does not check CRLs, so a
     bundle holds certificates only: to revoke a peer for Orthanc, remove what trusts it."
   - "Checks, each failing with the file and the reason, before anything is changed: a trust anchor
     that is not self-signed (dcmtk accepts only roots as anchors; a pinned self-signed peer certificate
@@ -271,7 +272,18 @@ def run(module: AnsibleModule) -> dict:
         module.warn(w)
     result = {"changed": False, "crl_next_update": ts.earliest_next_update(loaded.objects), "backup_files": []}
     if p["layout"] == "bundle":
-        plan = ts.plan_bundle(path, loaded.objects, meta)
+        if not module.check_mode:
+            check_writable_dir(path)
+        # read the bundle, compare, back it up and write it under one lock: a run that started
+        # meanwhile sees this one's bundle (its plan and backup are not taken from a stale read)
+        with locked_for(path, enabled=not module.check_mode):
+            plan = ts.plan_bundle(path, loaded.objects, meta)
+            if plan.changed and module.check_mode:
+                ts.check_parent(path)
+            elif plan.changed:
+                if p["backup"] and os.path.exists(path):
+                    result["backup_files"].append(backup_copy(path))
+                ts.apply_bundle(plan, meta)
         result.update(entries=plan.entries, added=plan.added, removed=plan.removed, renumbered=[])
         result["actions"] = ts.plan_actions(plan)
         if plan.changed:
@@ -283,14 +295,6 @@ def run(module: AnsibleModule) -> dict:
                     "before_header": path,
                     "after_header": path,
                 }
-            if module.check_mode:
-                ts.check_parent(path)
-            else:
-                check_writable_dir(path)
-                with locked_for(path):
-                    if p["backup"] and os.path.exists(path):
-                        result["backup_files"].append(backup_copy(path))
-                    ts.apply_bundle(plan, meta)
         return result
 
     def plan_now():
@@ -348,7 +352,7 @@ def main():
         supports_check_mode=True,
         add_file_common_args=True,
     )
-    guard(module)
+    guard(module, outputs=("path",), inputs=("certificates", "crls", "crl_issuers"))
     require(module, "cryptography")
     try:
         result = run(module)

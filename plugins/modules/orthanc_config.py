@@ -129,10 +129,15 @@ import os  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import locked_for  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import (  # noqa: E402
+    AnsibleModule,
+    guard,
+    guard_distinct,
+)
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.orthanc_config import (  # noqa: E402
     apply,
     check_private_key_usable,
+    config_roles,
     plan,
     plan_actions,
 )
@@ -160,6 +165,7 @@ def main():
     )
     guard(module)
     p = module.params
+    guard_distinct(module, *config_roles(p["config_dir"], p["dropin"], p["settings"]))
     try:
         key_path = p["settings"].get("DicomTlsPrivateKey")
         if key_path is not None and not (isinstance(key_path, str) and key_path.strip()):
