@@ -8,6 +8,7 @@ a unit test holds the two to the same types, defaults and choices."""
 
 from __future__ import annotations
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import files
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.cert import CURVES
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import days_max
 
@@ -53,3 +54,11 @@ def ranges() -> dict:
         "valid_days": (1, days_max(), " days (X.509 dates end at 9999-12-31)"),
         "renew_before_days": (0, days_max(), " days"),
     }
+
+
+def warn_loose_issuer_key(module) -> None:
+    """The CA's key is only read by the CA modules: warn (files.loose_key_warning) when other users may
+    read it, as dicom_sign and dicom_tls_echo do for the keys they read."""
+    warning = files.loose_key_warning(module.params.get("issuer_privatekey_path"), "issuer_privatekey_path")
+    if warning:
+        module.warn(warning)

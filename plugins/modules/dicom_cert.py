@@ -357,6 +357,7 @@ def main():
     )
     guard(module, ca_options.ranges(), outputs=_outputs(module.params), inputs=_inputs(module.params))
     require(module, "cryptography")
+    ca_options.warn_loose_issuer_key(module)
     spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})
     try:
         with backend.locked(spec, enabled=not module.check_mode):

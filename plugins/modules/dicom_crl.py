@@ -323,6 +323,7 @@ def main():
         inputs=("issuer_cert_path", "issuer_privatekey_path", "revoked.certificate_path"),
     )
     require(module, "cryptography")
+    ca_options.warn_loose_issuer_key(module)
     try:
         with locked_for(module.params["path"], enabled=not module.check_mode):
             if not module.check_mode:

@@ -176,6 +176,7 @@ def main():
         inputs=ca_options.ISSUER_INPUTS,
     )
     require(module, "cryptography")
+    ca_options.warn_loose_issuer_key(module)
     p = module.params
     names = [r["name"] for r in p["requests"]]
     if len(set(names)) != len(names):

@@ -139,7 +139,7 @@ certificate:
   type: str
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, ca_options, crypto, file_args, files
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, ca_options, crypto, file_args
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard
@@ -170,9 +170,7 @@ def main():
     p = {k: module.params[k] for k in names}
     p["encryption"] = p.pop("pkcs12_encryption")
     spec = appliance.Pkcs12Spec(**p)
-    warning = files.loose_key_warning(spec.issuer_privatekey_path, "issuer_privatekey_path")
-    if warning:
-        module.warn(warning)
+    ca_options.warn_loose_issuer_key(module)
     try:
         with appliance.locked(spec, enabled=not module.check_mode):
             plan = appliance.plan_pkcs12(spec)

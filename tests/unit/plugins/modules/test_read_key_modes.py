@@ -1,5 +1,5 @@
-"""A private key a module only reads (dicom_sign's signer key, dicom_pkcs12's CA key, dicom_tls_echo's
-client key) that other users may read: the task warns, naming the option, the file and its mode, and
+"""A private key a module only reads (dicom_sign's signer key, the CA key of dicom_pkcs12, dicom_cert,
+dicom_csr_sign and dicom_crl, dicom_tls_echo's client key) that other users may read: the task warns, naming the option, the file and its mode, and
 leaves the file as it is; a 0600 key gives no warning."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def _args(workspace, work, module):
             client_key=sign["privatekey_path"],
         )
         return args, "client_key", args["client_key"]
-    option = {"dicom_sign": "privatekey_path", "dicom_pkcs12": "issuer_privatekey_path"}[module]
+    option = "privatekey_path" if module == "dicom_sign" else "issuer_privatekey_path"
     args = workspace.base(module, work)
     return args, option, args[option]
 
@@ -39,7 +39,9 @@ def _run(module, args):
     return warnings
 
 
-@pytest.mark.parametrize("module", ["dicom_sign", "dicom_pkcs12", "dicom_tls_echo"])
+@pytest.mark.parametrize(
+    "module", ["dicom_sign", "dicom_pkcs12", "dicom_tls_echo", "dicom_cert", "dicom_csr_sign", "dicom_crl"]
+)
 def test_loose_key_read_is_warned_about_and_left_alone(workspace, work, module):
     args, option, key = _args(workspace, work, module)
     os.chmod(key, 0o640)
