@@ -160,3 +160,89 @@ def test_unbounded_key_size_refused_in_check_mode(workspace, work, module):
     """Check mode does not promise 'created' for a key that would take hours to generate."""
     result = refused(workspace, work, module, _set(key_type="rsa", key_size=10**6), ["key_size"], check_mode=True)
     assert "16384" in result["msg"]
+
+
+# ---------------------------------------------------------------- one file in two roles (issue 14b)
+
+
+def test_truststore_bundle_over_its_own_certificate(workspace, work):
+    """The bundle written over the root it is built from would leave no copy of that root."""
+    refused(
+        workspace,
+        work,
+        "dicom_truststore",
+        lambda a: a.update(layout="bundle", path=a["certificates"][0]),
+        ["path", "certificates[0]", "destroy"],
+    )
+
+
+def test_truststore_bundle_is_a_link_to_a_crl_issuer(workspace, work):
+    def change(args):
+        link = os.path.join(work, "out", "bundle.pem")
+        os.symlink(args["certificates"][0], link)
+        args.update(layout="bundle", path=link, crl_issuers=[args["certificates"][0]], certificates=[])
+
+    refused(workspace, work, "dicom_truststore", change, ["path", "crl_issuers[0]"])
+
+
+def test_orthanc_dropin_over_the_tls_key(workspace, work):
+    """settings.DicomTlsPrivateKey relative to config_dir names the drop-in the module would rewrite."""
+    refused(
+        workspace,
+        work,
+        "orthanc_config",
+        lambda a: a["settings"].update(DicomTlsPrivateKey="dicom-tls.json"),
+        ["dropin", "settings.DicomTlsPrivateKey", "destroy"],
+    )
+
+
+def test_orthanc_dropin_is_a_link_to_the_certificate(workspace, work):
+    def change(args):
+        os.symlink(args["settings"]["DicomTlsCertificate"], os.path.join(args["config_dir"], "tls.json"))
+        args["dropin"] = "tls.json"
+
+    refused(workspace, work, "orthanc_config", change, ["dropin", "settings.DicomTlsCertificate"])
+
+
+def test_daemon_pidfile_is_log_path(workspace, work):
+    refused(
+        workspace,
+        work,
+        "dicom_daemon",
+        lambda a: a.update(state="started", log_path=a["pidfile"]),
+        ["pidfile", "log_path", "same file"],
+    )
+
+
+def test_daemon_pidfile_over_its_executable(workspace, work):
+    def change(args):
+        exe = os.path.join(work, "out", "listener")
+        with open(exe, "w") as fh:
+            fh.write("#!/bin/sh\n")
+        os.chmod(exe, 0o755)
+        args.update(state="started", command=[exe], pidfile=exe)
+
+    refused(workspace, work, "dicom_daemon", change, ["pidfile", "command[0]", "destroy"])
+
+
+def test_option_files_two_tools_one_file(workspace, work):
+    """echoscu.args is a link to storescp.args: writing both would leave one tool's options in both."""
+
+    def change(args):
+        os.makedirs(args["directory"])
+        open(os.path.join(args["directory"], "storescp.args"), "w").close()
+        os.symlink("storescp.args", os.path.join(args["directory"], "echoscu.args"))
+        args["tools"]["echoscu"] = ["+tls", "-ic"]
+
+    refused(workspace, work, "dcmtk_option_files", change, ["tools.echoscu", "tools.storescp", "same file"])
+
+
+def test_cert_export_two_formats_one_file(workspace, work):
+    """NAME.der is a link to NAME.pem: DER bytes would end up in the PEM export too."""
+
+    def change(args):
+        pem = os.path.join(args["dest"], args["name"] + ".pem")
+        open(pem, "w").close()
+        os.link(pem, os.path.join(args["dest"], args["name"] + ".der"))
+
+    refused(workspace, work, "dicom_cert_export", change, ["pem", "der", "same file"])
