@@ -113,3 +113,78 @@ def test_write_group_recovers_and_cleans_our_temporaries_only(tmp_path):
     assert files.recover_group(key, [key, cert]) == []
     assert not stray.exists() and foreign.exists()
     assert (os.stat(key).st_mode & 0o777, open(key, "rb").read()) == (0o600, b"K1")
+
+
+# ---------------------------------------------------------------- backups (issue 14b)
+
+
+def _backups(directory):
+    return sorted(n for n in os.listdir(directory) if n.endswith("~") or n.endswith(".tmp"))
+
+
+@needs_root
+def test_backup_copy_never_reads_through_a_planted_link(shared, target):
+    """A link someone else planted in a shared folder must not make the backup copy their target
+    (a private file) into that folder."""
+    link = shared / "bundle.pem"
+    plant(link, target, NOBODY)
+    with pytest.raises(DicomTlsError, match="refusing to follow"):
+        files.backup_copy(str(link))
+    assert _backups(shared) == [] and _backups(target.parent) == []
+
+
+def test_backup_copy_of_a_key_never_through_a_link_in_a_shared_folder(shared, target):
+    os.chmod(target, 0o600)
+    link = shared / "node.key"
+    os.symlink(target, link)  # ours, but in a shared folder: not for private keys
+    with pytest.raises(DicomTlsError, match="refusing to follow"):
+        files.backup_copy(str(link))
+    assert _backups(shared) == []
+
+
+def test_backup_copy_through_a_trusted_link_keeps_mode_and_bytes(tmp_path, target):
+    os.chmod(target, 0o640)
+    link = tmp_path / "current.pem"
+    os.symlink(target, link)
+    copy = files.backup_copy(str(link))
+    assert os.path.dirname(copy) == str(tmp_path) and not os.path.islink(copy)
+    assert open(copy, "rb").read() == b"original" and os.stat(copy).st_mode & 0o777 == 0o640
+
+
+@needs_root
+def test_backup_tree_refuses_a_planted_folder_link(shared, target):
+    plant(shared / "trust", target.parent, NOBODY)
+    with pytest.raises(DicomTlsError, match="refusing to follow"):
+        files.backup_tree(str(shared / "trust"))
+    assert _backups(shared) == [] and _backups(target.parent.parent) == []
+
+
+@needs_root
+def test_backup_tree_copies_a_planted_entry_as_a_link_never_its_target(shared, target):
+    """In a store folder others can write, a link planted by another user inside it is copied as a
+    link: the backup never holds the bytes of the file it points at."""
+    store = shared / "trust"
+    store.mkdir()
+    os.chmod(store, 0o1777)
+    (store / "ca.pem").write_bytes(b"CA")
+    plant(store / "5a3f0e1b.0", target, NOBODY)
+    copy = files.backup_tree(str(store))
+    assert os.readlink(os.path.join(copy, "5a3f0e1b.0")) == str(target)
+    assert open(os.path.join(copy, "ca.pem"), "rb").read() == b"CA"
+    assert not any(b"original" in open(os.path.join(copy, n), "rb").read() for n in os.listdir(copy)
+                   if not os.path.islink(os.path.join(copy, n)))  # fmt: skip
+
+
+@needs_root
+def test_truststore_bundle_backup_through_a_planted_link_is_refused(shared, target, pki):
+    """dicom_truststore layout=bundle with backup: a link planted as the bundle is refused before the
+    backup reads its target; nothing lands in the shared folder."""
+    from support import module_run
+
+    link = shared / "bundle.pem"
+    plant(link, target, NOBODY)
+    failed, result = module_run.run(
+        "dicom_truststore", {"path": str(link), "layout": "bundle", "backup": True, "certificates": [pki.root.cert]}
+    )
+    assert failed and "refusing to follow" in result["msg"], result
+    assert sorted(os.listdir(shared)) == ["bundle.pem"] and target.read_bytes() == b"original"
