@@ -197,7 +197,7 @@ def _listeners(argv) -> list[int]:
 def test_dicom_daemon_two_starts_leave_one_listener(tmp_path):
     """Two dicom_daemon runs start one storescp at once: one starts it, the other finds it running;
     one listener, named by the PID file; stopping it leaves none."""
-    leaked = []
+    started = []
     try:
         for i in range(ROUNDS):
             d = tmp_path / ("r%d" % i)
@@ -205,9 +205,9 @@ def test_dicom_daemon_two_starts_leave_one_listener(tmp_path):
             argv = [dcmtk("storescp"), "-aet", "CONCURRENT", str(port)]
             args = {"name": "storescp", "command": argv, "pidfile": str(d / "run" / "storescp.pid"), "port": port}
             args["log_path"] = str(d / "storescp.log")
+            started.append(argv)  # whatever runs it is stopped below if the round ends early
             a, b = together(("dicom_daemon", args), ("dicom_daemon", args))
             live = _listeners(argv)
-            leaked += live[1:]
             assert sorted([a["changed"], b["changed"]]) == [False, True], (a["reason"], b["reason"])
             assert a["pid"] == b["pid"] and live == [a["pid"]], (a["pid"], b["pid"], live)
             assert read(args["pidfile"]).split() == [str(a["pid"]).encode()]
@@ -216,8 +216,9 @@ def test_dicom_daemon_two_starts_leave_one_listener(tmp_path):
             assert _listeners(argv) == []
             assert leftovers(d / "run") == []
     finally:
-        for pid in leaked:
-            stop_pid(pid)
+        for argv in started:
+            for pid in _listeners(argv):
+                stop_pid(pid)
 
 
 def test_dcmtk_option_files_end_as_one_runs_set(tmp_path):
