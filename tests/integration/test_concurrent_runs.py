@@ -96,7 +96,8 @@ def test_dicom_csr_sign_two_runs_one_certificate(pki, tmp_path):
         (serial,) = ledger_serials(args["database"])
         cert_serial = openssl("x509", "-in", d / "appliance.pem", "-noout", "-serial").stdout.decode()
         assert cert_serial.strip().split("=")[1].lstrip("0") == serial.lstrip("0")
-        assert openssl("verify", "-CAfile", pki.root.cert, "-untrusted", pki.inter.cert, d / "appliance.pem").returncode == 0
+        verify = openssl("verify", "-CAfile", pki.root.cert, "-untrusted", pki.inter.cert, d / "appliance.pem")
+        assert verify.returncode == 0, verify.stdout
         assert leftovers(d) == []
 
 
@@ -228,7 +229,8 @@ def test_dcmtk_option_files_end_as_one_runs_set(tmp_path):
         d = tmp_path / ("r%d" % i)
 
         def tools(tag):
-            return {"storescp": ["+tls %s.key %s.pem" % (tag, tag), "-aet %s" % tag], "echoscu": ["+tls", "-aec %s" % tag]}
+            storescp = ["+tls %s.key %s.pem" % (tag, tag), "-aet %s" % tag]
+            return {"storescp": storescp, "echoscu": ["+tls", "-aec %s" % tag]}
 
         assert module_proc.run("dcmtk_option_files", {"directory": str(d), "tools": tools("START")})[0] == 0
         a, b = together(

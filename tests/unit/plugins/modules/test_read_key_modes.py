@@ -1,6 +1,6 @@
 """A private key a module only reads (dicom_sign's signer key, the CA key of dicom_pkcs12, dicom_cert,
-dicom_csr_sign and dicom_crl, dicom_tls_echo's client key) that other users may read: the task warns, naming the option, the file and its mode, and
-leaves the file as it is; a 0600 key gives no warning."""
+dicom_csr_sign and dicom_crl, dicom_tls_echo's client key) that other users may read: the task warns,
+naming the option, the file and its mode, and leaves the file as it is; a 0600 key gives no warning."""
 
 from __future__ import annotations
 
