@@ -159,8 +159,8 @@ def _last_success(path):
 
 
 def test_dicom_metrics_success_is_not_lost_to_a_failed_run(tmp_path):
-    """A verify run that succeeded and one that failed write the textfile at once: the last success
-    survives whichever writes last (the failed run carries it over from the file it read)."""
+    """A verify run that succeeded and two that failed write the textfile at once (3-way): the last
+    success survives whichever writes last (a failed run carries it over from the file it read)."""
     for i in range(ROUNDS):
         d = tmp_path / ("r%d" % i)
         d.mkdir()
@@ -169,6 +169,7 @@ def test_dicom_metrics_success_is_not_lost_to_a_failed_run(tmp_path):
         assert module_proc.run("dicom_metrics", {"path": path, "echo_pairs": pairs, "verify_success": False})[0] == 0
         assert _last_success(path) is None
         together(
+            ("dicom_metrics", {"path": path, "echo_pairs": pairs, "verify_success": False}),
             ("dicom_metrics", {"path": path, "echo_pairs": pairs, "verify_success": True}),
             ("dicom_metrics", {"path": path, "echo_pairs": pairs, "verify_success": False}),
         )
@@ -248,8 +249,8 @@ def test_dcmtk_option_files_end_as_one_runs_set(tmp_path):
 
 
 def test_dicom_cert_export_files_come_from_one_run(pki, tmp_path):
-    """Two exports of different certificates to the same name at once: all five files end from one."""
-    leaves = [pki.node("export-a"), pki.node("export-b")]
+    """Three exports of different certificates to the same name at once: all five files end from one."""
+    leaves = [pki.node("export-a"), pki.node("export-b"), pki.node("export-c")]
 
     def pem(path):
         return read(path).decode()
