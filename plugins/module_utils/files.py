@@ -10,7 +10,9 @@ Symlink policy (issue 14):
 - Reads and writes follow trusted links (a link's target is written atomically, the link stays).
 - An untrusted link on the way to a file (any component of the path) is refused with a reason;
   the final component of a file in another user's directory is opened with O_NOFOLLOW.
-- Lock files are always opened with O_NOFOLLOW.
+- Locks (``locked_for``): an flock on the folder of the files read and written, opened with
+  O_NOFOLLOW; no lock file. The only lock file left is the CA ledger's ``index.txt.lock``
+  (``locked``, opened with O_NOFOLLOW), shared by dicom_cert, dicom_crl and dicom_pkcs12.
 - Temporary files are named ``.<name>.XXXXXXXX.tmp`` beside their target; a run that holds the
   target's lock removes leftovers of that naming (``remove_stale_temps``).
 """
@@ -556,8 +558,8 @@ def locked_for(path: str | None, enabled: bool = True):
 
     The one locking rule of the collection: every module that reads files, then writes them, holds
     this lock from the read to the last write. Re-entrant within a process (a folder already held
-    is not locked twice, which flock would deadlock on); folders are taken in sorted order by
-    callers that need several (``locked_for_all``)."""
+    is not locked twice, which flock would deadlock on); a caller that needs several folders takes
+    them in sorted order (dicom_sign), so two runs never wait on each other in a cycle."""
     if not path or not enabled:
         yield
         return
@@ -586,16 +588,6 @@ def locked_for(path: str | None, enabled: bool = True):
             yield
         finally:
             del _held[ident]
-
-
-@contextlib.contextmanager
-def locked_for_all(paths):
-    """``locked_for`` each distinct folder of ``paths``, in sorted order (two runs locking the same
-    folders can never wait on each other in a cycle)."""
-    with contextlib.ExitStack() as stack:
-        for directory in sorted({lock_path_for(p) for p in paths if p}):
-            stack.enter_context(locked_for(os.path.join(directory, "_")))
-        yield
 
 
 def _backup_name(path: str) -> str:

@@ -188,3 +188,12 @@ def test_truststore_bundle_backup_through_a_planted_link_is_refused(shared, targ
     )
     assert failed and "refusing to follow" in result["msg"], result
     assert sorted(os.listdir(shared)) == ["bundle.pem"] and target.read_bytes() == b"original"
+
+
+def test_locked_for_is_reentrant_and_creates_no_file(tmp_path):
+    """A folder locked twice in one process (a CRL beside its ledger, a module and its helper) does not
+    deadlock, and no lock file is left in the folder."""
+    path = str(tmp_path / "ca.crl")
+    with files.locked_for(path), files.locked_for(str(tmp_path / "index.txt")), files.locked_for(path):
+        pass
+    assert os.listdir(tmp_path) == []
