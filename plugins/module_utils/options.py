@@ -91,14 +91,16 @@ def check_mode(name: str, value, symbolic: bool) -> None:
     octal_mode(name, value)
 
 
-def _user_exists(value: str, lookup) -> bool:
-    if value.isdigit():
-        return True
+def principal_id(name: str, value, kind: str, lookup) -> int:
+    """The number of an owner (``kind`` user, ``lookup`` pwd.getpwnam) or group (grp.getgrnam) given by
+    name or number; -1 when ``value`` is empty."""
+    text = str(value or "")
+    if not text:
+        return -1
     try:
-        lookup(value)
-        return True
+        return int(text) if text.isdigit() else lookup(text)[2]  # pw_uid / gr_gid
     except KeyError:
-        return False
+        raise DicomTlsError("%s: no such %s %r on this host" % (name, kind, text[:64])) from None
 
 
 def _check_principal(name: str, value, kind: str, lookup, may_give, refusal: str):
@@ -109,9 +111,7 @@ def _check_principal(name: str, value, kind: str, lookup, may_give, refusal: str
     text = str(value)
     if not text.strip():
         raise DicomTlsError("%s is empty (leave it out to keep the %s)" % (name, name))
-    if not _user_exists(text, lookup):
-        raise DicomTlsError("%s: no such %s %r on this host" % (name, kind, text[:64]))
-    number = int(text) if text.isdigit() else lookup(text)[2]  # pw_uid / gr_gid
+    number = principal_id(name, text, kind, lookup)
     if os.geteuid() != 0 and not may_give(number):
         raise DicomTlsError("%s %s: %s (use become: true)" % (name, text, refusal))
 
