@@ -358,16 +358,7 @@ def guard(module, ranges: dict | None = None, outputs: tuple = (), inputs: tuple
             low, high, unit = bounds[:3]
             is_float = len(bounds) > 3 and bounds[3] == "float"
             low_open = len(bounds) > 4 and bounds[4]
-            parent, _sep, child = option.partition(".")
-            if child:
-                values = [
-                    ("%s[%d].%s" % (parent, i, child), item.get(child))
-                    for i, item in enumerate(module.params.get(parent) or [])
-                    if isinstance(item, dict)
-                ]
-            else:
-                values = [(option, module.params.get(option))]
-            for name, value in values:
+            for name, value in _values_of(module.params, option):
                 if is_float:
                     check_number(name, value, low, high, unit, low_open)
                 else:
