@@ -154,6 +154,8 @@ def _read_input(item: str, index: int, option: str) -> tuple[bytes, str]:
     """An input is inline PEM text (contains '-----BEGIN') or a path."""
     if "-----BEGIN " in item:
         return item.encode("utf-8"), "%s[%d]" % (option, index)
+    if not item.strip():
+        raise DicomTlsError("%s[%d] is empty: give a file path or PEM text" % (option, index))
     return files.read_bytes(item, "file (an item of %s)" % option), item
 
 
