@@ -53,7 +53,7 @@ options:
   path:
     description:
       - The certificate file. Required with O(state=present).
-      - With O(state=csr), the installed certificate to describe (read, never written): RV(path_sha256).
+      - With O(state=csr), the installed certificate to describe (read, never written), see RV(path_sha256).
     type: path
   privatekey_path:
     description:
@@ -85,7 +85,7 @@ options:
     description:
       - The certificate followed by its intermediate CAs (never the root) - the "fullchain" file dcmtk
         (C(+tls KEY CHAIN)) and Orthanc (C(DicomTlsCertificate)) read.
-      - With O(state=csr), the installed chain to describe (read, never written): RV(chain_path_sha256).
+      - With O(state=csr), the installed chain to describe (read, never written), see RV(chain_path_sha256).
     type: path
   usage:
     description:

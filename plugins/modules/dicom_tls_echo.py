@@ -21,7 +21,7 @@ description:
   - Read-only; it changes nothing on any host, and runs for real in check mode.
   - Never leaves an association or a thread behind; every association is released or aborted.
   - Speaks the DICOM upper layer itself (A-ASSOCIATE, C-ECHO, A-RELEASE, PS3.8 and PS3.7) over
-    Python's C(ssl): it needs no pydicom or pynetdicom, and one check costs its round trips.
+    Python's C(ssl), so it needs no pydicom or pynetdicom, and one check costs its round trips.
 author:
   - medimg.dicom_tls contributors (@medimg)
 requirements:
