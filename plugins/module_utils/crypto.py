@@ -221,9 +221,9 @@ def load_der_certificate(data: bytes, path: str, lenient: bool = False) -> x509.
         oids = [_dotted(e[f[0][1] : f[0][2]]) for e, f in zip(exts, fields)]
         critical = {o for o, f in zip(oids, fields) if len(f) == 3}  # DEFAULT FALSE is left out
         strict = cert or x509.load_der_x509_certificate(_assemble(head, exts, tail))
-    except (namehash.DerError, ValueError, x509.InvalidVersion) as exc:
-        if isinstance(exc, namehash.DerError):
-            raise DicomTlsError("not a certificate OpenSSL 3 or dcmtk can use: %s" % exc, path) from None
+    except _OpenSSLRefuses as exc:
+        raise DicomTlsError("not a certificate OpenSSL 3 or dcmtk can use: %s" % exc, path) from None
+    except (ValueError, IndexError, x509.InvalidVersion):  # DerError too
         raise DicomTlsError("not a readable X.509 certificate (unparsable PEM/DER)", path) from None
     if critical - _OPENSSL_HANDLES:
         raise DicomTlsError(
@@ -257,6 +257,10 @@ def load_der_certificate(data: bytes, path: str, lenient: bool = False) -> x509.
     if strict is not cert:
         _ORIGINAL_TBS[der(strict)] = tbs
     return strict
+
+
+class _OpenSSLRefuses(namehash.DerError):
+    """An encoding OpenSSL refuses too (its reason)."""
 
 
 def _dotted(oid: bytes) -> str:
@@ -297,7 +301,7 @@ def _strict_form(data: bytes) -> tuple[bytes, list[bytes], list[bytes], bytes]:
     """(signed bytes, TBS fields before the extensions, extensions, signature part) of a certificate
     re-encoded the way OpenSSL reads it, in DER: minimal lengths, BOOLEAN TRUE as FF, a DEFAULT
     (version v1, critical FALSE, cA FALSE) left out, version 2 or 4 read as v3, a PrintableString
-    with other characters as UTF8String. DerError where OpenSSL refuses too (with its reason)."""
+    with other characters as UTF8String. _OpenSSLRefuses where OpenSSL refuses too (with its reason)."""
     _tag, start, end, _hdr = namehash.read_tlv(data)
     parts = namehash.children(data, start, end)
     tbs = parts[0]
@@ -338,9 +342,9 @@ def _der(data: bytes, tag: int, start: int, end: int, ext: bool = False) -> byte
     if tag == 0x01:
         body = b"\x00" if body == b"\x00" else b"\xff"
     elif tag == 0x02 and len(body) > 1 and (body[0], body[1] >> 7) in ((0, 0), (0xFF, 1)):
-        raise namehash.DerError("an INTEGER has a redundant leading byte (not DER), which OpenSSL refuses too")
+        raise _OpenSSLRefuses("an INTEGER has a redundant leading byte (not DER), which OpenSSL refuses too")
     elif tag in _TIME_FORMS and not _TIME_FORMS[tag].fullmatch(body):
-        raise namehash.DerError(
+        raise _OpenSSLRefuses(
             "its date %r is not in RFC 5280's form (YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ): openssl verify refuses it "
             "(error 13/14, format error in certificate's notBefore/notAfter field)" % body.decode("latin-1")
         )
