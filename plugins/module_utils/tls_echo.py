@@ -677,17 +677,13 @@ def _is_timeout(exc) -> bool:
     return isinstance(exc, (TimeoutError, socket.timeout))
 
 
-# X509_V_ERR codes worth a hint.
+# X509_V_ERR codes worth a hint where the failing certificate cannot be named (_failing_certificate).
 _VERIFY_HINTS = {
     2: "ca_file/ca_path lacks the issuer of a CA certificate in the chain",
     3: "no CRL of the issuer was found (crl_check needs one per checked certificate)",
-    10: "the certificate has expired",
     12: "the CRL has expired; refresh it",
-    18: "it is self-signed and not in ca_file/ca_path",
-    19: "the chain ends in a root that is not in ca_file/ca_path",
     20: "the server sends no chain to a CA in ca_file/ca_path (wrong CA, or the server does not send its "
     "intermediate CA)",
-    23: "the certificate is revoked",
 }
 
 
