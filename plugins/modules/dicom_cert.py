@@ -281,7 +281,7 @@ backup_files:
   elements: str
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options, crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options, crypto, files
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
@@ -359,8 +359,9 @@ def main():
     require(module, "cryptography")
     spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})
     try:
-        with backend.locked(spec, enabled=not module.check_mode):
+        with backend.locked(spec, enabled=not module.check_mode) as recovered:
             plan = backend.plan(spec, module.check_mode)
+            backend.add_recovered(plan, recovered)
             for warning in plan.warnings:
                 module.warn(warning)
             before = plan.cert
@@ -383,7 +384,8 @@ def main():
             (spec.pkcs12_path, True),
         ):
             if path and (not module.check_mode or not any(a.path == path for a in plan.actions)):
-                file_args = module.load_file_common_arguments(module.params, path=path)
+                # a link into the key's generation store: owner, group and mode belong to its file
+                file_args = module.load_file_common_arguments(module.params, path=files.real_path(path))
                 if is_secret:
                     file_args["mode"] = None  # keys and key stores stay 0600
                 changed = module.set_fs_attributes_if_different(file_args, changed)

@@ -174,8 +174,9 @@ def main():
     if warning:
         module.warn(warning)
     try:
-        with appliance.locked(spec, enabled=not module.check_mode):
+        with appliance.locked(spec, enabled=not module.check_mode) as recovered:
             plan = appliance.plan_pkcs12(spec)
+            appliance.add_recovered(plan, recovered)
             cert = plan.cert
             if not module.check_mode:
                 cert = appliance.apply_pkcs12(plan)
