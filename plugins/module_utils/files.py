@@ -569,9 +569,10 @@ def _swap_current(store: str, gen: str) -> None:
     _link_atomically(os.path.basename(gen), os.path.join(store, _CURRENT))
 
 
-def clean_store(store: str) -> list[str]:
+def clean_store(store: str, drop_empty: bool = True) -> list[str]:
     """Remove what a run left in a generation store besides the current generation: earlier
-    generations and half-made ones, temporary links. Returns the names removed."""
+    generations and half-made ones, temporary links; and the store itself when no generation is
+    in use (``drop_empty``). Returns the names removed."""
     import shutil
 
     keep = _current_gen(store)
@@ -591,8 +592,12 @@ def clean_store(store: str) -> list[str]:
         elif _STORE_TEMP_RE.match(name) or (name == _CURRENT and keep is None):
             remove(full)
             removed.append(full)
+    if keep is None and drop_empty:  # nothing in use: a store a kill left before its first generation was committed
+        with contextlib.suppress(OSError):
+            os.rmdir(store)
+            removed.append(store)
     if removed:
-        fsync_dir(store)
+        fsync_dir(os.path.dirname(store) if keep is None else store)
     return removed
 
 
@@ -661,7 +666,7 @@ def write_generation(store: str, files: list[tuple[str, bytes, int]]) -> None:
         _make_store_dir(store, parent)
         _step()
         fsync_dir(parent)
-    clean_store(store)
+    clean_store(store, drop_empty=False)
     current = _current_gen(store)
     names = _member_names(store, paths, current)
     # 1. the new generation, whole and durable; nobody looks at it yet

@@ -151,6 +151,14 @@ options:
 notes:
   - O(mode), O(owner) and O(group) apply to every file written; private keys and key stores are created mode
     0600 and keep it unless O(mode) says otherwise for the certificate files only.
+  - When a new private key is written together with other files (first creation, key type or size changed,
+    O(regenerate_key)), O(privatekey_path), O(path), O(chain_path), O(pkcs12_path) and O(csr_path) become
+    symbolic links through one link in a folder beside the key (C(.NAME.dicom_tls/current), switched with
+    one rename), so a run killed at any point leaves the old key and certificate or the new ones, never a
+    pair dcmtk and Orthanc refuse to load. Later writes of those files switch the whole set the same way.
+    Files written with the same key stay plain files (a journal completes them on the next run, action
+    C(recovered)). No links are made in a folder other users can write, nor over a link of the user's own.
+    O(owner), O(group) and O(mode) apply to the files the links name. See the PKI guide (docs/pki.md).
   - A certificate this task keeps or installs at O(path) (an existing one, or O(certificate_content)), its
     issuer O(issuer_cert_path) or a certificate of O(issuer_chain_path) that OpenSSL 3 refuses at security
     level 2 (Debian's and Ubuntu's default, and M(medimg.dicom_tls.dicom_tls_echo)'s default profile) is
