@@ -28,6 +28,7 @@ import subprocess
 import pytest
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import files
 from support import module_run
+from support.servers import Orthanc, StoreSCP, dcmtk
 
 NAMES = ("privatekey_path", "path", "chain_path", "pkcs12_path")
 OURS = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$|\.dicom_tls-journal$")
@@ -329,7 +330,11 @@ def test_first_creation_is_nothing_or_the_whole_set_at_every_kill(pki, tmp_path)
         assert not any(present) or all(present), "kill after step %d: %s" % (step, present)
         if all(present):
             assert pair_loads(args["privatekey_path"], args["path"])
-    print("dicom_cert first creation: %d kills, each left nothing or the whole set" % kills)
+        ordinary_run("dicom_cert", args)  # the next run ends with a whole set and nothing else
+        assert pair_loads(args["privatekey_path"], args["path"])
+        paths = [args[n] for n in ("privatekey_path", "path", "chain_path")]
+        assert leftovers(paths) == [], "kill after step %d: the next run left %s" % (step, leftovers(paths))
+    print("dicom_cert first creation: %d kills, each left nothing or the whole set; the next run a whole set" % kills)
     assert kills >= 10
 
 
@@ -406,3 +411,46 @@ def test_check_mode_predicts_the_recovery_and_changes_nothing(node, tmp_path, ki
         assert real["changed"] is False
     assert leftovers(paths.values()) == []
     assert ordinary_run("dicom_cert", args)["changed"] is False
+
+
+# ---------------------------------------------------------------- readers of the linked layout
+
+
+def _echoscu(port, key, cert, ca, aec):
+    return subprocess.run(
+        [dcmtk("echoscu"), "+tls", key, cert, "+cf", ca, "-aec", aec, "127.0.0.1", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_dcmtk_and_orthanc_load_the_linked_pair_after_a_key_regeneration(pki, node, tmp_path):
+    """storescp (+tls key chain), echoscu (+tls key cert) and Orthanc (DicomTlsPrivateKey,
+    DicomTlsCertificate) are given the link paths after a renewal with regenerate_key; a second run
+    changes nothing; owner/group/mode options reach the files behind the links."""
+    args, paths = node
+    result = ordinary_run("dicom_cert", dict(args, force=True, regenerate_key=True, mode="0640"))
+    assert result["changed"] and all(os.path.islink(p) for p in paths.values())
+    assert os.stat(paths["path"]).st_mode & 0o777 == 0o640  # the file behind the link
+    assert os.stat(paths["privatekey_path"]).st_mode & 0o777 == 0o600  # keys keep 0600
+    again = ordinary_run("dicom_cert", dict(args, mode="0640"))
+    assert again["changed"] is False, again["actions"]
+    client = pki.node("linked-client")
+    key, chain, cert = paths["privatekey_path"], paths["chain_path"], paths["path"]
+    trusted = ["+cf", pki.root.cert, "+cf", pki.inter.cert]  # the leaf alone (path) verifies too
+    with StoreSCP(["+tls", key, chain, *trusted], str(tmp_path / "scp")) as scp:
+        served = _echoscu(scp.port, client.key, client.chain, pki.root.cert, scp.aet)
+        dialled = _echoscu(scp.port, key, cert, pki.root.cert, scp.aet)  # our pair as the client's
+    assert served.returncode == 0, served.stderr
+    assert dialled.returncode == 0, dialled.stderr
+    settings = {
+        "DicomTlsEnabled": True,
+        "DicomTlsCertificate": chain,
+        "DicomTlsPrivateKey": key,
+        "DicomTlsTrustedCertificates": pki.root.cert,
+    }
+    with Orthanc(str(tmp_path / "orthanc"), settings) as orthanc:
+        res = _echoscu(orthanc.port, client.key, client.chain, pki.root.cert, orthanc.aet)
+    assert res.returncode == 0, res.stderr
