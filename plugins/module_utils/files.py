@@ -491,7 +491,7 @@ def _random_name(directory: str, prefix: str, suffix: str, make) -> str:
     import random
 
     chars = random.SystemRandom()
-    for _ in range(1000):
+    for _attempt in range(1000):
         name = "".join(chars.choice("abcdefghijklmnopqrstuvwxyz0123456789_") for _i in range(8))
         full = os.path.join(directory, prefix + name + suffix)
         try:
