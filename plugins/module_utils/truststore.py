@@ -44,7 +44,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, namehash
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, namehash, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.crypto import fingerprint_der
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir, locked
@@ -668,32 +668,37 @@ class BundlePlan:
         return self.current != self.data or not self.meta_ok
 
 
-def plan_actions(plan) -> list[dict]:
-    """The plan of a hashed directory or a bundle in the collection's one shape: one
-    ``{path, action, reason}`` per file that the run writes or removes (empty when nothing changes)."""
+def plan_actions(plan) -> list[reports.Action]:
+    """The plan of a hashed directory or a bundle in the collection's one shape (reports.Action): one per
+    file that the run writes or removes, empty when nothing changes. The diff's sides are the entry's
+    fingerprint (and subject) before and after; for a bundle, the fingerprints it holds."""
     if isinstance(plan, BundlePlan):
         if not plan.changed:
             return []
         if plan.current is None:
             action, reason = "created", "no bundle yet"
         elif plan.current == plan.data:
-            action, reason = "updated", "mode or owner differs"
+            action, reason = "attributes_changed", "mode or owner differs"
         else:
             action, reason = "updated", "%d added, %d removed" % (len(plan.added), len(plan.removed))
-        return [{"path": plan.path, "action": action, "reason": reason}]
+        return [reports.Action(plan.path, action, reason, before=plan.before, after=plan.after)]
+    before = dict(line.split(" ", 1) for line in plan.before)
+    after = dict(line.split(" ", 1) for line in plan.after)
+
+    def step(name, action, reason):
+        return reports.Action(
+            os.path.join(plan.path, name), action, reason, before=before.get(name, ""), after=after.get(name, "")
+        )
+
     out = []
     if plan.create_dir:
-        out.append({"path": plan.path, "action": "created", "reason": "no directory yet"})
-    join = os.path.join
-    out += [{"path": join(plan.path, n), "action": "created", "reason": "new in the store"} for n in plan.added]
+        out.append(reports.Action(plan.path, "created", "no directory yet"))
+    out += [step(n, "created", "new in the store") for n in plan.added]
     for move in plan.renumbered:
         old, new = move.split(" -> ")
-        reason = "moved from %s in its collision sequence" % old
-        out.append({"path": join(plan.path, new), "action": "renumbered", "reason": reason})
-    reason = "content form, link, mode or owner differs"
-    out += [{"path": join(plan.path, n), "action": "updated", "reason": reason} for n in plan.rewritten]
-    reason = "no longer in the store, unreadable or a duplicate"
-    out += [{"path": join(plan.path, n), "action": "removed", "reason": reason} for n in plan.removed]
+        out.append(step(new, "renumbered", "moved from %s in its collision sequence" % old))
+    out += [step(n, "updated", "content form, link, mode or owner differs") for n in plan.rewritten]
+    out += [step(n, "removed", "no longer in the store, unreadable or a duplicate") for n in plan.removed]
     return out
 
 

@@ -26,8 +26,8 @@ attributes:
     support: full
     description: Returns the files that would be written.
   diff_mode:
-    support: none
-    description: No diff is returned.
+    support: full
+    description: One diff per entry of RV(actions), headed by its path - the certificate's subject, serial and notAfter.
   idempotent:
     support: full
     description: A second run with the same inputs writes nothing.
@@ -85,7 +85,7 @@ not_after:
   type: str
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, crypto, file_args, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard
@@ -112,22 +112,18 @@ def main():
             p["dest"], p["name"], p["certificate_content"], p["ca_content"]
         )
         if not module.check_mode:
-            appliance.apply_export(actions, contents)
+            appliance.apply_export(actions, contents, file_args.create_mode(p["mode"]))
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     except OSError as exc:
         module.fail_json(msg="%s: %s" % (exc.filename or "", exc.strerror))
-    changed = bool(actions)
-    for path in files.values():
-        if not module.check_mode or path not in [a.path for a in actions]:
-            changed = module.set_fs_attributes_if_different(module.load_file_common_arguments(p, path=path), changed)
+    actions += file_args.set_attributes(module, list(files.values()), [a.path for a in actions])
     info = crypto.describe_certificate(contents["_leaf"])
+    after = {path: {k: info[k] for k in ("subject", "serial", "not_after")} for path in files.values()}
     module.exit_json(
-        changed=changed,
-        files=files,
-        actions=[a.as_dict() for a in actions],
-        serial=info["serial"],
-        not_after=info["not_after"],
+        **reports.report(
+            actions, module._diff, after=after, files=files, serial=info["serial"], not_after=info["not_after"]
+        )
     )
 
 

@@ -191,9 +191,9 @@ import os  # noqa: E402
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import (
     ca_options,  # noqa: E402
-    crypto,  # noqa: E402
     file_args,  # noqa: E402
     ledger,  # noqa: E402
+    reports,  # noqa: E402
 )
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
@@ -207,19 +207,8 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import An
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.truststore import check_parent  # noqa: E402
 
 
-def _diff_side(summary: dict | None) -> str:
-    if not summary:
-        return ""
-    lines = [
-        "crl_number: %s" % summary["crl_number"],
-        "last_update: %s" % summary["last_update"],
-        "next_update: %s" % summary["next_update"],
-        "revoked_serials: %s" % ", ".join(summary["revoked_serials"]),
-    ]
-    return "".join(line + "\n" for line in lines)
-
-
-def run(module: AnsibleModule) -> dict:
+def run(module: AnsibleModule) -> tuple[dict, list]:
+    """The module's own result keys and its plan (reports.Action), carried out unless in check mode."""
     p = module.params
     if p["next_update_days"] < 1:
         raise DicomTlsError("next_update_days must be at least 1")
@@ -228,12 +217,12 @@ def run(module: AnsibleModule) -> dict:
     mode = file_args.create_mode(p["mode"])
     if module.check_mode and not os.path.lexists(p["issuer_cert_path"]):
         # an earlier task of the same run (the CA's) would create the issuer: predict, do not fail
-        return dict(
-            changed=True,
-            path=p["path"],
-            msg="would issue the CRL: the issuer certificate %s does not exist yet (check mode: an earlier task"
-            " would create it)" % p["issuer_cert_path"],
+        reason = (
+            "the issuer certificate %s does not exist yet (check mode: an earlier task would create it)"
+            % (p["issuer_cert_path"])
         )
+        action = "updated" if os.path.lexists(p["path"]) else "created"
+        return dict(path=p["path"], msg="would issue the CRL: " + reason), [reports.Action(p["path"], action, reason)]
     issuer = crlib.read_issuer(p["issuer_cert_path"], p["issuer_privatekey_path"], p["issuer_privatekey_passphrase"])
     desired = crlib.desired_revocations(p["revoked"], issuer)
     entries = None
@@ -246,14 +235,15 @@ def run(module: AnsibleModule) -> dict:
     plan = crlib.plan_crl(
         desired, existing, issuer, p["format"], p["digest"], p["next_update_days"], p["renew_before_days"]
     )
-    result = dict(changed=plan.changed, **crlib.summary(plan, issuer))
-    result["actions"] = crlib.plan_actions(plan, p["path"], existing)
+    result = crlib.summary(plan, issuer)
+    actions = crlib.plan_actions(plan, p["path"], existing)
+    for action in actions:
+        action.after = {k: result[k] for k in ("crl_number", "last_update", "next_update", "revoked_serials")}
     if entries is not None:
         result["database_revoked"] = ledger.revocations_to_record(entries, plan.revocations)
-        result["changed"] = plan.changed or bool(result["database_revoked"])
         if result["database_revoked"]:
             reason = "revocations to record: %s" % ", ".join(result["database_revoked"])
-            result["actions"].append({"path": p["database"], "action": "updated", "reason": reason})
+            actions.append(reports.Action(p["database"], "updated", reason))
         if result["database_revoked"] and not module.check_mode:
             with ledger.update(p["database"]) as book:
                 ledger.record_revocations(book, plan.revocations)
@@ -261,30 +251,15 @@ def run(module: AnsibleModule) -> dict:
                     check_writable_dir(p["path"])
                     new = crlib.build_crl(plan, issuer, p["digest"])
                     book.then(lambda: crlib.write_crl(p["path"], new, p["format"], mode))
-            return result
+            return result, actions
     if plan.changed:
-        if module._diff:
-            before = None
-            if existing is not None:
-                before = {
-                    "crl_number": existing.number,
-                    "last_update": crlib.iso(crypto.last_update(existing.crl)),
-                    "next_update": crlib.iso(crypto.next_update(existing.crl)),
-                    "revoked_serials": [crlib.serial_hex(s) for s in sorted(existing.entries)],
-                }
-            result["diff"] = {
-                "before": _diff_side(before),
-                "after": _diff_side(result),
-                "before_header": p["path"],
-                "after_header": p["path"],
-            }
         if module.check_mode:
             check_parent(p["path"])
         else:
             check_writable_dir(p["path"])
             new = crlib.build_crl(plan, issuer, p["digest"])
             crlib.write_crl(p["path"], new, p["format"], mode)
-    return result
+    return result, actions
 
 
 def main():
@@ -327,16 +302,12 @@ def main():
         with locked_for(module.params["path"], enabled=not module.check_mode):
             if not module.check_mode:
                 remove_stale_temps([module.params["path"]])
-            result = run(module)
-            result["changed"] = file_args.set_attributes(
-                module,
-                [module.params["path"]],
-                result["changed"],
-                planned=[module.params["path"]] if result["changed"] else [],
-            )
+            own, actions = run(module)
+            path = module.params["path"]
+            actions += file_args.set_attributes(module, [path], [a.path for a in actions])
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
-    module.exit_json(**result)
+    module.exit_json(**reports.report(actions, module._diff, **own))
 
 
 if __name__ == "__main__":

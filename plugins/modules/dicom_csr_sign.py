@@ -22,6 +22,7 @@ description:
 author:
   - medimg.dicom_tls maintainers (@medimg)
 extends_documentation_fragment:
+  - medimg.dicom_tls.backup
   - ansible.builtin.files
   - medimg.dicom_tls.ca
   - medimg.dicom_tls.ca.issuance
@@ -30,8 +31,10 @@ attributes:
     support: full
     description: Returns the plan of each request; nothing is written.
   diff_mode:
-    support: none
-    description: Certificates are returned as data; nothing on the CA host changes that a diff could show.
+    support: full
+    description:
+      - One diff per entry of RV(actions), headed by its path - the serial and notAfter of the certificate
+        issued (in check mode, of the one signed in memory).
   idempotent:
     support: full
     description: A second run with the same CSRs reports no change.
@@ -136,10 +139,11 @@ issued:
   type: dict
   sample:
     dcmtk-a: {changed: true, serial: 5A1F..., not_after: "2027-01-01T00:00:00Z", certificate: "-----BEGIN...",
-              chain: "-----BEGIN...", actions: [{target: certificate, action: created, reason: missing}]}
+              chain: "-----BEGIN...", actions: [{path: /etc/dicom-tls/pki/site-ca/issued/dcmtk-a.pem, action: created,
+              reason: no certificate yet}]}
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options, file_args  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options, file_args, reports, shared_options  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
@@ -162,7 +166,7 @@ def main():
                     subject_alt_names=dict(type="list", elements="str"),
                 ),
             ),
-            backup=dict(type="bool", default=False),
+            **shared_options.backup(),
             **ca_options.issuer(),
             **ca_options.issuance(),
         ),
@@ -200,13 +204,15 @@ def main():
         issued = backend.sign_many(issuer, p["requests"], module.check_mode)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
-    actions = [a for name in sorted(issued) for a in issued[name].get("actions", [])]
-    changed = any(e["changed"] for e in issued.values())
+    actions = []
+    for name in sorted(issued):
+        entry = issued[name]
+        after = {k: entry[k] for k in ("serial", "not_after") if k in entry} or None
+        actions += [reports.Action(a["path"], a["action"], a["reason"], after=after) for a in entry.get("actions", [])]
     for r in p["requests"]:
         files = [r["path"], r["chain_path"]]
-        planned = files if issued.get(r["name"], {}).get("changed") else []
-        changed = file_args.set_attributes(module, files, changed, planned)
-    module.exit_json(changed=changed, actions=actions, issued=issued)
+        actions += file_args.set_attributes(module, files, [a.path for a in actions])
+    module.exit_json(**reports.report(actions, module._diff, issued=issued))
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ reason:
   sample: command line changed
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import daemon  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import daemon, file_args, reports  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
@@ -146,8 +146,9 @@ def main():
             timeout=dict(type="int", default=30),
         ),
         supports_check_mode=True,
+        add_file_common_args=True,
     )
-    guard(module, {"port": (1, 65535, ""), "timeout": (1, 86400, " seconds")})
+    guard(module, {"port": (1, 65535, ""), "timeout": (1, 86400, " seconds")}, outputs=("pidfile", "log_path"))
     p = module.params
     if not p["command"]:
         module.fail_json(msg="command must not be empty")
@@ -156,12 +157,13 @@ def main():
         pid = daemon.running_pid(p["pidfile"], p["command"])[0]
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
+    actions = daemon.plan_actions(action, reason, p["pidfile"], pid)
     if action and not module.check_mode:
         try:
-            if action in ("stop", "restart") and pid:
+            if action in ("stopped", "restarted") and pid:
                 daemon.stop(p["pidfile"], pid, p["timeout"])
                 pid = None
-            if action in ("start", "restart"):
+            if action in ("started", "restarted"):
                 pid = daemon.start(
                     p["name"],
                     p["command"],
@@ -172,16 +174,16 @@ def main():
                     host=p["host"],
                     timeout=p["timeout"],
                     env={k: str(v) for k, v in p["environment"].items()},
+                    mode=file_args.create_mode(p["mode"]),
                 )
         except DicomTlsError as exc:
             module.fail_json(msg=str(exc), path=exc.path, action=action, reason=reason)
-    module.exit_json(
-        changed=bool(action),
-        actions=daemon.plan_actions(action, reason, p["pidfile"]),
-        pid=pid,
-        action=action,
-        reason=reason,
-    )
+    for step in actions:
+        step.after = {"pid": pid} if pid else {"state": "absent"}
+    # the PID file and the log take the file options (a start writes them with its own action)
+    planned = [p["pidfile"], p["log_path"]] if action in ("started", "restarted") else []
+    actions += file_args.set_attributes(module, [p["pidfile"], p["log_path"]], planned)
+    module.exit_json(**reports.report(actions, module._diff, pid=pid, action=action, reason=reason))
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ attributes:
     support: full
     description: Reports whether the file would change.
   diff_mode:
-    support: none
-    description: No diff is returned.
+    support: full
+    description: The lines of the file before and after (the metrics are public data).
   idempotent:
     support: partial
     description: The file changes only when the facts change; with O(verify_success) the run time is one of them.
@@ -106,10 +106,10 @@ series:
   type: int
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args, metrics
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args, metrics, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir, read_optional
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard
 
 
@@ -134,25 +134,16 @@ def main():
     require(module, "cryptography")
     p = module.params
     try:
-        mode = file_args.create_mode(p["mode"])
         fam = metrics.build(p["certificates"], p["crl_files"], p["echo_pairs"], p["verify_success"], path=p["path"])
         data = metrics.render(fam)
         check_writable_dir(p["path"])
-        current = read_optional(p["path"])
-        existed = current is not None
-        changed = current != data
-        if changed and not module.check_mode:
-            metrics.write(p["path"], data, mode)
+        actions = metrics.plan(p["path"], data)
+        if not module.check_mode:
+            metrics.apply(actions, data, file_args.create_mode(p["mode"]))
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
-    actions = []
-    if changed:
-        action = "updated" if existed else "created"
-        actions.append(
-            {"path": p["path"], "action": action, "reason": "the metrics differ" if existed else "no file yet"}
-        )
-    changed = file_args.set_attributes(module, [p["path"]], changed, planned=[p["path"]] if changed else [])
-    module.exit_json(changed=changed, series=sum(len(v) for v in fam.values()), actions=actions)
+    actions += file_args.set_attributes(module, [p["path"]], [a.path for a in actions])
+    module.exit_json(**reports.report(actions, module._diff, series=sum(len(v) for v in fam.values())))
 
 
 if __name__ == "__main__":

@@ -39,8 +39,10 @@ attributes:
     support: full
     description: Returns the plan (what would be created, renewed or updated and why).
   diff_mode:
-    support: none
-    description: No diff is returned.
+    support: full
+    description:
+      - One diff per entry of RV(actions), headed by its path - the subject, issuer, serial and notAfter of the
+        certificate before and after; never the key.
   idempotent:
     support: full
     description: A second run with the same options reports no change.
@@ -139,10 +141,25 @@ certificate:
   type: str
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, ca_options, crypto, file_args, files
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import (
+    appliance,
+    ca_options,
+    crypto,
+    file_args,
+    files,
+    reports,
+)
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard
+
+
+def _side(cert, missing: str) -> dict:
+    """What the diff shows of the certificate in the PKCS#12 (never the key)."""
+    if cert is None:
+        return {"certificate": missing}
+    info = crypto.describe_certificate(cert)
+    return {k: info[k] for k in ("subject", "issuer", "serial", "not_after")}
 
 
 def main():
@@ -183,14 +200,16 @@ def main():
         module.fail_json(msg=str(exc), path=exc.path)
     except OSError as exc:
         module.fail_json(msg="%s: %s" % (exc.filename or "", exc.strerror))
-    planned = [a.path for a in plan.actions]
-    changed = file_args.set_attributes(
-        module, [spec.path, spec.certificate_path], bool(plan.actions), planned, keep_mode=[spec.path]
+    actions = plan.actions + file_args.set_attributes(
+        module, [spec.path, spec.certificate_path], [a.path for a in plan.actions], keep_mode=[spec.path]
     )
-    result = dict(
-        changed=changed,
-        actions=[a.as_dict() for a in plan.actions],
-        notice=appliance.notice(spec.path, spec.encryption),
+    before = plan.cert
+    after = None if module.check_mode and plan.has("pkcs12") else cert
+    sides = {"before": {}, "after": {}}
+    for path in (spec.path, spec.certificate_path):
+        sides["before"][path], sides["after"][path] = _side(before, "(none)"), _side(after, "(new)")
+    result = reports.report(
+        actions, module._diff, sides["before"], sides["after"], notice=appliance.notice(spec.path, spec.encryption)
     )
     if cert is not None and not (module.check_mode and plan.has("pkcs12")):
         info = crypto.describe_certificate(cert)

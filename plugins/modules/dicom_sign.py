@@ -25,6 +25,8 @@ version_added: 0.1.0
 author:
   - medimg.dicom_tls contributors (@medimg)
 extends_documentation_fragment:
+  - medimg.dicom_tls.trust
+  - medimg.dicom_tls.privatekey
   - ansible.builtin.files
 options:
   path:
@@ -61,9 +63,6 @@ options:
       - Only read, never changed. When other users may read it (a mode with group or other bits, such as
         0644 or 0640), the task warns, naming the file and its mode, and leaves the mode as it is.
     type: path
-  privatekey_passphrase:
-    description: Passphrase of an encrypted O(privatekey_path).
-    type: str
   certificate_path:
     description: The signer's X.509 certificate (PEM or DER), stored in the signature. Required with O(state=signed).
     type: path
@@ -317,7 +316,7 @@ totals:
 import traceback  # noqa: E402
 
 from ansible.module_utils.basic import missing_required_lib  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args, files  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args, files, reports, shared_options  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
@@ -330,25 +329,6 @@ except ImportError:
     IMPORT_ERROR = traceback.format_exc()
 
 
-def _diff(files):
-    before, after = [], []
-    for entry in files:
-        if entry["action"] in ("unchanged", "verified", "failed"):
-            continue
-        uids = ", ".join(s.get("uid", "") for s in entry["signatures"]) or "(new)"
-        target = entry.get("dest", entry["path"])
-        if entry["action"] == "signed":
-            before.append("%s: -" % target)
-            after.append("%s: signed %s" % (target, uids))
-        elif entry["action"] == "removed":
-            before.append("%s: %s" % (target, uids))
-            after.append("%s: removed" % target)
-        else:
-            before.append("%s: absent" % target)
-            after.append("%s: copied from %s" % (target, entry["path"]))
-    return {"before": "\n".join(before) + "\n" if before else "", "after": "\n".join(after) + "\n" if after else ""}
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -356,8 +336,7 @@ def main():
             recursive=dict(type="bool", default=False),
             dest=dict(type="path"),
             state=dict(type="str", default="signed", choices=["signed", "verified", "unsigned"]),
-            privatekey_path=dict(type="path"),
-            privatekey_passphrase=dict(type="str", no_log=True),
+            **shared_options.privatekey(),
             certificate_path=dict(type="path"),
             mac_algorithm=dict(type="str", default="sha256", choices=["sha256", "sha384", "sha512", "ripemd160"]),
             signature_profile=dict(
@@ -367,10 +346,8 @@ def main():
             item=dict(type="str"),
             purpose=dict(type="int"),
             signature_uid=dict(type="str"),
-            ca_file=dict(type="path"),
-            ca_path=dict(type="path"),
+            **shared_options.trust(),
             untrusted_certs=dict(type="list", elements="path"),
-            crl_files=dict(type="list", elements="path"),
             require=dict(
                 type="list", elements="str", default=[], choices=["signature", "creator", "authorization", "sr"]
             ),
@@ -403,12 +380,12 @@ def main():
         result = Runner(params, check_mode=module.check_mode).run()
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
+    actions = result.pop("actions")
+    del result["changed"]  # the plan's emptiness, recomputed with the attribute changes
     if params["state"] != "verified":
         outputs = [f.get("dest", f["path"]) for f in result["files"]]
-        planned = [a["path"] for a in result["actions"]]
-        result["changed"] = file_args.set_attributes(module, outputs, result["changed"], planned)
-    if module._diff and result["changed"]:
-        result["diff"] = _diff(result["files"])
+        actions += file_args.set_attributes(module, outputs, [a.path for a in actions])
+    result = reports.report(actions, module._diff, **result)
     if params["state"] == "verified" and result["totals"]["failed"]:
         failed = [f for f in result["files"] if f["action"] == "failed"]
         module.fail_json(
