@@ -152,8 +152,8 @@ def plan(path: str, data: bytes) -> list[reports.Action]:
         return []
     action = "created" if current is None else "updated"
     reason = "no file yet" if current is None else "the metrics differ"
-    before = "" if current is None else current.decode("utf-8", "replace")
-    return [reports.Action(path, action, reason, before=before, after=data.decode("utf-8"))]
+    before = {"state": "absent"} if current is None else current.decode("utf-8", "replace") or "(no series)"
+    return [reports.Action(path, action, reason, before=before, after=data.decode("utf-8") or "(no series)")]
 
 
 def apply(actions: list[reports.Action], data: bytes, mode: int = 0o644) -> None:

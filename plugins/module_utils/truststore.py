@@ -353,6 +353,7 @@ class Current:
 
     exists: bool
     entries: dict[str, tuple[bytes | None, bool]]
+    meta_only: set[str] = field(default_factory=set)  # regular files whose mode or owner alone differs
 
 
 def read_hashed_dir(path: str, meta: FileMeta) -> Current:
@@ -361,6 +362,7 @@ def read_hashed_dir(path: str, meta: FileMeta) -> Current:
     if not os.path.isdir(path):
         raise DicomTlsError("exists and is not a directory", path)
     entries: dict[str, tuple[bytes | None, bool]] = {}
+    meta_only: set[str] = set()
     try:
         names = os.listdir(path)
     except OSError as exc:
@@ -371,6 +373,8 @@ def read_hashed_dir(path: str, meta: FileMeta) -> Current:
         full = os.path.join(path, name)
         st = os.lstat(full)
         ok = stat.S_ISREG(st.st_mode) and _meta_ok(st, meta)
+        if stat.S_ISREG(st.st_mode) and not ok:
+            meta_only.add(name)
         data = None
         if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
             try:
@@ -381,7 +385,7 @@ def read_hashed_dir(path: str, meta: FileMeta) -> Current:
             except OSError as exc:
                 raise DicomTlsError("cannot read entry: %s" % exc.strerror, full) from None
         entries[name] = (data, ok)
-    return Current(True, entries)
+    return Current(True, entries, meta_only)
 
 
 def _meta_ok(st: os.stat_result, meta: FileMeta) -> bool:
@@ -419,9 +423,10 @@ class Plan:
     added: list[str]
     removed: list[str]
     renumbered: list[str]
-    rewritten: list[str]  # same object, file rewritten (content form, symlink, mode, owner)
+    rewritten: list[str]  # same object, file rewritten (content form, symlink)
     before: list[str]
     after: list[str]
+    reattributed: list[str] = field(default_factory=list)  # same bytes, rewritten for its mode or owner
 
     @property
     def changed(self) -> bool:
@@ -487,7 +492,7 @@ def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> 
         for i in range(tail + len(replace) - 1, n - 1, -1):
             if i < m or i >= tail:
                 steps.append(("unlink", nm(i), None))
-    added, removed, renumbered, rewritten = [], [], [], []
+    added, removed, renumbered, rewritten, reattributed = [], [], [], [], []
     old_by_fp = {}
     for name in sorted(current.entries, key=_sort_key):
         if old_fp[name]:
@@ -500,7 +505,8 @@ def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> 
         elif old_by_fp[fp] != name:
             renumbered.append("%s -> %s" % (old_by_fp[fp], name))
         elif differs_entry(current, name, want[name]):
-            rewritten.append(name)
+            same_bytes = current.entries[name][0] == want[name]
+            (reattributed if same_bytes and name in current.meta_only else rewritten).append(name)
     for name in sorted(current.entries, key=_sort_key):
         fp = old_fp[name]
         if fp is None or fp not in new_fps:
@@ -523,6 +529,7 @@ def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> 
         rewritten=rewritten,
         before=before,
         after=after,
+        reattributed=reattributed,
     )
 
 
@@ -697,7 +704,10 @@ def plan_actions(plan) -> list[reports.Action]:
     for move in plan.renumbered:
         old, new = move.split(" -> ")
         out.append(step(new, "renumbered", "moved from %s in its collision sequence" % old))
-    out += [step(n, "updated", "content form, link, mode or owner differs") for n in plan.rewritten]
+    out += [step(n, "updated", "content form or link differs") for n in plan.rewritten]
+    for n in plan.reattributed:
+        out.append(step(n, "attributes_changed", "mode or owner differs"))
+        out[-1].before, out[-1].after = before[n] + " (mode or owner differs)", after[n] + " (mode and owner set)"
     out += [step(n, "removed", "no longer in the store, unreadable or a duplicate") for n in plan.removed]
     return out
 

@@ -31,13 +31,21 @@ options:
     required: true
 extends_documentation_fragment:
   - medimg.dicom_tls.backup
+  - ansible.builtin.files
+notes:
+  - The option files are created mode 0644 unless O(mode) is octal (then with that mode, before any byte lands in
+    them); O(owner), O(group), a symbolic O(mode), the SELinux context and O(attributes) are then set as
+    M(ansible.builtin.file) sets them. A change of them alone is listed in RV(actions) as C(attributes_changed).
 attributes:
   check_mode:
     support: full
     description: Reports the files that would be written; writes nothing.
   diff_mode:
     support: full
-    description: Shows the lines of each changed file before and after.
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - the lines of the option file (paths and options, no secrets); a change of O(mode), O(owner),
+        O(group), the SELinux context or O(attributes) alone shows them before and after.
   idempotent:
     support: full
     description: A second run with the same options reports no change.
@@ -62,21 +70,29 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: One entry per file written (or to be written in check mode); empty when nothing changes.
+  description:
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is the option file; C(action) is C(created), C(updated), or C(attributes_changed) when only the file's
+      mode, owner, group, SELinux context or attributes differed.
   returned: always
   type: list
   elements: dict
   contains:
     path:
-      description: The option file.
+      description: The file.
       type: str
     action:
-      description: C(created), C(updated) (other lines) or C(mode) (same lines, other file mode).
+      description: What is done to it.
       type: str
     reason:
-      description: Why.
+      description: Why, in words.
       type: str
-  sample: [{"path": "/etc/dicom-tls/dcmtk-a/storescp.args", "action": "updated", "reason": "options differ"}]
+  sample:
+    - path: /etc/dicom-tls/dcmtk-a/storescp.args
+      action: updated
+      reason: "options differ"
 files:
   description: Every option file this task manages.
   returned: always

@@ -38,7 +38,11 @@ attributes:
     description: Check mode reads every file and returns the plan that a real run carries out.
   diff_mode:
     support: full
-    description: Shows subjects, serials, dates and file names; never key bytes.
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - subject, issuer, serial, dates and subject alternative names of the certificate at O(path);
+        the other files show their action and reason; a change of O(mode), O(owner), O(group), the SELinux context
+        or O(attributes) alone shows them before and after.
   idempotent:
     support: full
     description: A second run with the same options reports no change.
@@ -215,13 +219,30 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: What was done (or, in check mode, would be done), each with its reason.
+  description:
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is the certificate, key, CSR, chain, PKCS#12 or O(database); C(action) is C(created), C(renewed),
+      C(regenerated), C(updated), C(removed), or C(attributes_changed) when only the file's mode, owner, group,
+      SELinux context or attributes differed.
   returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
   sample:
-    - {target: certificate, path: /etc/dicom-tls/node.pem, action: renewed,
-       reason: "subject_alt_names changed from ['DNS:a'] to ['DNS:b']"}
+    - path: /etc/dicom-tls/node.pem
+      action: renewed
+      reason: "subject_alt_names changed from ['DNS:a'] to ['DNS:b']"
 serial:
   description:
     - Serial number, uppercase hex as C(openssl x509 -serial) prints it.

@@ -27,7 +27,10 @@ attributes:
     description: Returns the files that would be written.
   diff_mode:
     support: full
-    description: One diff per entry of RV(actions), headed by its path - the certificate's subject, serial and notAfter.
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - subject, serial and notAfter of the exported certificate; a change of O(mode), O(owner),
+        O(group), the SELinux context or O(attributes) alone shows them before and after.
   idempotent:
     support: full
     description: A second run with the same inputs writes nothing.
@@ -71,10 +74,29 @@ files:
   returned: success
   type: dict
 actions:
-  description: The files written (or in check mode that would be), each with its reason.
-  returned: success
+  description:
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is one of the exported files; C(action) is C(created), C(updated), or C(attributes_changed) when only
+      the file's mode, owner, group, SELinux context or attributes differed.
+  returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
+  sample:
+    - path: /etc/dicom-tls/pki/site-ca/appliances/dcmtk-a.p7b
+      action: created
+      reason: "no p7b file yet"
 serial:
   description: Serial of the certificate, uppercase hex.
   returned: success

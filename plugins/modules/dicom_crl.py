@@ -93,7 +93,7 @@ options:
 notes:
   - The file is created mode 0644 unless O(mode) is octal (then with that mode, before any byte lands in it);
     O(owner), O(group), a symbolic O(mode), the SELinux context and O(attributes) are then set as
-    M(ansible.builtin.file) sets them, and count as a change.
+    M(ansible.builtin.file) sets them; a change of them alone is listed in RV(actions) as C(attributes_changed).
 requirements:
   - python >= 3.9
   - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)
@@ -106,7 +106,10 @@ attributes:
     description: Reports whether and why a new CRL would be issued, with its number and revoked serials.
   diff_mode:
     support: full
-    description: Shows CRL number, dates and revoked serials before and after.
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - CRL number, dates and revoked serials; a change of O(mode), O(owner), O(group), the SELinux
+        context or O(attributes) alone shows them before and after.
   idempotent:
     support: full
     description:
@@ -142,12 +145,28 @@ EXAMPLES = r"""
 RETURN = r"""
 actions:
   description:
-    - What the run did (in check mode, would do), one entry per file written or removed, each with C(path),
-      C(action) (C(created), C(updated), C(renumbered), C(removed), ...) and C(reason) - the shape every module
-      of the collection returns. Empty when nothing changed.
-  returned: success
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is the CRL file, or O(database) for revocations it records; C(action) is C(created), C(updated), or
+      C(attributes_changed) when only the file's mode, owner, group, SELinux context or attributes differed.
+  returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
+  sample:
+    - path: /etc/dicom-tls/pki/site-ca/issuing.crl.pem
+      action: updated
+      reason: "refresh window reached"
 crl_number:
   description: CRL Number of the CRL on disk after the run (in check mode, of the CRL that would be written).
   returned: success

@@ -33,8 +33,10 @@ attributes:
   diff_mode:
     support: full
     description:
-      - One diff per entry of RV(actions), headed by its path - the serial and notAfter of the certificate
-        issued (in check mode, of the one signed in memory).
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - serial and notAfter of the certificate issued (in check mode, of the one signed in memory); a
+        change of O(mode), O(owner), O(group), the SELinux context or O(attributes) alone shows them before and
+        after.
   idempotent:
     support: full
     description: A second run with the same CSRs reports no change.
@@ -120,12 +122,29 @@ EXAMPLES = r"""
 RETURN = r"""
 actions:
   description:
-    - What the run did (in check mode, would do), one entry per file written or removed, each with C(path),
-      C(action) (C(created), C(updated), C(renumbered), C(removed), ...) and C(reason) - the shape every module
-      of the collection returns. Empty when nothing changed.
-  returned: success
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is a certificate or chain file of O(requests), or O(database); C(action) is C(created), C(renewed),
+      C(updated), or C(attributes_changed) when only the file's mode, owner, group, SELinux context or attributes
+      differed.
+  returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
+  sample:
+    - path: /etc/dicom-tls/pki/site-ca/issued/dcmtk-a.pem
+      action: created
+      reason: "no certificate yet"
 issued:
   description:
     - Per request name, C(changed), C(actions) (each with its reason) and, when a certificate exists after

@@ -31,9 +31,9 @@ extends_documentation_fragment:
   - medimg.dicom_tls.ca.private_key
 notes:
   - O(owner), O(group), the SELinux context and O(attributes) apply to O(path) and O(certificate_path) as
-    M(ansible.builtin.file) sets them (and count as a change); O(mode) applies to O(certificate_path) only
-    (created 0644), since the PKCS#12 holds the private key and stays 0600, as M(medimg.dicom_tls.dicom_cert)
-    keeps its key stores.
+    M(ansible.builtin.file) sets them (a change of them alone is an C(attributes_changed) action); O(mode)
+    applies to O(certificate_path) only (created 0644), since the PKCS#12 holds the private key and stays 0600,
+    as M(medimg.dicom_tls.dicom_cert) keeps its key stores.
 attributes:
   check_mode:
     support: full
@@ -41,8 +41,9 @@ attributes:
   diff_mode:
     support: full
     description:
-      - One diff per entry of RV(actions), headed by its path - the subject, issuer, serial and notAfter of the
-        certificate before and after; never the key.
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - subject, issuer, serial and notAfter of the certificate it holds; a change of O(mode),
+        O(owner), O(group), the SELinux context or O(attributes) alone shows them before and after.
   idempotent:
     support: full
     description: A second run with the same options reports no change.
@@ -111,10 +112,30 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: What was done (or in check mode would be done), each with its reason.
+  description:
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is the PKCS#12, its O(certificate_path) copy or O(database); C(action) is C(created), C(renewed),
+      C(updated), or C(attributes_changed) when only the file's mode, owner, group, SELinux context or attributes
+      differed.
   returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
+  sample:
+    - path: /etc/dicom-tls/pki/site-ca/appliances/mr-02.p12
+      action: renewed
+      reason: "it expires in 20 days (renew_before_days is 30)"
 notice:
   description: Where the private key was made and where it exists (the exception to "keys born where used").
   returned: always
@@ -193,7 +214,7 @@ def main():
     try:
         with appliance.locked(spec, enabled=not module.check_mode):
             plan = appliance.plan_pkcs12(spec)
-            cert = plan.cert
+            cert = before = plan.cert
             if not module.check_mode:
                 cert = appliance.apply_pkcs12(plan)
     except DicomTlsError as exc:
@@ -203,7 +224,6 @@ def main():
     actions = plan.actions + file_args.set_attributes(
         module, [spec.path, spec.certificate_path], [a.path for a in plan.actions], keep_mode=[spec.path]
     )
-    before = plan.cert
     after = None if module.check_mode and plan.has("pkcs12") else cert
     sides = {"before": {}, "after": {}}
     for path in (spec.path, spec.certificate_path):

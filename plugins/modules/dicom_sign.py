@@ -151,7 +151,10 @@ attributes:
       nothing is written.
   diff_mode:
     support: full
-    description: The diff lists, per changed file, the signature UIDs before and after.
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - the signature UIDs before and after; a change of O(mode), O(owner), O(group), the SELinux
+        context or O(attributes) alone shows them before and after.
   idempotent:
     support: full
     description: A file that already has a valid signature matching the request is left untouched.
@@ -202,15 +205,28 @@ EXAMPLES = r"""
 RETURN = r"""
 actions:
   description:
-    - What the run did (in check mode, would do) in the shape every module of the collection returns,
-      one entry per file written with C(path) (the file written, O(dest) when set), C(action) (C(signed),
-      C(removed) or C(copied), as RV(files[].action)) and C(reason). Empty when nothing changed and with
-      O(state=verified).
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is the file written (O(dest) when given); C(action) is C(signed), C(removed), C(copied), or
+      C(attributes_changed) when only the file's mode, owner, group, SELinux context or attributes differed.
   returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
   sample:
-    - {"path": "/srv/dicom/incoming/1.dcm", "action": "signed", "reason": "no valid signature matching the request"}
+    - path: /srv/dicom/ct/1.dcm
+      action: signed
+      reason: "no valid signature matching the request"
 files:
   description: One entry per DICOM file processed, in order.
   returned: always

@@ -109,7 +109,10 @@ attributes:
     description: Reports exactly the entries that would be added, removed and renumbered.
   diff_mode:
     support: full
-    description: Shows the entries (name, SHA-256 fingerprint, subject) before and after.
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - each entry's SHA-256 fingerprint and subject (a bundle's fingerprints); a change of O(mode),
+        O(owner), O(group), the SELinux context or O(attributes) alone shows them before and after.
   idempotent:
     support: full
     description: A second run with the same inputs reports C(changed=false).
@@ -159,12 +162,29 @@ EXAMPLES = r"""
 RETURN = r"""
 actions:
   description:
-    - What the run did (in check mode, would do), one entry per file written or removed, each with C(path),
-      C(action) (C(created), C(updated), C(renumbered), C(removed), ...) and C(reason) - the shape every module
-      of the collection returns. Empty when nothing changed.
-  returned: success
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is the bundle, the hashed directory or one of its entries; C(action) is C(created), C(renumbered),
+      C(updated), C(removed), or C(attributes_changed) when only the file's mode, owner, group, SELinux context or
+      attributes differed.
+  returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
+  sample:
+    - path: /etc/dicom-tls/dcmtk-a/tls/trust/9d66eef0.0
+      action: created
+      reason: "new in the store"
 entries:
   description:
     - The objects in the store after the run (in check mode, after the run that would happen), in

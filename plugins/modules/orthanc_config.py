@@ -53,7 +53,10 @@ attributes:
     description: Reports exactly what would change; writes nothing.
   diff_mode:
     support: full
-    description: Shows C(FILE - OPTION = VALUE) lines before and after, for the changed options only.
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - C(OPTION = VALUE) lines of the options that change in it; a change of O(mode), O(owner),
+        O(group), the SELinux context or O(attributes) alone shows them before and after.
   idempotent:
     support: full
     description: A second run with the same settings reports no change.
@@ -80,13 +83,28 @@ EXAMPLES = r"""
 RETURN = r"""
 actions:
   description:
-    - One entry per file written (in check mode, to be written), with C(path), C(action) (C(created) or
-      C(updated)) and C(reason) (the options that change in it) - the shape every module of the collection
-      returns. Empty when nothing changes.
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is a configuration file of O(config_dir); C(action) is C(created), C(updated), or
+      C(attributes_changed) when only the file's mode, owner, group, SELinux context or attributes differed.
   returned: always
   type: list
   elements: dict
-  sample: [{"path": "/etc/orthanc/dicom-tls.json", "action": "created", "reason": "DicomTlsEnabled added"}]
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
+  sample:
+    - path: /etc/orthanc/dicom-tls.json
+      action: created
+      reason: "DicomTlsEnabled added"
 changes:
   description: One entry per option changed (or to be changed in check mode); empty when nothing changes.
   returned: always
