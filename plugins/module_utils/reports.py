@@ -78,11 +78,12 @@ def diff(actions: list[Action], before: dict | None = None, after: dict | None =
 
 def report(actions: list[Action], diff_mode: bool = False, before=None, after=None, **own) -> dict:
     """A module's result in the one shape: its own keys, then ``changed`` (the plan was not empty),
-    ``actions`` (``[{path, action, reason}]``) and, in diff mode, ``diff`` (see diff())."""
+    ``actions`` (``[{path, action, reason}]``) and, in diff mode when the plan is not empty, ``diff``
+    (see diff())."""
     result = dict(own)
     result["changed"] = bool(actions)
     result["actions"] = [a.as_dict() for a in actions]
-    if diff_mode:
+    if diff_mode and actions:
         result["diff"] = diff(actions, before, after)
     return result
 

@@ -396,12 +396,13 @@ def main():
         result = Runner(params, check_mode=module.check_mode).run()
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
-    actions = result.pop("actions")
-    del result["changed"]  # the plan's emptiness, recomputed with the attribute changes
+    actions = result["actions"]
     if params["state"] != "verified":
         outputs = [f.get("dest", f["path"]) for f in result["files"]]
         actions += file_args.set_attributes(module, outputs, [a.path for a in actions])
-    result = reports.report(actions, module._diff, **result)
+    # changed and actions: the plan's, with the attribute changes
+    own = {k: v for k, v in result.items() if k not in ("changed", "actions")}
+    result = reports.report(actions, module._diff, **own)
     if params["state"] == "verified" and result["totals"]["failed"]:
         failed = [f for f in result["files"] if f["action"] == "failed"]
         module.fail_json(
