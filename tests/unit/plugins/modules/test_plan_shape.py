@@ -1,8 +1,8 @@
 """One plan shape: every module that writes files (or starts a listener) reports ``changed``, ``actions``
 (a list of ``{path, action, reason}``) and, in diff mode, one Ansible ``{before_header, after_header,
-before, after}`` per action, metadata only (no ``diff`` when nothing changes). Check mode returns the same actions the run then carries
-out, a second run returns none, and a change of file attributes alone (O(mode)) is an action too,
-``attributes_changed``, predicted by check mode like any other."""
+before, after}`` per action, metadata only (no ``diff`` when nothing changes). Check mode returns the
+same actions the run then carries out, a second run returns none, and a change of file attributes
+alone (O(mode)) is an action too, ``attributes_changed``, predicted by check mode like any other."""
 
 from __future__ import annotations
 
