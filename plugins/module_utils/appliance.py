@@ -70,7 +70,7 @@ def check_csr(
             problems.append(
                 "subject is %s, the inventory expects %s" % (crypto.name_text(csr.subject), crypto.name_text(want))
             )
-    have_sans = crypto.san_text(_csr_sans(csr))
+    have_sans = crypto.cert_sans(csr)
     if subject_alt_names is not None:
         want_sans = crypto.san_text(crypto.parse_sans(subject_alt_names))
         if sorted(have_sans) != sorted(want_sans):
@@ -85,13 +85,6 @@ def check_csr(
     }
     out.update(key)
     return out
-
-
-def _csr_sans(csr) -> list:
-    try:
-        return list(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
-    except x509.ExtensionNotFound:
-        return []
 
 
 # ---------------------------------------------------------------- PKCS#12 made on the CA host
@@ -235,10 +228,6 @@ def _renewal_reasons(p: Pkcs12Plan) -> list[str]:
     return reasons
 
 
-def _pkcs12_bytes(spec: Pkcs12Spec, key, cert, cas: list) -> bytes:
-    return crypto.pkcs12_bytes(key, cert, cas, spec.passphrase, spec.encryption)
-
-
 @contextlib.contextmanager
 def locked(spec: Pkcs12Spec, enabled: bool = True):
     """The exclusive lock of the key store for plan + apply; finishes an update a crash
@@ -265,7 +254,7 @@ def apply_pkcs12(p: Pkcs12Plan) -> x509.Certificate:
         key = certlib.generate_key(inner.spec)
 
         def deliver(cert):  # key store and certificate move together (files.write_group)
-            writes = [(spec.path, _pkcs12_bytes(spec, key, cert, cas), 0o600)]
+            writes = [(spec.path, crypto.pkcs12_bytes(key, cert, cas, spec.passphrase, spec.encryption), 0o600)]
             if spec.certificate_path:
                 writes.append((spec.certificate_path, crypto.cert_pem(cert), 0o644))
             for path, _data, mode in writes:
@@ -283,7 +272,7 @@ def apply_pkcs12(p: Pkcs12Plan) -> x509.Certificate:
         p.cert, p.key = cert, key
         return cert
     if p.has("pkcs12"):  # same key and certificate, new encryption
-        _write(spec.path, _pkcs12_bytes(spec, p.key, p.cert, cas), 0o600)
+        _write(spec.path, crypto.pkcs12_bytes(p.key, p.cert, cas, spec.passphrase, spec.encryption), 0o600)
     if p.has("certificate"):
         _write(spec.certificate_path, crypto.cert_pem(p.cert), 0o644)
     if p.has("database"):
@@ -294,20 +283,15 @@ def apply_pkcs12(p: Pkcs12Plan) -> x509.Certificate:
 
 # ---------------------------------------------------------------- exports consoles import
 
-EXPORT_FORMATS = ("pem", "der", "chain_pem", "p7b", "ca_pem")
+# format -> file name suffix: NAME.pem (certificate), NAME.der, NAME.chain.pem (certificate, issuing
+# CA, root), NAME.p7b (the same as DER PKCS#7), NAME.ca.pem (the CAs the appliance trusts).
+EXPORT_SUFFIXES = {"pem": ".pem", "der": ".der", "chain_pem": ".chain.pem", "p7b": ".p7b", "ca_pem": ".ca.pem"}
+EXPORT_FORMATS = tuple(EXPORT_SUFFIXES)
 
 
 def export_files(directory: str, name: str) -> dict:
-    """File names per format: NAME.pem (certificate), NAME.der, NAME.chain.pem (certificate, issuing
-    CA, root), NAME.p7b (the same as DER PKCS#7), NAME.ca.pem (the CAs the appliance trusts)."""
-    base = os.path.join(directory, name)
-    return {
-        "pem": base + ".pem",
-        "der": base + ".der",
-        "chain_pem": base + ".chain.pem",
-        "p7b": base + ".p7b",
-        "ca_pem": base + ".ca.pem",
-    }
+    """File name per format (EXPORT_SUFFIXES)."""
+    return {fmt: os.path.join(directory, name) + suffix for fmt, suffix in EXPORT_SUFFIXES.items()}
 
 
 def export_contents(certificate_pem: str, ca_pem: str) -> dict:
@@ -333,7 +317,7 @@ def export_contents(certificate_pem: str, ca_pem: str) -> dict:
     ordered += rest
     return {
         "pem": crypto.cert_pem(leaf),
-        "der": leaf.public_bytes(serialization.Encoding.DER),
+        "der": crypto.der(leaf),
         "chain_pem": b"".join(crypto.cert_pem(c) for c in ordered),
         "p7b": pkcs7.serialize_certificates(ordered, serialization.Encoding.DER),
         "ca_pem": b"".join(crypto.cert_pem(c) for c in ordered[1:]),

@@ -18,9 +18,8 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atom
 
 try:
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
-    from cryptography.x509.oid import ExtensionOID
 except ImportError:  # reported by the module (deps.require)
     pass
 
@@ -38,14 +37,6 @@ REASONS = (
     "aa_compromise",
 )
 DIGESTS = ("sha256", "sha384", "sha512")
-
-
-def _reason_flag(name: str):
-    return getattr(x509.ReasonFlags, name)
-
-
-def _digest(name: str):
-    return getattr(hashes, name.upper())()
 
 
 def utcnow() -> datetime.datetime:
@@ -112,19 +103,14 @@ def read_issuer(cert_path: str, key_path: str, passphrase: str | None) -> Issuer
     key = crypto.load_private_key(read_bytes(key_path, "issuer private key"), key_path, passphrase)
     if crypto.public_key_der(key) != crypto.public_key_der(cert):
         raise DicomTlsError("issuer private key does not match the issuer certificate %s" % cert_path, key_path)
-    if not crypto.is_ca(cert):
-        raise DicomTlsError("issuer certificate is not a CA (basicConstraints CA:TRUE missing)", cert_path)
-    try:
-        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-        if not ku.crl_sign:
-            raise DicomTlsError("issuer certificate's keyUsage lacks cRLSign: peers would reject its CRLs", cert_path)
-    except x509.ExtensionNotFound:
-        pass
+    unfit = crypto.issuer_problem(cert, "crl_sign")
+    if unfit:
+        raise DicomTlsError("the CRL issuer '%s' %s" % (crypto.subject_text(cert), unfit), cert_path)
     problem = crypto.validity_problem(cert)
     if problem:
         raise DicomTlsError(
             "the CRL issuer '%s' %s: OpenSSL and dcmtk refuse its certificates and its CRLs alike; "
-            "renew the CA first" % (crypto.name_text(cert.subject), problem),
+            "renew the CA first" % (crypto.subject_text(cert), problem),
             cert_path,
         )
     return Issuer(cert, key, cert_path)
@@ -190,20 +176,22 @@ def read_existing(path: str, issuer: Issuer) -> Existing | None:
             "exists and is not a CRL (unparsable PEM/DER); refusing to overwrite it: remove it or choose another path",
             path,
         ) from None
-    der = crypto.der(crl)
-    try:
-        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-    except x509.ExtensionNotFound:
-        number = None
-    signed = crypto.crl_issued_by(crl, issuer.cert)
+    number = _extension(crl, x509.CRLNumber)
     entries = {}
     for rc in crl:
-        try:
-            reason = rc.extensions.get_extension_for_class(x509.CRLReason).value.reason.name
-        except x509.ExtensionNotFound:
-            reason = None
-        entries[rc.serial_number] = (reason, crypto.revocation_date(rc).replace(microsecond=0))
-    return Existing(crl, der, fmt, number, signed, entries)
+        reason = _extension(rc, x509.CRLReason)
+        entries[rc.serial_number] = (reason and reason.reason.name, crypto.revocation_date(rc).replace(microsecond=0))
+    return Existing(
+        crl, crypto.der(crl), fmt, number and number.crl_number, crypto.crl_issued_by(crl, issuer.cert), entries
+    )
+
+
+def _extension(obj, cls):
+    """The value of an extension of a CRL or CRL entry, None when it has none."""
+    try:
+        return obj.extensions.get_extension_for_class(cls).value
+    except x509.ExtensionNotFound:
+        return None
 
 
 @dataclass
@@ -294,7 +282,7 @@ def plan_crl(
         reason = "format changed to %s" % fmt
     elif existing.number is None:
         reason = "existing CRL has no CRL Number"
-    elif not _has_aki(existing.crl):
+    elif _extension(existing.crl, x509.AuthorityKeyIdentifier) is None:
         reason = "existing CRL has no Authority Key Identifier"
     elif _digest_name(existing.crl) != digest and not _is_eddsa(issuer.key):
         reason = "digest changed to %s" % digest
@@ -312,14 +300,6 @@ def plan_crl(
     return CrlPlan(reason, number, revocations, now, now + validity, removed, added)
 
 
-def _has_aki(crl) -> bool:
-    try:
-        crl.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
-        return True
-    except x509.ExtensionNotFound:
-        return False
-
-
 def _digest_name(crl) -> str | None:
     alg = crl.signature_hash_algorithm
     return alg.name if alg else None
@@ -330,11 +310,10 @@ def _is_eddsa(key) -> bool:
 
 
 def build_crl(plan: CrlPlan, issuer: Issuer, digest: str) -> x509.CertificateRevocationList:
-    try:
-        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
-            issuer.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        )
-    except x509.ExtensionNotFound:
+    ski = _extension(issuer.cert, x509.SubjectKeyIdentifier)
+    if ski is not None:
+        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+    else:
         aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.cert.public_key())
     builder = (
         x509.CertificateRevocationListBuilder()
@@ -347,19 +326,15 @@ def build_crl(plan: CrlPlan, issuer: Issuer, digest: str) -> x509.CertificateRev
     for serial, reason, when in plan.revocations:
         rb = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
         if reason and reason != "unspecified":
-            rb = rb.add_extension(x509.CRLReason(_reason_flag(reason)), critical=False)
+            rb = rb.add_extension(x509.CRLReason(getattr(x509.ReasonFlags, reason)), critical=False)
         builder = builder.add_revoked_certificate(rb.build())
-    algorithm = None if _is_eddsa(issuer.key) else _digest(digest)
+    algorithm = None if _is_eddsa(issuer.key) else getattr(hashes, digest.upper())()
     return builder.sign(issuer.key, algorithm)
-
-
-def encode(crl: x509.CertificateRevocationList, fmt: str) -> bytes:
-    return crl.public_bytes(serialization.Encoding.PEM if fmt == "pem" else serialization.Encoding.DER)
 
 
 def write_crl(path: str, crl: x509.CertificateRevocationList, fmt: str, mode: int = 0o644) -> None:
     try:
-        atomic_write(path, encode(crl, fmt), mode)
+        atomic_write(path, crypto.pem(crl) if fmt == "pem" else crypto.der(crl), mode)
     except OSError as exc:
         raise DicomTlsError("cannot write CRL: %s" % exc.strerror, path) from None
 
@@ -370,6 +345,6 @@ def summary(plan: CrlPlan, issuer: Issuer) -> dict:
         "last_update": iso(plan.last_update),
         "next_update": iso(plan.next_update),
         "revoked_serials": [serial_hex(s) for s, _r, _d in plan.revocations],
-        "issuer_hash": namehash.subject_hash(issuer.cert.public_bytes(serialization.Encoding.DER)),
+        "issuer_hash": namehash.subject_hash(crypto.der(issuer.cert)),
         "reason": plan.reason,
     }

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import re
 import stat
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import files, reports
@@ -27,7 +26,6 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import Dic
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir
 
 LOCK_NAME = ".dicom_sign.lock"
-STALE_TEMP_RE = re.compile(r"^\.(.+)\.[A-Za-z0-9_]{8}\.tmp$")
 
 PROFILE_REQUIRES = ("creator", "authorization", "sr")
 
@@ -237,28 +235,16 @@ class Runner:
     def _lock_and_clean(self, stack, dsts) -> None:
         """Lock every folder written (``.dicom_sign.lock``, sorted: no deadlock between two runs),
         then remove temporaries an interrupted run left for the files about to be written."""
-        by_dir = {}
-        for dst in dsts:
-            by_dir.setdefault(os.path.dirname(os.path.abspath(dst)), set()).add(os.path.basename(dst))
-        for directory in sorted(by_dir):
+        for directory in sorted({os.path.dirname(os.path.abspath(dst)) for dst in dsts}):
             files.make_dirs(directory)
             stack.enter_context(files.locked(os.path.join(directory, LOCK_NAME)))
-            try:
-                names = os.listdir(directory)
-            except OSError:
-                continue
-            for name in names:
-                m = STALE_TEMP_RE.match(name)
-                if m and m.group(1) in by_dir[directory]:
-                    files.remove(os.path.join(directory, name))
+        files.remove_stale_temps(dsts)
 
     def _write(self, todo, dirs) -> None:
         for index, src, dst, action in todo:
             entry = self.files[index]
-            if action == "sign":
-                self.totals["signed"] += 1
-            elif action == "remove":
-                self.totals["removed"] += 1
+            if action in ("sign", "remove"):
+                self.totals[entry["action"]] += 1
             if self.check:
                 continue
             with opened(src) as f:

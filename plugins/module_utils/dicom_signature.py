@@ -41,7 +41,6 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_trust impor
     der_length,
     key_kind,
     signature_matches,
-    subject_text,
 )
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 
@@ -98,17 +97,9 @@ def parse_dt(text: str):
     offset = datetime.timedelta(0)
     if tz:
         offset = datetime.timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5])) * (-1 if tz[0] == "-" else 1)
+    fields = [int(v or 0) for v in (y, mo, d, h, mi, s)] + [int((frac or "0").ljust(6, "0"))]
     try:
-        return datetime.datetime(
-            int(y),
-            int(mo),
-            int(d),
-            int(h or 0),
-            int(mi or 0),
-            int(s or 0),
-            int((frac or "0").ljust(6, "0")),
-            tzinfo=datetime.timezone(offset),
-        )
+        return datetime.datetime(*fields, tzinfo=datetime.timezone(offset))
     except ValueError:
         return None
 
@@ -162,8 +153,15 @@ class SignatureRecord:
 
     __slots__ = (
         "uid", "mac_id", "algorithm", "subject", "datetime", "location", "valid", "reason", "cert_der",
-        "tags", "purpose", "mac_ts", "key_kind", "elements", "format_old", "timestamp", "not_after",
+        "tags", "purpose", "mac_ts", "key_kind", "elements", "format_old", "timestamp", "not_after", "item",
     )  # fmt: skip
+
+    def __init__(self, location: str, elements, item):
+        self.location, self.elements, self.item = location, elements, item
+        self.valid = self.format_old = False
+        self.tags = ()
+        self.reason = self.purpose = self.algorithm = self.subject = self.cert_der = None
+        self.not_after = self.mac_ts = self.key_kind = None
 
     def public(self) -> dict:
         out = {
@@ -188,20 +186,32 @@ class SignatureRecord:
         return out
 
 
+def _mac_id(buf, item):
+    """The MAC ID of a signature or MAC Parameters item, None when it has none."""
+    mid = _find(item.elements, MAC_ID)
+    return _us(buf, mid) if mid is not None else None
+
+
+def _items(seq) -> list:
+    return seq.items if seq is not None and seq.items else []
+
+
+def _signed_datasets(f):
+    """(elements, path, Digital Signatures Sequence, MAC Parameters Sequence or None) of every
+    dataset of the file that holds signatures."""
+    for elements, path in iter_datasets(f.dataset):
+        sigs = _find(elements, DIGITAL_SIGNATURES_SEQ)
+        if _items(sigs):
+            yield elements, path, sigs, _find(elements, MAC_PARAMETERS_SEQ)
+
+
 def read_signatures(f, trust=None, retry_old_format=True, check_crypto=True):
     """Every signature in the file, each verified (MAC, signature, certificate validity at its
     datetime, and the chain against ``trust`` when given)."""
     out = []
-    for elements, path in iter_datasets(f.dataset):
-        sigs = _find(elements, DIGITAL_SIGNATURES_SEQ)
-        if sigs is None or not sigs.items:
-            continue
-        macs = _find(elements, MAC_PARAMETERS_SEQ)
-        mac_items = {}
-        for item in macs.items if macs is not None and macs.items else ():
-            mid = _find(item.elements, MAC_ID)
-            if mid is not None:
-                mac_items[_us(f.buf, mid)] = item
+    for elements, path, sigs, macs in _signed_datasets(f):
+        mac_items = {_mac_id(f.buf, item): item for item in _items(macs)}
+        mac_items.pop(None, None)
         for item in sigs.items:
             out.append(_check_one(f, elements, path, item, mac_items, trust, retry_old_format, check_crypto))
     return out
@@ -209,29 +219,16 @@ def read_signatures(f, trust=None, retry_old_format=True, check_crypto=True):
 
 def _check_one(f, elements, path, sig_item, mac_items, trust, retry_old_format, check_crypto):
     buf = f.buf
-    rec = SignatureRecord()
-    rec.location = location_text(path)
-    rec.valid = False
-    rec.reason = None
-    rec.elements = elements
-    rec.format_old = False
+    rec = SignatureRecord(location_text(path), elements, sig_item)
     get = {e.tag: e for e in sig_item.elements}
     rec.uid = _text(buf, get[SIGNATURE_UID]) if SIGNATURE_UID in get else ""
-    rec.mac_id = _us(buf, get[MAC_ID]) if MAC_ID in get else None
+    rec.mac_id = _mac_id(buf, sig_item)
     rec.datetime = _text(buf, get[SIGNATURE_DATETIME]) if SIGNATURE_DATETIME in get else ""
     rec.timestamp = TIMESTAMP in get
-    rec.purpose = None
     purpose = get.get(PURPOSE_CODE_SEQ)
     if purpose is not None and purpose.items:
         code = _find(purpose.items[0].elements, 0x00080100)
         rec.purpose = _text(buf, code) if code is not None else None
-    rec.algorithm = None
-    rec.subject = None
-    rec.cert_der = None
-    rec.not_after = None
-    rec.tags = ()
-    rec.mac_ts = None
-    rec.key_kind = None
     name = "signature %s" % (rec.uid or "(no UID)")
 
     def bad(reason):
@@ -262,7 +259,7 @@ def _check_one(f, elements, path, sig_item, mac_items, trust, retry_old_format, 
         cert = crypto.load_der_certificate(rec.cert_der, "")
     except (ValueError, DicomTlsError):
         return bad("the signer certificate cannot be parsed")
-    rec.subject = subject_text(cert)
+    rec.subject = crypto.subject_text(cert)
     rec.not_after = crypto.isoformat(crypto.not_valid_after(cert))
     rec.key_kind = key_kind(cert.public_key())
     if not check_crypto:
@@ -282,10 +279,9 @@ def _check_one(f, elements, path, sig_item, mac_items, trust, retry_old_format, 
             % (f.transfer_syntax, rec.mac_ts)
         )
     sig_raw = _value(buf, get[SIGNATURE])
-    own = {e.tag for e in sig_item.elements if e.tag not in NOT_IN_STREAM and unsignable_reason(e) is None}
-    ok = signature_matches(cert, alg, _digest(f, elements, tagset, sig_item, own, alg, False), sig_raw)
-    if not ok and retry_old_format and _has_encapsulated(elements, tagset):
-        ok = signature_matches(cert, alg, _digest(f, elements, tagset, sig_item, own, alg, True), sig_raw)
+    ok = signature_matches(cert, alg, _digest(f, elements, tagset, sig_item, alg, False), sig_raw)
+    if not ok and retry_old_format and any(e.frags is not None for e in elements if e.tag in tagset):
+        ok = signature_matches(cert, alg, _digest(f, elements, tagset, sig_item, alg, True), sig_raw)
         rec.format_old = ok
     if not ok:
         return bad("the signed content changed since signing (MAC mismatch) or the signature is corrupt")
@@ -309,14 +305,16 @@ def _check_one(f, elements, path, sig_item, mac_items, trust, retry_old_format, 
     return rec
 
 
-def _has_encapsulated(elements, tagset) -> bool:
-    return any(e.frags is not None for e in elements if e.tag in tagset)
+def _stream(write, f, elements, tagset, sig_item, old_format) -> None:
+    """The MAC input of a signature: the signed elements, then the signature item's own ones."""
+    own = {e.tag for e in sig_item.elements if e.tag not in NOT_IN_STREAM and unsignable_reason(e) is None}
+    stream_dataset(write, f.buf, elements, tagset, old_format)
+    stream_dataset(write, f.buf, sig_item.elements, own, old_format)
 
 
-def _digest(f, elements, tagset, sig_item, own, alg, old_format) -> bytes:
+def _digest(f, elements, tagset, sig_item, alg, old_format) -> bytes:
     h = alg.new()
-    stream_dataset(h.update, f.buf, elements, tagset, old_format)
-    stream_dataset(h.update, f.buf, sig_item.elements, own, old_format)
+    _stream(h.update, f, elements, tagset, sig_item, old_format)
     return h.digest()
 
 
@@ -430,42 +428,35 @@ def _build(f, req, elements, ancestors, content_end, location, tags):
     implicit = f.implicit
     macs = _find(elements, MAC_PARAMETERS_SEQ)
     sigs = _find(elements, DIGITAL_SIGNATURES_SEQ)
-    used = set()
-    for seq in (macs, sigs):
-        for item in seq.items if seq is not None and seq.items else ():
-            mid = _find(item.elements, MAC_ID)
-            if mid is not None:
-                used.add(_us(f.buf, mid))
+    used = {_mac_id(f.buf, item) for seq in (macs, sigs) for item in _items(seq)}
     mac_id = next(i for i in range(0x10000) if i not in used)
     uid = generate_uid()
     when = _dt_now()
     ts = f.mac_transfer_syntax()
 
+    def encode(*elements) -> bytes:  # (tag, VR, value) in the file's encoding
+        return b"".join(encode_element(tag, vr, value, implicit) for tag, vr, value in elements)
+
     signed_list = b"".join(struct.pack("<HH", t >> 16, t & 0xFFFF) for t in tags)
-    mac_item = b"".join(
-        (
-            encode_element(MAC_ID, "US", struct.pack("<H", mac_id), implicit),
-            encode_element(MAC_TS_UID, "UI", ts.encode(), implicit),
-            encode_element(MAC_ALGORITHM, "CS", req.alg.dicom.encode(), implicit),
-            encode_element(DATA_ELEMENTS_SIGNED, "AT", signed_list, implicit),
-        )
+    mac_id_element = (MAC_ID, "US", struct.pack("<H", mac_id))
+    mac_item = encode(
+        mac_id_element,
+        (MAC_TS_UID, "UI", ts.encode()),
+        (MAC_ALGORITHM, "CS", req.alg.dicom.encode()),
+        (DATA_ELEMENTS_SIGNED, "AT", signed_list),
     )
-    head = b"".join(
-        (
-            encode_element(MAC_ID, "US", struct.pack("<H", mac_id), implicit),
-            encode_element(SIGNATURE_UID, "UI", uid.encode(), implicit),
-            encode_element(SIGNATURE_DATETIME, "DT", when.encode(), implicit),
-            encode_element(CERTIFICATE_TYPE, "CS", b"X509_1993_SIG", implicit),
-        )
+    head = encode(
+        mac_id_element,
+        (SIGNATURE_UID, "UI", uid.encode()),
+        (SIGNATURE_DATETIME, "DT", when.encode()),
+        (CERTIFICATE_TYPE, "CS", b"X509_1993_SIG"),
     )
     tail = b""
     if req.purpose is not None:
-        code = b"".join(
-            (
-                encode_element(0x00080100, "SH", str(req.purpose).encode(), implicit),
-                encode_element(0x00080102, "SH", b"ASTM-sigpurpose", implicit),
-                encode_element(0x00080104, "LO", PURPOSES[req.purpose].encode(), implicit),
-            )
+        code = encode(
+            (0x00080100, "SH", str(req.purpose).encode()),
+            (0x00080102, "SH", b"ASTM-sigpurpose"),
+            (0x00080104, "LO", PURPOSES[req.purpose].encode()),
         )
         tail = encode_sequence(PURPOSE_CODE_SEQ, [code], implicit)
 
@@ -478,12 +469,7 @@ def _build(f, req, elements, ancestors, content_end, location, tags):
     stream_dataset(h.update, own_bytes, own_elements, {e.tag for e in own_elements})
     signature = req.signer.sign(req.alg, h.digest())
 
-    sig_item = (
-        head
-        + encode_element(CERTIFICATE_OF_SIGNER, "OB", req.signer.cert_der, implicit)
-        + encode_element(SIGNATURE, "OB", signature, implicit)
-        + tail
-    )
+    sig_item = head + encode((CERTIFICATE_OF_SIGNER, "OB", req.signer.cert_der), (SIGNATURE, "OB", signature)) + tail
     edits = Edits()
     for tag, seq, item in ((MAC_PARAMETERS_SEQ, macs, mac_item), (DIGITAL_SIGNATURES_SEQ, sigs, sig_item)):
         if seq is not None and seq.items is not None:
@@ -516,32 +502,19 @@ def plan_remove(f, signature_uid=None):
     edits = Edits()
     removed = []
     buf = f.buf
-    for elements, path in iter_datasets(f.dataset):
-        sigs = _find(elements, DIGITAL_SIGNATURES_SEQ)
-        if sigs is None or not sigs.items:
-            continue
-        macs = _find(elements, MAC_PARAMETERS_SEQ)
-        ancestors = [(seq, item) for seq, item, _i in path]
-        anc_nodes = [n for pair in ancestors for n in pair]
-        drop_ids = set()
+    for _elements, path, sigs, macs in _signed_datasets(f):
+        anc_nodes = [n for seq, item, _i in path for n in (seq, item)]
         drop_sig = []
         for item in sigs.items:
             uid_e = _find(item.elements, SIGNATURE_UID)
             uid = _text(buf, uid_e) if uid_e is not None else ""
             if signature_uid is None or uid == signature_uid:
                 drop_sig.append(item)
-                mid = _find(item.elements, MAC_ID)
-                if mid is not None:
-                    drop_ids.add(_us(buf, mid))
                 removed.append({"uid": uid, "location": location_text(path)})
         if not drop_sig:
             continue
-        drop_mac = []
-        if macs is not None and macs.items:
-            for item in macs.items:
-                mid = _find(item.elements, MAC_ID)
-                if mid is not None and _us(buf, mid) in drop_ids:
-                    drop_mac.append(item)
+        drop_ids = {_mac_id(buf, item) for item in drop_sig} - {None}
+        drop_mac = [item for item in _items(macs) if _mac_id(buf, item) in drop_ids]
         for seq, drop in ((sigs, drop_sig), (macs, drop_mac)):
             if seq is None or not drop:
                 continue
@@ -555,21 +528,9 @@ def plan_remove(f, signature_uid=None):
 
 def signature_stream(f, uid: str, old_format: bool = False) -> bytes:
     """The exact MAC input of the signature ``uid`` (what ``dcmsign --dump`` writes)."""
-    for elements, _path in iter_datasets(f.dataset):
-        sigs = _find(elements, DIGITAL_SIGNATURES_SEQ)
-        macs = _find(elements, MAC_PARAMETERS_SEQ)
-        for item in sigs.items if sigs is not None and sigs.items else ():
-            uid_e = _find(item.elements, SIGNATURE_UID)
-            if uid_e is None or _text(f.buf, uid_e) != uid:
-                continue
-            mac_id = _us(f.buf, _find(item.elements, MAC_ID))
-            for mac in macs.items:
-                if _us(f.buf, _find(mac.elements, MAC_ID)) == mac_id:
-                    raw = _value(f.buf, _find(mac.elements, DATA_ELEMENTS_SIGNED))
-                    tags = {(g << 16) | e for g, e in struct.iter_unpack("<HH", raw)}
-                    own = {e.tag for e in item.elements if e.tag not in NOT_IN_STREAM and unsignable_reason(e) is None}
-                    parts = []
-                    stream_dataset(parts.append, f.buf, elements, tags, old_format)
-                    stream_dataset(parts.append, f.buf, item.elements, own, old_format)
-                    return b"".join(bytes(p) for p in parts)
+    for rec in read_signatures(f, check_crypto=False):
+        if rec.uid == uid and rec.tags:
+            parts = []
+            _stream(parts.append, f, rec.elements, set(rec.tags), rec.item, old_format)
+            return b"".join(bytes(p) for p in parts)
     raise DicomTlsError("no signature with UID %s" % uid, f.path)

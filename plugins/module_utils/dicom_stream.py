@@ -91,14 +91,13 @@ class Item:
 
 
 class DicomFile:
-    """A parsed Part 10 file: ``transfer_syntax``, ``implicit``, ``dataset`` (list of Element),
-    ``dataset_start`` (offset after the file meta group), ``size``."""
+    """A parsed Part 10 file: ``transfer_syntax``, ``implicit``, ``dataset`` (list of Element), ``size``."""
 
-    __slots__ = ("path", "buf", "transfer_syntax", "implicit", "dataset", "dataset_start", "size", "pixrep")
+    __slots__ = ("path", "buf", "transfer_syntax", "implicit", "dataset", "size")
 
-    @property
-    def encapsulated(self) -> bool:
-        return self.transfer_syntax not in (IMPLICIT_LE, EXPLICIT_LE)
+    def __init__(self, path, buf, transfer_syntax):
+        self.path, self.buf, self.transfer_syntax, self.size = path, buf, transfer_syntax, len(buf)
+        self.implicit = transfer_syntax == IMPLICIT_LE
 
     def mac_transfer_syntax(self) -> str:
         """The MAC Calculation Transfer Syntax UID dcmsign records for this file."""
@@ -150,6 +149,12 @@ class _Parser:
     def need(self, pos, n, what):
         if pos + n > self.size:
             self.fail("unexpected end of file in " + what, pos)
+
+    def item_header(self, pos, what):
+        """(tag, 32-bit length) of the item or delimiter at ``pos``."""
+        self.need(pos, 8, what)
+        group, num = _TAG.unpack_from(self.buf, pos)
+        return (group << 16) | num, _U32.unpack_from(self.buf, pos + 4)[0]
 
     def implicit_vr(self, tag):
         group, elem = tag >> 16, tag & 0xFFFF
@@ -223,17 +228,11 @@ class _Parser:
         return elements, pos, pos
 
     def sequence(self, elem, implicit):
-        buf = self.buf
         pos = elem.val
         end = None if elem.length is None else elem.val + elem.length
         items = []
-        while True:
-            if end is not None and pos >= end:
-                break
-            self.need(pos, 8, "sequence")
-            group, num = _TAG.unpack_from(buf, pos)
-            tag = (group << 16) | num
-            length = _U32.unpack_from(buf, pos + 4)[0]
+        while end is None or pos < end:
+            tag, length = self.item_header(pos, "sequence")
             if tag == SEQ_DELIM and end is None:
                 pos += 8
                 break
@@ -253,14 +252,10 @@ class _Parser:
         elem.end = pos
 
     def fragments(self, elem):
-        buf = self.buf
         pos = elem.val
         frags = []
         while True:
-            self.need(pos, 8, "encapsulated pixel data")
-            group, num = _TAG.unpack_from(buf, pos)
-            tag = (group << 16) | num
-            length = _U32.unpack_from(buf, pos + 4)[0]
+            tag, length = self.item_header(pos, "encapsulated pixel data")
             if tag == SEQ_DELIM:
                 pos += 8
                 break
@@ -301,16 +296,8 @@ def parse(buf, path: str = "") -> DicomFile:
         raise DicomTlsError("explicit VR big endian files are not supported (convert with dcmconv +te)", path)
     if ts == DEFLATED_LE:
         raise DicomTlsError("deflated files are not supported (convert with dcmconv +te)", path)
-    f = DicomFile()
-    f.path = path
-    f.buf = buf
-    f.transfer_syntax = ts
-    f.implicit = ts == IMPLICIT_LE
-    f.dataset_start = pos
-    f.size = size
-    p = _Parser(buf, path, f.implicit)
-    f.dataset = p.dataset(pos, size, f.implicit, False)[0]
-    f.pixrep = p.pixrep
+    f = DicomFile(path, buf, ts)
+    f.dataset = _Parser(buf, path, f.implicit).dataset(pos, size, f.implicit, False)[0]
     return f
 
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 import hashlib
 import os
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, namehash
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import read_bytes
 
 try:
-    from cryptography import x509
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa, utils
@@ -63,16 +62,9 @@ BY_DICOM_NAME = {a.dicom: a for a in MAC_ALGORITHMS.values()}
 
 
 def der_length(data: bytes) -> int:
-    """Total length of the DER TLV at the start of ``data`` (to cut off DICOM pad bytes)."""
-    if len(data) < 2 or data[0] != 0x30:
-        raise ValueError("not a DER SEQUENCE")
-    first = data[1]
-    if first < 0x80:
-        return 2 + first
-    n = first & 0x7F
-    if n == 0 or n > 4 or len(data) < 2 + n:
-        raise ValueError("bad DER length")
-    return 2 + n + int.from_bytes(data[2 : 2 + n], "big")
+    """Total length of the DER TLV at the start of ``data`` (to cut off DICOM pad bytes); ValueError
+    when it is not one."""
+    return namehash.read_tlv(data)[2]
 
 
 def key_kind(public_key) -> str:
@@ -83,9 +75,6 @@ def key_kind(public_key) -> str:
     if isinstance(public_key, dsa.DSAPublicKey):
         return "DSA"
     return "unsupported"
-
-
-subject_text = crypto.subject_text
 
 
 class Signer:
@@ -102,11 +91,11 @@ class Signer:
         problem = crypto.validity_problem(self.cert)
         if problem:  # a signature made now would name a signer no verifier accepts at its datetime
             raise DicomTlsError(
-                "the signer certificate '%s' %s: renew it before signing" % (subject_text(self.cert), problem),
+                "the signer certificate '%s' %s: renew it before signing" % (crypto.subject_text(self.cert), problem),
                 certificate_path,
             )
         self.cert_der = crypto.der(self.cert)
-        self.subject = subject_text(self.cert)
+        self.subject = crypto.subject_text(self.cert)
         self.certificate_path = certificate_path
 
     def sign(self, alg: MacAlgorithm, digest: bytes) -> bytes:
@@ -172,10 +161,7 @@ class SignerChainVerifier:
         return not self.trusted
 
     def _issuer_of(self, cert):
-        for cand in self.trusted + self.untrusted:
-            if crypto.issued_by(cert, cand):
-                return cand
-        return None
+        return next((cand for cand in self.trusted + self.untrusted if crypto.issued_by(cert, cand)), None)
 
     def check(self, cert, der: bytes) -> str | None:
         """None when the chain of ``cert`` reaches a trusted self-signed anchor, else why not."""
@@ -192,7 +178,7 @@ class SignerChainVerifier:
         chain = [leaf]
         cur = leaf
         for _depth in range(12):
-            name = subject_text(cur)
+            name = crypto.subject_text(cur)
             problem = crypto.validity_problem(cur, now)
             if problem:
                 return "certificate '%s' %s" % (name, problem)
@@ -203,13 +189,8 @@ class SignerChainVerifier:
             issuer = self._issuer_of(cur)
             if issuer is None:
                 return "untrusted: no issuer certificate for '%s' in the trusted or untrusted certificates" % name
-            try:
-                bc = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
-                is_ca = bc.ca
-            except x509.ExtensionNotFound:
-                is_ca = False
-            if not is_ca:
-                return "untrusted: issuer '%s' is not a CA certificate" % subject_text(issuer)
+            if not crypto.is_ca(issuer):
+                return "untrusted: issuer '%s' is not a CA certificate" % crypto.subject_text(issuer)
             chain.append(issuer)
             cur = issuer
         return "untrusted: certificate chain too long"
@@ -219,18 +200,12 @@ class SignerChainVerifier:
             return None
         now = crypto.utcnow()
         for cert, issuer in zip(chain, chain[1:]):
-            crl = None
-            for cand in self.crls:
-                if crypto.crl_issued_by(cand, issuer):
-                    crl = cand
-                    break
+            crl = next((cand for cand in self.crls if crypto.crl_issued_by(cand, issuer)), None)
             if crl is None:
-                return "no CRL from '%s' among the CRLs given" % subject_text(issuer)
-            if crypto.next_update(crl) is not None and crypto.next_update(crl) < now:
-                return "the CRL from '%s' expired on %s" % (
-                    subject_text(issuer),
-                    crypto.isoformat(crypto.next_update(crl)),
-                )
+                return "no CRL from '%s' among the CRLs given" % crypto.subject_text(issuer)
+            expiry = crypto.next_update(crl)
+            if expiry is not None and expiry < now:
+                return "the CRL from '%s' expired on %s" % (crypto.subject_text(issuer), crypto.isoformat(expiry))
             if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
-                return "certificate '%s' is revoked" % subject_text(cert)
+                return "certificate '%s' is revoked" % crypto.subject_text(cert)
         return None

@@ -63,6 +63,9 @@ class Entry:
     reason: str | None = None  # the collection's name (key_compromise, ...)
     filename: str = "unknown"
 
+    def revoked_as(self, when: datetime.datetime, reason: str | None) -> bool:
+        return self.status == "R" and self.revoked == when and self.reason == reason
+
     def as_dict(self, now: datetime.datetime | None = None) -> dict:
         now = now or crypto.utcnow()
         return {
@@ -184,10 +187,7 @@ class Ledger:
         self.deliveries: list = []
 
     def find(self, serial: int) -> Entry | None:
-        for e in self.entries:
-            if e.serial == serial:
-                return e
-        return None
+        return find(self.entries, serial)
 
     def new_serial(self) -> int:
         """A random positive serial (up to 159 bits, as openssl ca's rand_serial) not in the ledger."""
@@ -209,7 +209,7 @@ class Ledger:
         e = self.find(serial)
         if e is None:
             return False
-        if e.status == "R" and e.revoked == when and e.reason == reason:
+        if e.revoked_as(when, reason):
             return False
         openssl_reason(reason, self.path)
         e.status, e.revoked, e.reason = "R", when, reason
@@ -312,14 +312,16 @@ def revocations_to_record(entries: list[Entry], revocations: list) -> list[str]:
     """Which of the CRL's revocations the ledger does not hold yet (serials, hex)."""
     out = []
     for serial, reason, when in revocations:
-        e = next((e for e in entries if e.serial == serial), None)
-        if e is not None and not (e.status == "R" and e.revoked == when and e.reason == reason):
+        e = find(entries, serial)
+        if e is not None and not e.revoked_as(when, reason):
             out.append(crypto.serial_hex(serial))
     return out
 
 
+def find(entries: list[Entry], serial: int) -> Entry | None:
+    return next((e for e in entries if e.serial == serial), None)
+
+
 def status_of(entries: list[Entry], serial: int) -> str | None:
-    for e in entries:
-        if e.serial == serial:
-            return e.status
-    return None
+    e = find(entries, serial)
+    return e.status if e is not None else None

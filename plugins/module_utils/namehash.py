@@ -154,13 +154,6 @@ def canonical_hash(canon: bytes) -> str:
     return "%08x" % int.from_bytes(md[:4], "little")
 
 
-def name_hash_old(name_der: bytes) -> str:
-    """``openssl x509 -subject_hash_old`` (MD5 of the name as encoded)."""
-    read_tlv(name_der)
-    md = hashlib.md5(name_der).digest()  # noqa: S324 - OpenSSL's legacy hash, not for security
-    return "%08x" % int.from_bytes(md[:4], "little")
-
-
 def _tbs_fields(der: bytes) -> list[tuple[int, int, int, int]]:
     tag, start, end, _hdr = read_tlv(der)
     if tag != 0x30:
@@ -197,13 +190,3 @@ def crl_issuer(crl_der: bytes) -> bytes:
 def subject_hash(cert_der: bytes) -> str:
     """``openssl x509 -hash -noout`` of a DER certificate."""
     return name_hash(certificate_names(cert_der)[1])
-
-
-def issuer_hash(cert_der: bytes) -> str:
-    """``openssl x509 -issuer_hash -noout`` of a DER certificate."""
-    return name_hash(certificate_names(cert_der)[0])
-
-
-def crl_hash(crl_der: bytes) -> str:
-    """``openssl crl -hash -noout`` of a DER CRL."""
-    return name_hash(crl_issuer(crl_der))

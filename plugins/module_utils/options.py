@@ -91,14 +91,16 @@ def check_mode(name: str, value, symbolic: bool) -> None:
     octal_mode(name, value)
 
 
-def _user_exists(value: str, lookup) -> bool:
-    if value.isdigit():
-        return True
+def principal_id(name: str, value, kind: str, lookup) -> int:
+    """The number of an owner (``kind`` user, ``lookup`` pwd.getpwnam) or group (grp.getgrnam) given by
+    name or number; -1 when ``value`` is empty."""
+    text = str(value or "")
+    if not text:
+        return -1
     try:
-        lookup(value)
-        return True
+        return int(text) if text.isdigit() else lookup(text)[2]  # pw_uid / gr_gid
     except KeyError:
-        return False
+        raise DicomTlsError("%s: no such %s %r on this host" % (name, kind, text[:64])) from None
 
 
 def _check_principal(name: str, value, kind: str, lookup, may_give, refusal: str):
@@ -109,9 +111,7 @@ def _check_principal(name: str, value, kind: str, lookup, may_give, refusal: str
     text = str(value)
     if not text.strip():
         raise DicomTlsError("%s is empty (leave it out to keep the %s)" % (name, name))
-    if not _user_exists(text, lookup):
-        raise DicomTlsError("%s: no such %s %r on this host" % (name, kind, text[:64]))
-    number = int(text) if text.isdigit() else lookup(text)[2]  # pw_uid / gr_gid
+    number = principal_id(name, text, kind, lookup)
     if os.geteuid() != 0 and not may_give(number):
         raise DicomTlsError("%s %s: %s (use become: true)" % (name, text, refusal))
 
@@ -358,16 +358,7 @@ def guard(module, ranges: dict | None = None, outputs: tuple = (), inputs: tuple
             low, high, unit = bounds[:3]
             is_float = len(bounds) > 3 and bounds[3] == "float"
             low_open = len(bounds) > 4 and bounds[4]
-            parent, _sep, child = option.partition(".")
-            if child:
-                values = [
-                    ("%s[%d].%s" % (parent, i, child), item.get(child))
-                    for i, item in enumerate(module.params.get(parent) or [])
-                    if isinstance(item, dict)
-                ]
-            else:
-                values = [(option, module.params.get(option))]
-            for name, value in values:
+            for name, value in _values_of(module.params, option):
                 if is_float:
                     check_number(name, value, low, high, unit, low_open)
                 else:

@@ -44,7 +44,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, namehash, reports
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, namehash, options, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.crypto import fingerprint_der
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir, locked
@@ -77,7 +77,7 @@ class TrustObject:
     def pem(self) -> bytes:
         return to_pem(self.der, "CERTIFICATE" if self.kind == "cert" else "X509 CRL")
 
-    def describe(self) -> dict:
+    def describe(self, name: str) -> dict:
         out = {
             "kind": self.kind,
             "subject": self.subject,
@@ -88,6 +88,7 @@ class TrustObject:
             out["not_after"] = _iso(self.not_after)
         else:
             out["next_update"] = _iso(self.next_update)
+        out["name"] = name
         return out
 
 
@@ -153,16 +154,9 @@ def _read_input(item: str, index: int, option: str) -> tuple[bytes, str]:
     """An input is inline PEM text (contains '-----BEGIN') or a path."""
     if "-----BEGIN " in item:
         return item.encode("utf-8"), "%s[%d]" % (option, index)
-    path = item
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(), path
-    except FileNotFoundError:
-        raise DicomTlsError("file does not exist (an item of %s)" % option, path) from None
-    except IsADirectoryError:
-        raise DicomTlsError("is a directory, not a file (an item of %s)" % option, path) from None
-    except OSError as exc:
-        raise DicomTlsError("cannot read file: %s" % exc.strerror, path) from None
+    if not item.strip():
+        raise DicomTlsError("%s[%d] is empty: give a file path or PEM text" % (option, index))
+    return files.read_bytes(item, "file (an item of %s)" % option), item
 
 
 def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
@@ -322,29 +316,11 @@ class FileMeta:
 
 
 def file_meta(mode, owner: str | None, group: str | None) -> FileMeta:
-    if mode is None:
-        m = 0o644
-    elif isinstance(mode, int):
-        m = mode
-    else:
-        try:
-            m = int(str(mode), 8)
-        except ValueError:
-            raise DicomTlsError("mode must be octal, like '0644' (got %r)" % (mode,)) from None
-    if m & ~0o7777:
-        raise DicomTlsError("mode %o is out of range" % m)
-    uid = gid = -1
-    if owner:
-        try:
-            uid = int(owner) if str(owner).isdigit() else pwd.getpwnam(owner).pw_uid
-        except KeyError:
-            raise DicomTlsError("owner: no such user %r" % owner) from None
-    if group:
-        try:
-            gid = int(group) if str(group).isdigit() else grp.getgrnam(group).gr_gid
-        except KeyError:
-            raise DicomTlsError("group: no such group %r" % group) from None
-    return FileMeta(m, uid, gid)
+    return FileMeta(
+        options.octal_mode("mode", mode),
+        options.principal_id("owner", owner, "user", pwd.getpwnam),
+        options.principal_id("group", group, "group", grp.getgrnam),
+    )
 
 
 @dataclass
@@ -466,11 +442,6 @@ def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> 
         def nm(i, h=h, r=r):
             return "%s.%s%d" % (h, r, i)
 
-        def differs(i, nm=nm):
-            name = nm(i)
-            cur = current.entries.get(name)
-            return cur is None or cur[0] != want[name] or not cur[1]
-
         # 0. entries behind a gap are invisible to readers: remove them first (a reader cannot
         #    notice), leaving a gap-free sequence of the m entries readers do see
         m = 0
@@ -482,7 +453,7 @@ def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> 
         for j in range(m, n):
             steps.append(("write", nm(j), want[nm(j)]))
         # 2. replacements: each new content first visible at a tail copy, then put in place
-        replace = [j for j in range(min(m, n)) if differs(j)]
+        replace = [j for j in range(min(m, n)) if differs_entry(current, nm(j), want[nm(j)])]
         tail = max(m, n)
         for k, j in enumerate(replace):
             steps.append(("write", nm(tail + k), want[nm(j)]))
@@ -732,19 +703,11 @@ def plan_bundle(path: str, objects: list[TrustObject], meta: FileMeta) -> Bundle
             raise DicomTlsError("is a directory; layout bundle needs a file path", path)
         st = os.lstat(path)
         meta_ok = stat.S_ISREG(st.st_mode) and _meta_ok(st, meta)
-        try:
-            with open(path, "rb") as fh:
-                current = fh.read()
-        except OSError as exc:
-            raise DicomTlsError("cannot read bundle: %s" % exc.strerror, path) from None
+        current = files.read_optional(path)
     old = bundle_fingerprints(current)
     new = [o.fingerprint_sha256 for o in certs]
     base = os.path.basename(path)
-    entries = []
-    for i, o in enumerate(certs):
-        d = o.describe()
-        d["name"] = "%s#%d" % (base, i)
-        entries.append(d)
+    entries = [o.describe("%s#%d" % (base, i)) for i, o in enumerate(certs)]
     return BundlePlan(
         path=path,
         data=data,
@@ -774,12 +737,7 @@ def apply_bundle(plan: BundlePlan, meta: FileMeta) -> None:
 
 
 def result_entries(plan: Plan) -> list[dict]:
-    out = []
-    for name in sorted(plan.desired, key=_sort_key):
-        d = plan.desired[name].describe()
-        d["name"] = name
-        out.append(d)
-    return out
+    return [plan.desired[name].describe(name) for name in sorted(plan.desired, key=_sort_key)]
 
 
 def earliest_next_update(objects: list[TrustObject]) -> str | None:

@@ -79,8 +79,8 @@ def test_awkward_names_match_openssl(label):
     name = name_der(AWKWARD[label])
     cert, crl = cert_der(name), crl_der(name)
     assert namehash.subject_hash(cert) == openssl_hash("x509", cert)
-    assert namehash.crl_hash(crl) == openssl_hash("crl", crl)
-    assert namehash.issuer_hash(cert) == namehash.subject_hash(cert)
+    assert namehash.name_hash(namehash.crl_issuer(crl)) == openssl_hash("crl", crl)
+    assert namehash.name_hash(namehash.certificate_names(cert)[0]) == namehash.subject_hash(cert)
 
 
 def _raw_name(*atvs: bytes, rdn=True) -> bytes:
@@ -117,18 +117,7 @@ def test_subject_and_issuer_read_from_the_right_fields():
     proc = subprocess.run(
         ["openssl", "x509", "-inform", "DER", "-issuer_hash", "-noout"], input=cert, capture_output=True, check=True
     )
-    assert namehash.issuer_hash(cert) == proc.stdout.decode().strip()
-
-
-def test_old_hash_matches_openssl():
-    cert = cert_der(name_der(AWKWARD["multi-valued unsorted"]))
-    proc = subprocess.run(
-        ["openssl", "x509", "-inform", "DER", "-subject_hash_old", "-noout"],
-        input=cert,
-        capture_output=True,
-        check=True,
-    )
-    assert namehash.name_hash_old(namehash.certificate_names(cert)[1]) == proc.stdout.decode().strip()
+    assert namehash.name_hash(namehash.certificate_names(cert)[0]) == proc.stdout.decode().strip()
 
 
 @pytest.mark.parametrize(
@@ -186,4 +175,4 @@ def test_generated_names_match_openssl(rdns):
         assert not openssl_accepts("crl", crl)
         return
     assert namehash.subject_hash(cert) == openssl_hash("x509", cert)
-    assert namehash.crl_hash(crl) == openssl_hash("crl", crl)
+    assert namehash.name_hash(namehash.crl_issuer(crl)) == openssl_hash("crl", crl)
