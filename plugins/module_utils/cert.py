@@ -91,6 +91,7 @@ class Plan:
     issuer_cert: x509.Certificate | None = None
     issuer_key: object = None
     issuer_chain: list = field(default_factory=list)
+    issuer_roots: list = field(default_factory=list)
     install: list = field(default_factory=list)  # certificate_content: leaf + intermediates
     subject: x509.Name | None = None
     sans: list | None = None
@@ -277,6 +278,7 @@ def _load_issuer(spec: CertSpec, plan: Plan) -> None:
     if spec.issuer_chain_path:
         chain = crypto.load_certificates(read_bytes(spec.issuer_chain_path, "issuer chain"), spec.issuer_chain_path)
         plan.issuer_chain = [c for c in chain if not crypto.is_self_signed(c) and c != plan.issuer_cert]
+        plan.issuer_roots = [c for c in chain if crypto.is_self_signed(c)]  # judged (_warn_policy), not copied
 
 
 def _read_key(spec: CertSpec):
@@ -378,7 +380,8 @@ def _warn_policy(p: Plan) -> None:
     refuses (dcmtk, at level 0, accepts it): the one at path when kept, certificate_content, the issuer
     and issuer_chain_path. A certificate the module issues uses SHA-256 or stronger and a key it allows."""
     spec = p.spec
-    found = [(spec.issuer_cert_path, p.issuer_cert)] + [(spec.issuer_chain_path, c) for c in p.issuer_chain]
+    found = [(spec.issuer_cert_path, p.issuer_cert)]
+    found += [(spec.issuer_chain_path, c) for c in p.issuer_chain + p.issuer_roots]
     if p.install:
         found += [("certificate_content", c) for c in p.install]
     elif p.cert is not None and not p.has("certificate"):
