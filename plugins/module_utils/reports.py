@@ -25,6 +25,7 @@ ACTION_WORDS = (
     "started",
     "restarted",
     "stopped",
+    "recovered",  # an update a killed run left half done, completed from its journal
     "attributes_changed",  # same content; mode, owner, group, SELinux context or attributes set
 )
 

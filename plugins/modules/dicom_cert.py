@@ -156,6 +156,14 @@ options:
 notes:
   - O(mode), O(owner) and O(group) apply to every file written; private keys and key stores are created mode
     0600 and keep it unless O(mode) says otherwise for the certificate files only.
+  - When a new private key is written together with other files (first creation, key type or size changed,
+    O(regenerate_key)), O(privatekey_path), O(path), O(chain_path), O(pkcs12_path) and O(csr_path) become
+    symbolic links through one link in a folder beside the key (C(.NAME.dicom_tls/current), switched with
+    one rename), so a run killed at any point leaves the old key and certificate or the new ones, never a
+    pair dcmtk and Orthanc refuse to load. Later writes of those files switch the whole set the same way.
+    Files written with the same key stay plain files (a journal completes them on the next run, action
+    C(recovered)). No links are made in a folder other users can write, nor over a link of the user's own.
+    O(owner), O(group) and O(mode) apply to the files the links name. See the PKI guide (docs/pki.md).
   - A certificate this task keeps or installs at O(path) (an existing one, or O(certificate_content)), its
     issuer O(issuer_cert_path) or a certificate of O(issuer_chain_path) that OpenSSL 3 refuses at security
     level 2 (Debian's and Ubuntu's default, and M(medimg.dicom_tls.dicom_tls_echo)'s default profile) is
@@ -227,8 +235,8 @@ actions:
       one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
       true exactly when it is not empty.
     - C(path) is the certificate, key, CSR, chain, PKCS#12 or O(database); C(action) is C(created), C(renewed),
-      C(regenerated), C(updated), C(removed), or C(attributes_changed) when only the file's mode, owner, group,
-      SELinux context or attributes differed.
+      C(regenerated), C(updated), C(removed), C(recovered) (an update a killed run left half done), or
+      C(attributes_changed) when only the file's mode, owner, group, SELinux context or attributes differed.
   returned: always
   type: list
   elements: dict
@@ -401,8 +409,9 @@ def main():
     require(module, "cryptography")
     spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})
     try:
-        with backend.locked(spec, enabled=not module.check_mode):
+        with backend.locked(spec, enabled=not module.check_mode) as recovered:
             plan = backend.plan(spec, module.check_mode)
+            backend.add_recovered(plan, recovered)
             for warning in plan.warnings:
                 module.warn(warning)
             before = plan.cert

@@ -34,6 +34,10 @@ notes:
     M(ansible.builtin.file) sets them (a change of them alone is an C(attributes_changed) action); O(mode)
     applies to O(certificate_path) only (created 0644), since the PKCS#12 holds the private key and stays 0600,
     as M(medimg.dicom_tls.dicom_cert) keeps its key stores.
+  - With O(certificate_path), the key store and the certificate are written as M(medimg.dicom_tls.dicom_cert)
+    writes a new key with its certificate - symbolic links through one link beside the key store
+    (C(.NAME.dicom_tls/current), switched with one rename) - so a run killed at any point leaves the old
+    pair or the new pair. No links are made in a folder other users can write.
 attributes:
   check_mode:
     support: full
@@ -117,8 +121,8 @@ actions:
       one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
       true exactly when it is not empty.
     - C(path) is the PKCS#12, its O(certificate_path) copy or O(database); C(action) is C(created), C(renewed),
-      C(updated), or C(attributes_changed) when only the file's mode, owner, group, SELinux context or attributes
-      differed.
+      C(updated), C(recovered) (an update a killed run left half done), or C(attributes_changed) when only the
+      file's mode, owner, group, SELinux context or attributes differed.
   returned: always
   type: list
   elements: dict
@@ -212,8 +216,9 @@ def main():
     if warning:
         module.warn(warning)
     try:
-        with appliance.locked(spec, enabled=not module.check_mode):
+        with appliance.locked(spec, enabled=not module.check_mode) as recovered:
             plan = appliance.plan_pkcs12(spec)
+            appliance.add_recovered(plan, recovered)
             cert = before = plan.cert
             if not module.check_mode:
                 cert = appliance.apply_pkcs12(plan)

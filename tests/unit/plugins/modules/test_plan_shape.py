@@ -27,6 +27,7 @@ ACTION_WORDS = {
     "started",
     "restarted",
     "stopped",
+    "recovered",
     "attributes_changed",
 }
 # Modules that write nothing a plan could list: they read, check or report.
