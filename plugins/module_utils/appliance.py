@@ -211,21 +211,12 @@ def _renewal_reasons(p: Pkcs12Plan) -> list[str]:
         reasons.append("the certificate does not match the key")
     if not crypto.issued_by(cert, inner.issuer_cert):
         reasons.append("it is not signed by the issuer %s (CA replaced)" % crypto.name_text(inner.issuer_cert.subject))
-    if cert.subject != inner.subject:
-        reasons.append(
-            "subject changed from %s to %s" % (crypto.name_text(cert.subject), crypto.name_text(inner.subject))
-        )
-    have, want = crypto.cert_sans(cert), crypto.san_text(inner.sans)
-    if sorted(have) != sorted(want):
-        reasons.append("subject_alt_names changed from %s to %s" % (have, want))
+    reasons += certlib.identity_changes(cert, inner.subject, inner.sans)
     if certlib._have_params(p.key) != certlib._key_params(inner.spec):
         reasons.append("key type changed to %s" % certlib._key_params(inner.spec))
     reasons += certlib.usage_differences(cert, spec.usage)
-    renew_before_days = certlib._renew_before_days(inner.spec, cert)
-    left = crypto.not_valid_after(cert) - inner.now
-    if left < datetime.timedelta(days=renew_before_days):
-        reasons.append("it expires in %d days (renew_before_days is %d)" % (max(left.days, 0), renew_before_days))
-    return reasons
+    due = certlib.expiry_due(inner.spec, cert, inner.now)
+    return reasons + (["it " + due] if due else [])
 
 
 @contextlib.contextmanager

@@ -137,23 +137,37 @@ def usage_extensions(usage: str, public_key) -> list[tuple[x509.ExtensionType, b
     ]
 
 
-def _ext(cert, cls):
-    try:
-        return cert.extensions.get_extension_for_class(cls).value
-    except x509.ExtensionNotFound:
-        return None
-
-
 def usage_differences(cert: x509.Certificate, usage: str) -> list[str]:
     out = []
     for wanted, _critical in usage_extensions(usage, cert.public_key()):
-        have = _ext(cert, type(wanted))
+        have = crypto.extension(cert, type(wanted))
         if have != wanted:
             out.append("%s is %s, %s wants %s" % (type(wanted).__name__, _short(have), usage, _short(wanted)))
     for cls in (x509.SubjectKeyIdentifier, x509.AuthorityKeyIdentifier):
-        if _ext(cert, cls) is None:
+        if crypto.extension(cert, cls) is None:
             out.append("%s is missing" % cls.__name__)
     return out
+
+
+def identity_changes(obj, subject: x509.Name, sans: list, usage: str | None = None) -> list[str]:
+    """Why a certificate (with ``usage``) or CSR no longer says what is asked: subject, subjectAltNames,
+    and for a certificate its usage extensions."""
+    out = []
+    if obj.subject != subject:
+        out.append("subject changed from %s to %s" % (crypto.name_text(obj.subject), crypto.name_text(subject)))
+    have, want = crypto.cert_sans(obj), crypto.san_text(sans)
+    if sorted(have) != sorted(want):
+        out.append("subject_alt_names changed from %s to %s" % (have, want))
+    return out + (usage_differences(obj, usage) if usage else [])
+
+
+def expiry_due(spec: CertSpec, cert: x509.Certificate, now: datetime.datetime) -> str | None:
+    """'expires in N days (renew_before_days is M)' when ``cert`` is inside its renewal window, else None."""
+    renew_before_days = _renew_before_days(spec, cert)
+    left = crypto.not_valid_after(cert) - now
+    if left >= datetime.timedelta(days=renew_before_days):
+        return None
+    return "expires in %d days (renew_before_days is %d)" % (max(left.days, 0), renew_before_days)
 
 
 def _short(ext) -> str:
@@ -342,7 +356,7 @@ def plan(spec: CertSpec, check_mode: bool = False) -> Plan:
     if spec.subject_alt_names is not None:
         p.sans = crypto.parse_sans(spec.subject_alt_names)
     elif p.csr is not None:
-        p.sans = list(_ext(p.csr, x509.SubjectAlternativeName) or [])
+        p.sans = list(crypto.extension(p.csr, x509.SubjectAlternativeName) or [])
     else:
         p.sans = []
 
@@ -476,13 +490,7 @@ def _plan_csr(p: Plan) -> None:
             reasons.append("the private key is regenerated")
         elif crypto.public_key_der(csr) != crypto.public_key_der(p.key):
             reasons.append("the CSR does not match the private key")
-        if csr.subject != p.subject:
-            reasons.append(
-                "subject changed from %s to %s" % (crypto.name_text(csr.subject), crypto.name_text(p.subject))
-            )
-        have = crypto.san_text(_ext(csr, x509.SubjectAlternativeName) or [])
-        if sorted(have) != sorted(crypto.san_text(p.sans)):
-            reasons.append("subject_alt_names changed from %s to %s" % (have, crypto.san_text(p.sans)))
+        reasons += identity_changes(csr, p.subject, p.sans)
     if spec.force:
         reasons.append("force")
     if reasons:
@@ -519,30 +527,15 @@ def _plan_certificate(p: Plan) -> None:
             reasons.append("it is not signed by the issuer %s (CA replaced)" % crypto.name_text(p.issuer_cert.subject))
     elif not crypto.is_self_signed(cert):
         reasons.append("it is not self-signed")
-    if cert.subject != p.subject:
-        reasons.append("subject changed from %s to %s" % (crypto.name_text(cert.subject), crypto.name_text(p.subject)))
-    have, want = crypto.cert_sans(cert), crypto.san_text(p.sans)
-    if sorted(have) != sorted(want):
-        reasons.append("subject_alt_names changed from %s to %s" % (have, want))
-    reasons += usage_differences(cert, spec.usage)
-    renew_before_days = _renew_before_days(spec, cert)
-    left = crypto.not_valid_after(cert) - p.now
-    if left < datetime.timedelta(days=renew_before_days):
-        if reasons or p.issuer_cert is None or _new_not_after(p) > crypto.not_valid_after(cert):
-            reasons.append("it expires in %d days (renew_before_days is %d)" % (max(left.days, 0), renew_before_days))
-        else:
-            p.warnings.append(
-                "%s expires in %d days (renew_before_days is %d) but is not renewed: the issuer '%s' (%s) ends on %s, "
-                "so a new certificate would not outlive the current one; renew the issuing CA first"
-                % (
-                    spec.path,
-                    max(left.days, 0),
-                    renew_before_days,
-                    crypto.name_text(p.issuer_cert.subject),
-                    spec.issuer_cert_path,
-                    crypto.isoformat(crypto.not_valid_after(p.issuer_cert)),
-                )
-            )
+    reasons += identity_changes(cert, p.subject, p.sans, spec.usage)
+    due = expiry_due(spec, cert, p.now)
+    if due and (reasons or p.issuer_cert is None or _new_not_after(p) > crypto.not_valid_after(cert)):
+        reasons.append("it " + due)
+    elif due:
+        p.warnings.append(
+            "%s %s but is not renewed: the issuer %s ends on %s, so a new certificate would not outlive the current "
+            "one; renew the issuing CA first" % (spec.path, due, _issuer_named(p), _issuer_end(p))
+        )
     if reasons:
         if spec.regenerate_key and p.key is not None and not p.has("privatekey"):
             p.actions.append(Action("privatekey", spec.privatekey_path, "regenerated", "renewal with regenerate_key"))
@@ -560,18 +553,20 @@ def _new_not_after(p: Plan) -> datetime.datetime:
     return not_after
 
 
+def _issuer_named(p: Plan) -> str:
+    return "'%s' (%s)" % (crypto.name_text(p.issuer_cert.subject), p.spec.issuer_cert_path)
+
+
+def _issuer_end(p: Plan) -> str:
+    return crypto.isoformat(crypto.not_valid_after(p.issuer_cert))
+
+
 def _warn_if_capped(p: Plan) -> None:
     days = p.spec.valid_days or DEFAULT_VALID_DAYS[p.spec.usage]
     if p.issuer_cert is not None and p.now + datetime.timedelta(days=days) > crypto.not_valid_after(p.issuer_cert):
         p.warnings.append(
-            "%s: valid_days %d is capped by the issuer '%s' (%s), which ends on %s: the certificate ends then"
-            % (
-                p.spec.path,
-                days,
-                crypto.name_text(p.issuer_cert.subject),
-                p.spec.issuer_cert_path,
-                crypto.isoformat(crypto.not_valid_after(p.issuer_cert)),
-            )
+            "%s: valid_days %d is capped by the issuer %s, which ends on %s: the certificate ends then"
+            % (p.spec.path, days, _issuer_named(p), _issuer_end(p))
         )
 
 
@@ -638,7 +633,7 @@ def _plan_chain(p: Plan) -> None:
     if p.has("certificate") and p.mode != "install":
         p.actions.append(Action("chain", spec.chain_path, "updated", "the certificate changed"))
         return
-    if read_optional(spec.chain_path) != chain_bytes(p, p.install[0] if p.install else p.cert):
+    if read_optional(spec.chain_path) != chain_bytes(p, current_certificate(p)):
         p.actions.append(Action("chain", spec.chain_path, "updated", "chain content differs"))
 
 
@@ -669,7 +664,7 @@ def _plan_pkcs12(p: Plan) -> None:
         p.actions.append(Action("pkcs12", spec.pkcs12_path, "updated", "the certificate or key changed"))
         return
     store = crypto.load_pkcs12(data, spec.pkcs12_passphrase)
-    want = chain_certs(p, p.install[0] if p.install else p.cert)
+    want = chain_certs(p, current_certificate(p))
     if store is None or store[0] is None:
         why = "it cannot be opened with pkcs12_passphrase or holds no key"
     elif store[1] != want[0] or crypto.public_key_der(store[0]) != crypto.public_key_der(p.key):
@@ -692,12 +687,7 @@ def _sign_certificate(p: Plan, public_key, signer_key, serial: int | None = None
     not_after = _new_not_after(p)
     if p.issuer_cert is not None:
         issuer_name = p.issuer_cert.subject
-        ski = _ext(p.issuer_cert, x509.SubjectKeyIdentifier)
-        aki = (
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-            if ski
-            else x509.AuthorityKeyIdentifier.from_issuer_public_key(p.issuer_key.public_key())
-        )
+        aki = crypto.authority_key_identifier(p.issuer_cert)
     else:
         issuer_name = p.subject
         aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key)
@@ -717,6 +707,13 @@ def _sign_certificate(p: Plan, public_key, signer_key, serial: int | None = None
     builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     builder = builder.add_extension(aki, critical=False)
     return builder.sign(signer_key, _hash_for(signer_key))
+
+
+def _build_csr(p: Plan, key) -> x509.CertificateSigningRequest:
+    builder = x509.CertificateSigningRequestBuilder().subject_name(p.subject)
+    if p.sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(p.sans), critical=False)
+    return builder.sign(key, _hash_for(key))
 
 
 def apply(p: Plan) -> dict:
@@ -753,10 +750,7 @@ def apply(p: Plan) -> dict:
     if p.mode == "csr":
         csr = None
         if p.has("csr"):
-            builder = x509.CertificateSigningRequestBuilder().subject_name(p.subject)
-            if p.sans:
-                builder = builder.add_extension(x509.SubjectAlternativeName(p.sans), critical=False)
-            csr = builder.sign(p.key, _hash_for(p.key))
+            csr = _build_csr(p, p.key)
             writes.append((spec.csr_path, crypto.csr_pem(csr), 0o644))
         files.write_group(anchor(spec), writes)
         return {"backup_files": backups, "certificate": None, "csr": csr}
@@ -775,23 +769,21 @@ def apply(p: Plan) -> dict:
             writes.append((spec.pkcs12_path, data, 0o600))
         files.write_group(anchor(spec), writes)
 
-    cert = p.install[0] if p.install else p.cert
+    cert = current_certificate(p)
     if p.has("certificate"):
         backup(spec.path)
+        if p.mode != "install":  # an installed certificate is given, not signed
+            public_key = p.csr.public_key() if p.mode == "sign_csr" else p.key.public_key()
+            signer = p.key if p.mode == "self_signed" else p.issuer_key
         if spec.database:  # serial chosen, entry recorded and files written under the ledger's lock
             with ledger.update(spec.database) as book:
-                public_key = p.csr.public_key() if p.mode == "sign_csr" else p.key.public_key()
-                cert = _sign_certificate(p, public_key, p.issuer_key, book.new_serial())
+                cert = _sign_certificate(p, public_key, signer, book.new_serial())
                 book.record(cert)
                 signed = cert
                 book.then(lambda: write_all(signed))
         else:
-            if p.mode == "sign_csr":
-                cert = _sign_certificate(p, p.csr.public_key(), p.issuer_key)
-            elif p.mode == "issue":
-                cert = _sign_certificate(p, p.key.public_key(), p.issuer_key)
-            elif p.mode == "self_signed":
-                cert = _sign_certificate(p, p.key.public_key(), p.key)
+            if p.mode != "install":
+                cert = _sign_certificate(p, public_key, signer)
             write_all(cert)
     else:
         if p.has("database"):
@@ -813,11 +805,7 @@ def predict(p: Plan) -> dict:
     out = {"backup_files": [], "certificate": current_certificate(p), "csr": None}
     if p.mode == "csr":
         if p.has("csr"):
-            key = p.key if p.key is not None else generate_key(spec)
-            builder = x509.CertificateSigningRequestBuilder().subject_name(p.subject)
-            if p.sans:
-                builder = builder.add_extension(x509.SubjectAlternativeName(p.sans), critical=False)
-            out["csr"] = builder.sign(key, _hash_for(key))
+            out["csr"] = _build_csr(p, p.key if p.key is not None else generate_key(spec))
         return out
     if p.has("certificate"):
         out["certificate"] = None

@@ -176,22 +176,14 @@ def read_existing(path: str, issuer: Issuer) -> Existing | None:
             "exists and is not a CRL (unparsable PEM/DER); refusing to overwrite it: remove it or choose another path",
             path,
         ) from None
-    number = _extension(crl, x509.CRLNumber)
+    number = crypto.extension(crl, x509.CRLNumber)
     entries = {}
     for rc in crl:
-        reason = _extension(rc, x509.CRLReason)
+        reason = crypto.extension(rc, x509.CRLReason)
         entries[rc.serial_number] = (reason and reason.reason.name, crypto.revocation_date(rc).replace(microsecond=0))
     return Existing(
         crl, crypto.der(crl), fmt, number and number.crl_number, crypto.crl_issued_by(crl, issuer.cert), entries
     )
-
-
-def _extension(obj, cls):
-    """The value of an extension of a CRL or CRL entry, None when it has none."""
-    try:
-        return obj.extensions.get_extension_for_class(cls).value
-    except x509.ExtensionNotFound:
-        return None
 
 
 @dataclass
@@ -271,7 +263,7 @@ def plan_crl(
         reason = "format changed to %s" % fmt
     elif existing.number is None:
         reason = "existing CRL has no CRL Number"
-    elif _extension(existing.crl, x509.AuthorityKeyIdentifier) is None:
+    elif crypto.extension(existing.crl, x509.AuthorityKeyIdentifier) is None:
         reason = "existing CRL has no Authority Key Identifier"
     elif _digest_name(existing.crl) != digest and not _is_eddsa(issuer.key):
         reason = "digest changed to %s" % digest
@@ -299,18 +291,13 @@ def _is_eddsa(key) -> bool:
 
 
 def build_crl(plan: CrlPlan, issuer: Issuer, digest: str) -> x509.CertificateRevocationList:
-    ski = _extension(issuer.cert, x509.SubjectKeyIdentifier)
-    if ski is not None:
-        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-    else:
-        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.cert.public_key())
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer.cert.subject)
         .last_update(plan.last_update)
         .next_update(plan.next_update)
         .add_extension(x509.CRLNumber(plan.number), critical=False)
-        .add_extension(aki, critical=False)
+        .add_extension(crypto.authority_key_identifier(issuer.cert), critical=False)
     )
     for serial, reason, when in plan.revocations:
         rb = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
