@@ -308,15 +308,19 @@ def _signing_key(path: str, passphrase: str | None):
     return crypto.load_private_key(read_bytes(path, "private key"), path, passphrase)
 
 
-def _read_cert(path: str | None):
-    """(certificate or None, reason it is unusable or None)."""
+def _read_cert(p: Plan, unreadable_action: str) -> x509.Certificate | None:
+    """The certificate at path (also p.cert); when there is none, or none readable, the action that
+    writes one is planned (``unreadable_action`` for an unreadable one)."""
+    path = p.spec.path
     data = read_optional(path)
-    if data is None:
-        return None, None
     try:
-        return crypto.load_certificate(data, path), None
+        p.cert = crypto.load_certificate(data, path) if data is not None else None
     except DicomTlsError:
-        return None, "the existing certificate is unreadable"
+        p.actions.append(Action("certificate", path, unreadable_action, "the existing certificate is unreadable"))
+        return None
+    if p.cert is None:
+        p.actions.append(Action("certificate", path, "created", "no certificate yet"))
+    return p.cert
 
 
 # ---------------------------------------------------------------- planning
@@ -499,14 +503,8 @@ def _plan_csr(p: Plan) -> None:
 
 def _plan_certificate(p: Plan) -> None:
     spec = p.spec
-    cert, unreadable = _read_cert(spec.path)
-    p.cert = cert
+    cert = _read_cert(p, "renewed")
     if cert is None:
-        p.actions.append(
-            Action(
-                "certificate", spec.path, "created" if not unreadable else "renewed", unreadable or "no certificate yet"
-            )
-        )
         return
     reasons = []
     if p.pending:
@@ -594,13 +592,14 @@ def _plan_install(p: Plan) -> None:
             "give the certificate issued to this node" % (crypto.name_text(leaf.subject), spec.usage),
             spec.path,
         )
-    if p.key is not None and crypto.public_key_der(leaf) != crypto.public_key_der(p.key) and p.check_mode:
+    mismatch = p.key is not None and crypto.public_key_der(leaf) != crypto.public_key_der(p.key)
+    if mismatch and p.check_mode:
         # the CSR task before this one would replace the key (key type or size changed): predicted
         p.warnings.append(
             "check mode: certificate_content does not match the current private key %s; the real run fails"
             " unless an earlier task replaces that key" % spec.privatekey_path
         )
-    elif p.key is not None and crypto.public_key_der(leaf) != crypto.public_key_der(p.key):
+    elif mismatch:
         raise DicomTlsError(
             "certificate_content (%s) does not match the private key" % crypto.name_text(leaf.subject),
             spec.privatekey_path,
@@ -610,19 +609,12 @@ def _plan_install(p: Plan) -> None:
             "certificate_content (%s) is not issued by the given CA" % crypto.name_text(leaf.subject),
             spec.issuer_cert_path,
         )
-    cert, unreadable = _read_cert(spec.path)
-    p.cert = cert
-    if cert is None:
-        p.actions.append(
-            Action(
-                "certificate", spec.path, "created" if not unreadable else "updated", unreadable or "no certificate yet"
-            )
-        )
-    elif cert != leaf:
+    cert = _read_cert(p, "updated")
+    if cert is not None and cert != leaf:
         p.actions.append(
             Action("certificate", spec.path, "renewed", "a new certificate was issued (serial %x)" % leaf.serial_number)
         )
-    elif _encoding_of(spec.path) != spec.format:
+    elif cert is not None and _encoding_of(spec.path) != spec.format:
         p.actions.append(Action("certificate", spec.path, "updated", "written as %s" % spec.format.upper()))
 
 
