@@ -190,15 +190,7 @@ def plan_pkcs12(spec: Pkcs12Spec, now: datetime.datetime | None = None) -> Pkcs1
         if read_optional(spec.certificate_path) != crypto.cert_pem(p.cert):
             p.actions.append(certlib.Action("certificate", spec.certificate_path, "updated", "copy differs"))
     if spec.database and not p.has("pkcs12") and p.cert is not None:
-        if ledger.status_of(ledger.read(spec.database), p.cert.serial_number) is None:
-            p.actions.append(
-                certlib.Action(
-                    "database",
-                    spec.database,
-                    "updated",
-                    "serial %s is not recorded in the database" % crypto.serial_hex(p.cert.serial_number),
-                )
-            )
+        p.actions += certlib.unrecorded(spec.database, ledger.read(spec.database), p.cert)
     return p
 
 

@@ -364,17 +364,10 @@ def plan(spec: CertSpec, check_mode: bool = False) -> Plan:
     else:
         p.sans = []
 
-    for path in (
-        spec.path,
-        spec.chain_path,
-        spec.csr_path if p.mode == "csr" else None,
-        spec.pkcs12_path,
-        spec.database,
-    ):
+    csr_path = spec.csr_path if p.mode == "csr" else None
+    for path in (spec.path, spec.chain_path, csr_path, spec.pkcs12_path, spec.database, spec.privatekey_path):
         if path:
             check_writable_dir(path)
-    if spec.privatekey_path:
-        check_writable_dir(spec.privatekey_path)
 
     if p.mode in ("csr", "issue", "self_signed", "install"):
         _plan_key(p)
@@ -427,17 +420,16 @@ def _plan_database(p: Plan) -> None:
             return  # its folder is made by an earlier task of the run (the CA's folders)
         raise DicomTlsError("database: its directory does not exist", spec.database)
     entries = ledger.check(spec.database)
-    if p.has("certificate") or p.cert is None:
-        return
-    if ledger.status_of(entries, p.cert.serial_number) is None:
-        p.actions.append(
-            Action(
-                "database",
-                spec.database,
-                "updated",
-                "serial %s is not recorded in the database" % crypto.serial_hex(p.cert.serial_number),
-            )
-        )
+    if not p.has("certificate") and p.cert is not None:
+        p.actions += unrecorded(spec.database, entries, p.cert)
+
+
+def unrecorded(database: str, entries: list, cert: x509.Certificate) -> list:
+    """The action that records ``cert`` in the ledger ``database`` (its ``entries``), when it is not there."""
+    if ledger.status_of(entries, cert.serial_number) is not None:
+        return []
+    reason = "serial %s is not recorded in the database" % crypto.serial_hex(cert.serial_number)
+    return [Action("database", database, "updated", reason)]
 
 
 def _plan_key(p: Plan) -> None:
