@@ -43,10 +43,7 @@ def utcnow() -> datetime.datetime:
     return crypto.utcnow().replace(microsecond=0)
 
 
-def iso(when: datetime.datetime | None) -> str | None:
-    return crypto.isoformat(when) if when else None
-
-
+iso = crypto.isoformat
 serial_hex = crypto.serial_hex
 
 

@@ -125,8 +125,9 @@ def load_pem_certificates_raw(data: bytes) -> list:
     return [x509.load_pem_x509_certificate(b) for b in PEM_CERT_RE.findall(data)]
 
 
-def isoformat(when: datetime.datetime) -> str:
-    return aware(when).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def isoformat(when: datetime.datetime | None) -> str | None:
+    """The collection's one date form, 2026-01-31T12:00:00Z (UTC); None for None."""
+    return aware(when).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
 
 
 def fingerprint_der(der: bytes) -> str:

@@ -69,7 +69,6 @@ class TrustObject:
     fingerprint_sha256: str
     not_after: datetime.datetime | None = None  # certificates
     next_update: datetime.datetime | None = None  # CRLs
-    last_update: datetime.datetime | None = None
     canon: bytes = b""  # canonical subject (cert) / issuer (crl) name
     obj: object = None  # the cryptography object
     self_signed: bool = False
@@ -85,9 +84,9 @@ class TrustObject:
             "fingerprint_sha256": self.fingerprint_sha256,
         }
         if self.kind == "cert":
-            out["not_after"] = _iso(self.not_after)
+            out["not_after"] = crypto.isoformat(self.not_after)
         else:
-            out["next_update"] = _iso(self.next_update)
+            out["next_update"] = crypto.isoformat(self.next_update)
         out["name"] = name
         return out
 
@@ -96,10 +95,6 @@ class TrustObject:
 class Loaded:
     objects: list[TrustObject]
     warnings: list[str] = field(default_factory=list)
-
-
-def _iso(when: datetime.datetime | None) -> str | None:
-    return crypto.isoformat(when) if when else None
 
 
 def to_pem(der: bytes, label: str) -> bytes:
@@ -193,7 +188,6 @@ def _load_crl(der: bytes, source: str, n: int) -> TrustObject:
         issuer_der = namehash.crl_issuer(der)
         canon = namehash.canonical_name(issuer_der)
         next_update = crypto.next_update(crl)
-        last_update = crypto.last_update(crl)
     except (ValueError, namehash.DerError):
         raise DicomTlsError("not a readable CRL (unparsable PEM/DER)", where) from None
     return TrustObject(
@@ -204,7 +198,6 @@ def _load_crl(der: bytes, source: str, n: int) -> TrustObject:
         subject_hash=namehash.canonical_hash(canon),
         fingerprint_sha256=fingerprint_der(der),
         next_update=next_update,
-        last_update=last_update,
         canon=canon,
         obj=crl,
     )
@@ -243,7 +236,7 @@ def load_objects(
                     obj.source,
                 )
             if obj.not_after < now:
-                msg = "certificate '%s' expired on %s" % (obj.subject, _iso(obj.not_after))
+                msg = "certificate '%s' expired on %s" % (obj.subject, crypto.isoformat(obj.not_after))
                 if on_expired == "fail":
                     raise DicomTlsError(msg + " (on_expired: warn or drop to accept this)", obj.source)
                 if on_expired == "drop":
@@ -284,7 +277,7 @@ def load_objects(
             if obj.next_update < now:
                 raise DicomTlsError(
                     "CRL from '%s' expired on %s (nextUpdate): with CRL checking on, dcmtk would refuse "
-                    "every peer; issue a fresh CRL" % (obj.subject, _iso(obj.next_update)),
+                    "every peer; issue a fresh CRL" % (obj.subject, crypto.isoformat(obj.next_update)),
                     obj.source,
                 )
             issuers = by_canon.get(obj.canon, [])
@@ -727,4 +720,4 @@ def result_entries(plan: Plan) -> list[dict]:
 
 def earliest_next_update(objects: list[TrustObject]) -> str | None:
     dates = [o.next_update for o in objects if o.kind == "crl" and o.next_update]
-    return _iso(min(dates)) if dates else None
+    return crypto.isoformat(min(dates)) if dates else None
