@@ -262,12 +262,8 @@ def _load_issuer(spec: CertSpec, plan: Plan) -> None:
     plan.issuer_cert = crypto.load_certificate(
         read_bytes(spec.issuer_cert_path, "issuer certificate"), spec.issuer_cert_path
     )
-    if not crypto.is_ca(plan.issuer_cert):
-        raise DicomTlsError(
-            "the issuer certificate is not a CA (basicConstraints CA:FALSE or absent)", spec.issuer_cert_path
-        )
-    unfit = crypto.issuer_problem(plan.issuer_cert)
-    if unfit and plan.mode in ("issue", "sign_csr"):
+    unfit = crypto.issuer_problem(plan.issuer_cert)  # not a CA: refused in every mode; keyUsage: when signing
+    if unfit and (plan.mode in ("issue", "sign_csr") or not crypto.is_ca(plan.issuer_cert)):
         raise DicomTlsError(
             "the issuer '%s' %s" % (crypto.name_text(plan.issuer_cert.subject), unfit), spec.issuer_cert_path
         )
