@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, namehash
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError, reported
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atomic_write, read_bytes, read_optional
 
 try:
@@ -306,10 +306,8 @@ def build_crl(plan: CrlPlan, issuer: Issuer, digest: str) -> x509.CertificateRev
 
 
 def write_crl(path: str, crl: x509.CertificateRevocationList, fmt: str, mode: int = 0o644) -> None:
-    try:
+    with reported("cannot write CRL", path):
         atomic_write(path, crypto.pem(crl) if fmt == "pem" else crypto.der(crl), mode)
-    except OSError as exc:
-        raise DicomTlsError("cannot write CRL: %s" % exc.strerror, path) from None
 
 
 def summary(plan: CrlPlan, issuer: Issuer) -> dict:

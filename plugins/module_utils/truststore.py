@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, namehash, options
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.crypto import fingerprint_der
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError, reported
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir, locked
 
 ENTRY_RE = re.compile(r"^([0-9a-f]{8})\.(r?)([0-9]+)$")
@@ -330,10 +330,8 @@ def read_hashed_dir(path: str, meta: FileMeta) -> Current:
     if not os.path.isdir(path):
         raise DicomTlsError("exists and is not a directory", path)
     entries: dict[str, tuple[bytes | None, bool]] = {}
-    try:
+    with reported("cannot list directory", path):
         names = os.listdir(path)
-    except OSError as exc:
-        raise DicomTlsError("cannot list directory: %s" % exc.strerror, path) from None
     for name in names:
         if not ENTRY_RE.match(name):
             continue
@@ -542,22 +540,18 @@ def apply_hashed_dir(plan: Plan, meta: FileMeta, dir_mode: int = 0o755) -> None:
     if plan.create_dir:
         ensure_dir(path, dir_mode)
     writes = [data for action, _name, data in plan.steps if action == "write"]
-    try:
+    with reported("cannot write into hashed directory", path):
         # 1. every new content written and made durable next to the old entries before any rename
         temps = _write_temps(path, writes, meta)
-    except OSError as exc:
-        raise DicomTlsError("cannot write into hashed directory: %s" % exc.strerror, path) from None
     pending = iter(temps)
     try:
-        # 2-4. renames and unlinks in plan order
-        for action, name, _data in plan.steps:
-            target = os.path.join(path, name)
-            if action == "write":
-                files.replace(next(pending), target)
-            else:
-                files.remove(target)
-    except OSError as exc:
-        raise DicomTlsError("cannot update hashed directory: %s" % exc.strerror, path) from None
+        with reported("cannot update hashed directory", path):  # 2-4. renames and unlinks in plan order
+            for action, name, _data in plan.steps:
+                target = os.path.join(path, name)
+                if action == "write":
+                    files.replace(next(pending), target)
+                else:
+                    files.remove(target)
     finally:
         for tmp in pending:
             with contextlib.suppress(OSError):
@@ -590,20 +584,16 @@ def check_dir_writable(path: str, probe: bool = True) -> None:
         return
     if not os.path.isdir(target):
         raise DicomTlsError("parent directory %s does not exist" % target, path)
-    try:
+    with reported("directory %s is not writable" % target, path):
         files.probe_writable(target, prefix=TMP_PREFIX)
-    except OSError as exc:
-        raise DicomTlsError("directory %s is not writable: %s" % (target, exc.strerror), path) from None
 
 
 def ensure_dir(path: str, dir_mode: int = 0o755) -> bool:
     """Create the hashed directory if missing; True when it was created."""
     if os.path.isdir(path):
         return False
-    try:
+    with reported("cannot create directory", path):
         return files.make_dir(path, dir_mode)
-    except OSError as exc:
-        raise DicomTlsError("cannot create directory: %s" % exc.strerror, path) from None
 
 
 def lock(path: str):
@@ -701,16 +691,14 @@ def plan_bundle(path: str, objects: list[TrustObject], meta: FileMeta) -> Bundle
 
 def apply_bundle(plan: BundlePlan, meta: FileMeta) -> None:
     directory = os.path.dirname(os.path.abspath(plan.path))
-    try:
+    with reported("cannot write bundle", plan.path):
         files.remove_stale_temps([plan.path])
         tmp = files.write_temp(files.check_links(plan.path), plan.data, meta.mode, meta.uid, meta.gid)
-    except OSError as exc:
-        raise DicomTlsError("cannot write bundle: %s" % exc.strerror, plan.path) from None
-    try:
-        files.replace(tmp, files.check_links(plan.path))
-    except OSError as exc:
-        files.remove(tmp)
-        raise DicomTlsError("cannot write bundle: %s" % exc.strerror, plan.path) from None
+        try:
+            files.replace(tmp, files.check_links(plan.path))
+        except OSError:
+            files.remove(tmp)
+            raise
     fsync_dir(directory)
 
 
