@@ -139,7 +139,6 @@ def main() -> int:
             )
             for port in ports
         ]
-        te.silence_pynetdicom()
 
         def library():
             results = te.check_many(targets, args.max_workers)

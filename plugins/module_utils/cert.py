@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import os
 from dataclasses import dataclass, field
 
@@ -861,3 +862,16 @@ def check_issuer(issuer: dict, check_mode: bool = False) -> None:
     earlier task of the run would create it)."""
     spec = CertSpec(state="present", path="-", csr_content="-", **issuer)
     _load_issuer(spec, Plan(spec=spec, mode="sign_csr", check_mode=check_mode))
+
+
+def installed_digests(spec: CertSpec) -> dict:
+    """With state=csr: the SHA-256 (hex) of the bytes of ``path`` and ``chain_path`` when given
+    (None for a file that does not exist), so that a play installs only a certificate or chain
+    the node does not hold yet. Reads only."""
+    out = {}
+    for key in ("path", "chain_path"):
+        path = getattr(spec, key)
+        if path:
+            data = read_optional(path)
+            out[key + "_sha256"] = hashlib.sha256(data).hexdigest() if data is not None else None
+    return out

@@ -51,7 +51,9 @@ options:
     choices: [present, csr, absent]
     default: present
   path:
-    description: The certificate file. Required with O(state=present).
+    description:
+      - The certificate file. Required with O(state=present).
+      - With O(state=csr), the installed certificate to describe (read, never written), see RV(path_sha256).
     type: path
   privatekey_path:
     description:
@@ -83,6 +85,7 @@ options:
     description:
       - The certificate followed by its intermediate CAs (never the root) - the "fullchain" file dcmtk
         (C(+tls KEY CHAIN)) and Orthanc (C(DicomTlsCertificate)) read.
+      - With O(state=csr), the installed chain to describe (read, never written), see RV(chain_path_sha256).
     type: path
   usage:
     description:
@@ -274,6 +277,18 @@ csr:
       existing key when it is kept, else with a throw-away key that is neither stored nor returned.
   returned: with O(state=csr), when the CSR exists after the run (or would, in check mode)
   type: str
+path_sha256:
+  description:
+    - SHA-256 (hex) of the bytes of O(path), or V(null) when it does not exist.
+    - A play compares it with the SHA-256 of the certificate the CA host returns (M(medimg.dicom_tls.dicom_csr_sign)'s
+      RV(medimg.dicom_tls.dicom_csr_sign#module:issued)) and skips the install when the node already holds it.
+  returned: with O(state=csr) and O(path)
+  type: str
+  sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+chain_path_sha256:
+  description: SHA-256 (hex) of the bytes of O(chain_path), or V(null) when it does not exist; see RV(path_sha256).
+  returned: with O(state=csr) and O(chain_path)
+  type: str
 backup_files:
   description: Backups made with O(backup).
   returned: always
@@ -393,6 +408,11 @@ def main():
     csr = outcome["csr"]
     if spec.state == "csr" and csr is None and not plan.has("csr"):
         csr = crypto.load_csr(open(spec.csr_path, "rb").read(), spec.csr_path)
+    if spec.state == "csr":
+        try:
+            result.update(backend.installed_digests(spec))
+        except DicomTlsError as exc:
+            module.fail_json(msg=str(exc), path=exc.path)
     if csr is not None:
         result["csr"] = crypto.csr_pem(csr).decode("ascii")
         result["subject"] = crypto.name_text(csr.subject)

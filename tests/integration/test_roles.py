@@ -105,6 +105,32 @@ def test_rerun_changes_nothing_signs_once_and_copies_nothing(fleet):
     for node in NODES:
         for root, dirs, files in os.walk(fleet.node_dir(node)):
             assert not [f for f in files + dirs if f.endswith("~")], root
+    # the node already holds what the CA returned, byte for byte: no install module runs at all
+    installs = [t for t in tasks if t["task"]["name"].endswith("Install the certificate and its chain next to the key")]
+    for task in installs:
+        for host, result in task["hosts"].items():
+            assert result.get("skipped") is True, (host, result)
+
+
+def test_rerun_reinstalls_a_chain_the_node_lost(fleet):
+    """The install is skipped only when the node's files are the CA's certificate and chain: a
+    chain file that was emptied by hand is written again on the next rollout (and the listener
+    restarted on it), while the other nodes stay unchanged."""
+    node = "dcmtk-a"
+    chain = os.path.join(fleet.node_dir(node), "tls", "node.chain.pem")
+    good = open(chain).read()
+    pid_file = os.path.join(fleet.state, "run", node, "storescp.pid")
+    pid = open(pid_file).read()
+    with open(chain, "w") as fh:
+        fh.write("")
+    res = fleet.play("rollout.yml")
+    assert res.rc == 0, res.output[-4000:]
+    assert open(chain).read() == good
+    assert res.stats(node)["changed"] > 0
+    for host in ["ca", "dcmtk-b", "dcmtk-c"]:
+        assert res.stats(host)["changed"] == 0, (host, res.stats(host))
+    assert open(pid_file).read() != pid
+    assert fleet.echo("dcmtk-b", node).returncode == 0
 
 
 def test_crl_refresh_nothing_when_not_due(fleet):

@@ -16,7 +16,6 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils import tls_echo a
 from support.pki import TestPKI
 from support.servers import StoreSCP
 
-te.silence_pynetdicom()
 NOW = datetime.datetime.now(datetime.UTC)
 DAY = datetime.timedelta(days=1)
 
