@@ -138,20 +138,14 @@ def plan_pkcs12(spec: Pkcs12Spec, now: datetime.datetime | None = None) -> Pkcs1
         raise DicomTlsError("pkcs12_encryption must be modern or legacy")
     if not spec.passphrase:
         raise DicomTlsError("a PKCS#12 holding a key made on the CA host needs a passphrase", spec.path)
+    shared = (
+        "usage subject key_type key_size curve valid_days renew_before_days issuer_cert_path issuer_privatekey_path"
+        " issuer_privatekey_passphrase issuer_chain_path"
+    ).split()
     cspec = certlib.CertSpec(
         path=spec.certificate_path or spec.path,
-        usage=spec.usage,
-        subject=spec.subject,
         subject_alt_names=spec.subject_alt_names or [],
-        key_type=spec.key_type,
-        key_size=spec.key_size,
-        curve=spec.curve,
-        issuer_cert_path=spec.issuer_cert_path,
-        issuer_privatekey_path=spec.issuer_privatekey_path,
-        issuer_privatekey_passphrase=spec.issuer_privatekey_passphrase,
-        issuer_chain_path=spec.issuer_chain_path,
-        valid_days=spec.valid_days,
-        renew_before_days=spec.renew_before_days,
+        **{f: getattr(spec, f) for f in shared},
     )
     certlib._validate(cspec)
     inner = certlib.Plan(spec=cspec, mode="issue")
@@ -167,25 +161,20 @@ def plan_pkcs12(spec: Pkcs12Spec, now: datetime.datetime | None = None) -> Pkcs1
     if spec.database:
         ledger.check(spec.database)
 
+    def store(action, reason):
+        p.actions.append(certlib.Action("pkcs12", spec.path, action, reason))
+
     data = read_optional(spec.path)
     if data is None:
-        p.actions.append(certlib.Action("pkcs12", spec.path, "created", "no PKCS#12 yet"))
+        store("created", "no PKCS#12 yet")
     else:
         p.key, p.cert, _cas = crypto.load_pkcs12(data, spec.passphrase) or (None, None, [])
         if p.cert is None or p.key is None:
-            p.actions.append(
-                certlib.Action(
-                    "pkcs12", spec.path, "renewed", "it cannot be opened with the passphrase or holds no key"
-                )
-            )
-        else:
-            reasons = _renewal_reasons(p)
-            if reasons:
-                p.actions.append(certlib.Action("pkcs12", spec.path, "renewed", "; ".join(reasons)))
-            elif crypto.pkcs12_encryption(data) != spec.encryption:
-                p.actions.append(
-                    certlib.Action("pkcs12", spec.path, "updated", "encryption changed to %s" % spec.encryption)
-                )
+            store("renewed", "it cannot be opened with the passphrase or holds no key")
+        elif reasons := _renewal_reasons(p):
+            store("renewed", "; ".join(reasons))
+        elif crypto.pkcs12_encryption(data) != spec.encryption:
+            store("updated", "encryption changed to %s" % spec.encryption)
     if spec.certificate_path and not p.has("pkcs12"):
         if read_optional(spec.certificate_path) != crypto.cert_pem(p.cert):
             p.actions.append(certlib.Action("certificate", spec.certificate_path, "updated", "copy differs"))
