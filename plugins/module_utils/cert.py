@@ -95,6 +95,7 @@ class Plan:
     issuer_cert: x509.Certificate | None = None
     issuer_key: object = None
     issuer_chain: list = field(default_factory=list)
+    issuer_roots: list = field(default_factory=list)
     install: list = field(default_factory=list)  # certificate_content: leaf + intermediates
     subject: x509.Name | None = None
     sans: list | None = None
@@ -281,6 +282,7 @@ def _load_issuer(spec: CertSpec, plan: Plan) -> None:
     if spec.issuer_chain_path:
         chain = crypto.load_certificates(read_bytes(spec.issuer_chain_path, "issuer chain"), spec.issuer_chain_path)
         plan.issuer_chain = [c for c in chain if not crypto.is_self_signed(c) and c != plan.issuer_cert]
+        plan.issuer_roots = [c for c in chain if crypto.is_self_signed(c)]  # judged (_warn_policy), not copied
 
 
 def _read_key(spec: CertSpec):
@@ -382,7 +384,8 @@ def _warn_policy(p: Plan) -> None:
     refuses (dcmtk, at level 0, accepts it): the one at path when kept, certificate_content, the issuer
     and issuer_chain_path. A certificate the module issues uses SHA-256 or stronger and a key it allows."""
     spec = p.spec
-    found = [(spec.issuer_cert_path, p.issuer_cert)] + [(spec.issuer_chain_path, c) for c in p.issuer_chain]
+    found = [(spec.issuer_cert_path, p.issuer_cert)]
+    found += [(spec.issuer_chain_path, c) for c in p.issuer_chain + p.issuer_roots]
     if p.install:
         found += [("certificate_content", c) for c in p.install]
     elif p.cert is not None and not p.has("certificate"):
@@ -731,16 +734,21 @@ def apply(p: Plan) -> dict:
 
     if p.mode == "absent":
         for a in p.actions:
-            backup(a.path)
-            files.remove(a.path)
+            if a.action != "recovered":
+                backup(a.path)
+                files.remove(a.path)
+        if p.has("privatekey"):  # the key's generation store holds the key's bytes (files.write_generation)
+            files.remove_store(spec.privatekey_path)
         return {"backup_files": backups, "certificate": None, "csr": None}
 
     for a in p.actions:
         make_parent_dirs(a.path, 0o700 if a.target == "privatekey" else 0o755)
     if p.has("privatekey_mode"):
         files.set_mode(spec.privatekey_path, 0o600)
-    # Every new file is computed first, then all move together (files.write_group): a crash at
-    # any point leaves the old set or, once the journal exists, the new set after the next run.
+    # Every new file is computed first, then all move together (files.write_group): a new key moves
+    # with its certificate through one rename (a generation store), so a crash at any point leaves the
+    # old pair or the new pair; files written with the same key use the journal (any mix still matches
+    # the key, and the next run completes the set).
     writes: list[tuple[str, bytes, int]] = []
     if p.has("privatekey"):
         backup(spec.privatekey_path)
@@ -835,14 +843,28 @@ def anchor(spec: CertSpec) -> str | None:
 @contextlib.contextmanager
 def locked(spec: CertSpec, enabled: bool = True):
     """Hold the exclusive lock of the spec's files for plan + apply (two runs never interleave),
-    after rolling forward an update a crash interrupted and removing our leftover temporaries.
-    ``enabled=False`` (check mode) takes no lock and writes nothing."""
+    after rolling forward an update a crash interrupted and removing our leftovers (temporaries,
+    earlier generations). ``enabled=False`` (check mode) takes no lock and writes nothing: reads then
+    see the files as that recovery would leave them. Yields the files the recovery completes (add
+    them to the plan with ``add_recovered``)."""
     where = anchor(spec)
     with files.locked_for(where, enabled):
-        if enabled and where and os.path.isdir(os.path.dirname(os.path.abspath(where))):
+        if not where or not os.path.isdir(os.path.dirname(os.path.abspath(where))):
+            yield []
+        elif enabled:
             paths = [spec.privatekey_path, spec.path, spec.chain_path, spec.pkcs12_path, spec.csr_path]
-            files.recover_group(where, [x for x in paths if x])
-        yield
+            yield files.recover_group(where, [x for x in paths if x])
+        else:
+            with files.reading_pending(where) as pending:
+                yield pending
+
+
+def add_recovered(p: Plan, recovered: list[str]) -> None:
+    """Files an interrupted run left half moved, completed by this run (or, in check mode, by the
+    real run): a change of the files on disk, so it is an action and the task reports changed."""
+    for path in recovered:
+        reason = "an interrupted run left it half updated: its update was completed from the journal"
+        p.actions.insert(0, Action("recovery", path, "recovered", reason))
 
 
 def current_certificate(p: Plan) -> x509.Certificate | None:
@@ -869,8 +891,9 @@ def sign_many(issuer: dict, requests: list[dict], check_mode: bool = False) -> d
         fields.update({k: req.get(k) for k in ("path", "chain_path", "csr_content", "subject", "subject_alt_names")})
         try:
             spec = CertSpec(state="present", **fields)
-            with locked(spec, not check_mode):
+            with locked(spec, not check_mode) as recovered:
                 p = plan(spec, check_mode)
+                add_recovered(p, recovered)
                 cert = (predict(p) if check_mode else apply(p))["certificate"]
         except DicomTlsError as exc:
             out[name] = {"changed": False, "failed": True, "msg": str(exc), "path": exc.path}

@@ -14,6 +14,7 @@ versions added (``not_valid_after_utc``, ``datetime.UTC``, ``unsafe_skip_rsa_key
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import re
@@ -191,7 +192,7 @@ def load_certificates(data: bytes, path: str) -> list[x509.Certificate]:
     if b"-----BEGIN" in data:
         try:
             certs = load_pem_certificates_raw(data)
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             raise DicomTlsError("unparsable PEM certificate (damaged base64 or not X.509)", path) from None
         if not certs:
             raise DicomTlsError("no PEM certificate found (unparsable PEM)", path)
@@ -199,12 +200,157 @@ def load_certificates(data: bytes, path: str) -> list[x509.Certificate]:
     return [load_der_certificate(data, path)]
 
 
-def load_der_certificate(der: bytes, path: str) -> x509.Certificate:
-    """One DER certificate (``path`` names where the bytes came from)."""
+def load_der_certificate(data: bytes, path: str, lenient: bool = False) -> x509.Certificate:
+    """One DER certificate (``path`` names where the bytes came from).
+
+    ``lenient``: judged as OpenSSL 3 (so dcmtk) judges it: what OpenSSL loads and verifies with but
+    cryptography's strict DER parser refuses is read from its DER form (_strict_form; the caller
+    keeps its own bytes for what it stores or fingerprints); what OpenSSL refuses is refused with
+    OpenSSL's reason."""
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError:
+        cert = x509.load_der_x509_certificate(data)
+        if not lenient:
+            return cert
+    except (ValueError, x509.InvalidVersion):
+        if not lenient:
+            raise DicomTlsError("not a readable X.509 certificate (unparsable PEM/DER)", path) from None
+        cert = None
+    try:
+        tbs, head, exts, tail = _strict_form(data)
+        fields = [namehash.children(e, *namehash.read_tlv(e)[1:3]) for e in exts]
+        oids = [_dotted(e[f[0][1] : f[0][2]]) for e, f in zip(exts, fields)]
+        critical = {o for o, f in zip(oids, fields) if len(f) == 3}  # DEFAULT FALSE is left out
+        strict = cert or x509.load_der_x509_certificate(_assemble(head, exts, tail))
+    except _OpenSSLRefuses as exc:
+        raise DicomTlsError("not a certificate OpenSSL 3 or dcmtk can use: %s" % exc, path) from None
+    except (ValueError, IndexError, x509.InvalidVersion):  # DerError too
         raise DicomTlsError("not a readable X.509 certificate (unparsable PEM/DER)", path) from None
+    if critical - _OPENSSL_HANDLES:
+        raise DicomTlsError(
+            "certificate has a critical extension OpenSSL 3 does not handle (%s): openssl verify refuses what it "
+            "signs (error 34, unhandled critical extension), and so does dcmtk"
+            % ", ".join(sorted(critical - _OPENSSL_HANDLES)),
+            path,
+        )
+    # An extension cryptography cannot decode, or one listed twice: where OpenSSL 3 decodes it too,
+    # OpenSSL marks the certificate invalid and verifies nothing it signed; one OpenSSL ignores is
+    # left out of the object here as well.
+    bad = set()
+    try:
+        strict.extensions  # noqa: B018 - decoded lazily
+    except (ValueError, x509.DuplicateExtension):
+        bad = {o for o in oids if oids.count(o) > 1}
+        for ext, o in zip(exts, oids):
+            try:
+                x509.load_der_x509_certificate(_assemble(head, [ext], tail)).extensions  # noqa: B018
+            except (ValueError, x509.DuplicateExtension):
+                bad.add(o)
+    refused = sorted(_OPENSSL_DECODES[o] for o in bad if o in _OPENSSL_DECODES)
+    if refused:
+        raise DicomTlsError(
+            "certificate has an undecodable or repeated %s extension: OpenSSL 3 marks it invalid and trusts "
+            "nothing it signs (openssl verify error 20), nor does dcmtk" % " and ".join(refused),
+            path,
+        )
+    if bad:
+        strict = x509.load_der_x509_certificate(_assemble(head, [e for e, o in zip(exts, oids) if o not in bad], tail))
+    if strict is not cert:
+        _ORIGINAL_TBS[der(strict)] = tbs
+    return strict
+
+
+class _OpenSSLRefuses(namehash.DerError):
+    """An encoding OpenSSL refuses too (its reason)."""
+
+
+def _dotted(oid: bytes) -> str:
+    """The dotted form of an OBJECT IDENTIFIER's content bytes."""
+    arcs, n = [], 0
+    for byte in oid:
+        n = n << 7 | byte & 0x7F
+        if not byte & 0x80:
+            arcs.append(n)
+            n = 0
+    first = min(arcs[0] // 40, 2) if arcs else 0
+    return ".".join(map(str, [first, arcs[0] - 40 * first, *arcs[1:]])) if arcs else ""
+
+
+# Extensions OpenSSL 3 decodes when it first looks at a certificate (x509v3_cache_extensions).
+_OPENSSL_DECODES = {
+    "2.5.29.19": "basicConstraints",
+    "2.5.29.15": "keyUsage",
+    "2.5.29.37": "extendedKeyUsage",
+    "2.5.29.14": "subjectKeyIdentifier",
+    "2.5.29.35": "authorityKeyIdentifier",
+    "2.5.29.17": "subjectAltName",
+    "2.5.29.30": "nameConstraints",
+    "2.5.29.31": "cRLDistributionPoints",
+}
+# Critical extensions OpenSSL 3 handles (X509_supported_extension); any other makes it refuse.
+_OPENSSL_HANDLES = {"2.5.29.%d" % n for n in (15, 17, 19, 30, 31, 32, 33, 36, 37, 54)}
+_OPENSSL_HANDLES |= {"2.16.840.1.113730.1.1", "1.3.6.1.5.5.7.1.7", "1.3.6.1.5.5.7.1.8", "1.3.6.1.5.5.7.1.14"}
+_OPENSSL_HANDLES.add("1.3.6.1.5.5.7.48.1.5")
+# The signed bytes of certificates read through _strict_form, by the DER of the object: signatures
+# are checked over what was signed.
+_ORIGINAL_TBS: dict[bytes, bytes] = {}
+_PRINTABLE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
+_TIME_FORMS = {0x17: re.compile(rb"[0-9]{12}Z"), 0x18: re.compile(rb"[0-9]{14}Z")}
+
+
+def _strict_form(data: bytes) -> tuple[bytes, list[bytes], list[bytes], bytes]:
+    """(signed bytes, TBS fields before the extensions, extensions, signature part) of a certificate
+    re-encoded the way OpenSSL reads it, in DER: minimal lengths, BOOLEAN TRUE as FF, a DEFAULT
+    (version v1, critical FALSE, cA FALSE) left out, version 2 or 4 read as v3, a PrintableString
+    with other characters as UTF8String. _OpenSSLRefuses where OpenSSL refuses too (with its reason)."""
+    _tag, start, end, _hdr = namehash.read_tlv(data)
+    parts = namehash.children(data, start, end)
+    tbs = parts[0]
+    head, exts = [], []
+    for tag, s, e, _h in namehash.children(data, tbs[1], tbs[2]):
+        if tag == 0xA0:  # [0] EXPLICIT version
+            if data[s:e] != b"\x02\x01\x00":
+                head.append(b"\xa0\x03\x02\x01\x02")
+        elif tag == 0xA3:  # [3] EXPLICIT extensions
+            seq = namehash.children(data, s, e)[0]
+            exts = [_der(data, *x[:3], ext=True) for x in namehash.children(data, seq[1], seq[2])]
+        else:
+            head.append(_der(data, tag, s, e))
+    tail = b"".join(_der(data, *p[:3]) for p in parts[1:])
+    return data[tbs[3] : tbs[2]], head, exts, tail
+
+
+def _assemble(head: list[bytes], exts: list[bytes], tail: bytes) -> bytes:
+    body = b"".join(head) + (namehash.encode_tlv(0xA3, namehash.encode_tlv(0x30, b"".join(exts))) if exts else b"")
+    return namehash.encode_tlv(0x30, namehash.encode_tlv(0x30, body) + tail)
+
+
+def _der(data: bytes, tag: int, start: int, end: int, ext: bool = False) -> bytes:
+    body = data[start:end]
+    if tag & 0x20:
+        kids = namehash.children(data, start, end)
+        if tag == 0x30:  # a BOOLEAN FALSE in a SEQUENCE is a DEFAULT left out in DER
+            kids = [k for k in kids if k[0] != 0x01 or data[k[1] : k[2]] != b"\x00"]
+        out = []
+        for k in kids:
+            if ext and k[0] == 0x04:  # extnValue: its content is DER too
+                with contextlib.suppress(namehash.DerError):
+                    inner = b"".join(_der(data, *x[:3]) for x in namehash.children(data, k[1], k[2]))
+                    out.append(namehash.encode_tlv(0x04, inner))
+                    continue
+            out.append(_der(data, *k[:3]))
+        return namehash.encode_tlv(tag, b"".join(out))
+    if tag == 0x01:
+        body = b"\x00" if body == b"\x00" else b"\xff"
+    elif tag == 0x02 and len(body) > 1 and (body[0], body[1] >> 7) in ((0, 0), (0xFF, 1)):
+        raise _OpenSSLRefuses("an INTEGER has a redundant leading byte (not DER), which OpenSSL refuses too")
+    elif tag in _TIME_FORMS and not _TIME_FORMS[tag].fullmatch(body):
+        raise _OpenSSLRefuses(
+            "its date %r is not in RFC 5280's form (YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ): openssl verify refuses it "
+            "(error 13/14, format error in certificate's notBefore/notAfter field)" % body.decode("latin-1")
+        )
+    elif tag == 0x13 and body.isascii() and not set(body) <= _PRINTABLE:
+        tag = 0x0C
+    return namehash.encode_tlv(tag, body)
 
 
 def load_certificate(data: bytes, path: str) -> x509.Certificate:
@@ -315,6 +461,8 @@ def signature_valid(obj, issuer) -> bool:
         if hasattr(obj, attr):
             data = getattr(obj, attr)
             break
+    if _ORIGINAL_TBS and isinstance(obj, x509.Certificate):
+        data = _ORIGINAL_TBS.get(der(obj), data)
     try:
         digest = obj.signature_hash_algorithm
         if isinstance(key, rsa.RSAPublicKey):
@@ -396,17 +544,18 @@ def is_self_signed(cert: x509.Certificate, verify_signature: bool = True) -> boo
     return not verify_signature or signature_valid(cert, cert)
 
 
-def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate, verify_signature: bool = True) -> bool:
     """X509_check_issued plus the signature check of ``openssl verify``: ``cert`` names
     ``issuer``'s subject, its authority key identifier (if any) points at ``issuer``, ``issuer``'s
-    keyUsage (if any) allows keyCertSign, and ``issuer``'s key verifies ``cert``'s signature."""
+    keyUsage (if any) allows keyCertSign, and (``verify_signature``) ``issuer``'s key verifies
+    ``cert``'s signature."""
     issuer_name = namehash.certificate_names(der(cert))[0]
     subject_name = namehash.certificate_names(der(issuer))[1]
     return (
         _same_name(issuer_name, subject_name)
         and _akid_matches(cert, issuer)
         and _allows(issuer, "key_cert_sign")
-        and signature_valid(cert, issuer)
+        and (not verify_signature or signature_valid(cert, issuer))
     )
 
 

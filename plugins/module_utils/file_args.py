@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import files
+
 DEFAULT_MODE = 0o644
 
 
@@ -34,7 +36,8 @@ def set_attributes(module, paths, changed: bool, planned=(), keep_mode=()) -> bo
     for path in paths:
         if not path or (module.check_mode and path in planned) or not os.path.lexists(path):
             continue
-        args = module.load_file_common_arguments(module.params, path=path)
+        # a link into a key's generation store (files.write_generation): the options reach its file
+        args = module.load_file_common_arguments(module.params, path=files.real_path(path))
         if path in keep_mode:
             args["mode"] = None
         changed = module.set_fs_attributes_if_different(args, changed)

@@ -112,6 +112,8 @@ class _Scanner:
         return i
 
     def strip_comments(self, start: int, end: int) -> str:
+        """The JSON of text[start:end] without comments, and without a comma before a closing
+        bracket (jsoncpp, Orthanc's reader, allows one)."""
         out = []
         i = start
         while i < end:
@@ -125,7 +127,8 @@ class _Scanner:
                 out.append(self.text[i:j])
                 i = j
                 continue
-            out.append(self.text[i])
+            if self.text[i] != "," or self.skip(i + 1) >= end or self.text[self.skip(i + 1)] not in "}]":
+                out.append(self.text[i])
             i += 1
         return "".join(out)
 
@@ -136,6 +139,7 @@ class Member:
     value: object
     start: int  # value span in the file text
     end: int
+    earlier: list = field(default_factory=list)  # the same key defined before in the file
 
 
 @dataclass
@@ -170,16 +174,16 @@ def parse(text: str, path: str) -> ConfigFile:
         vstart = sc.skip(pos + 1)
         vend = sc.value_end(vstart)
         try:
-            value = json.loads(sc.strip_comments(vstart, vend))
+            value = json.loads(sc.strip_comments(vstart, vend), parse_constant=_refuse_constant)
         except ValueError:
             sc.fail(
                 vstart,
                 "the value of %r is not JSON (a string in double quotes, a number, true, false, null, "
                 "an object or a list)" % key,
             )
-        if key in members:
-            raise DicomTlsError("option %r is defined twice in this file" % key, path)
-        members[key] = Member(key, value, vstart, vend)
+        # defined twice in one file: Orthanc (jsoncpp) takes the last; a change is made to each
+        earlier = members[key].earlier + [members[key]] if key in members else []
+        members[key] = Member(key, value, vstart, vend, earlier)
         pos = sc.skip(vend)
         if pos < len(text) and text[pos] == ",":
             pos = sc.skip(pos + 1)
@@ -188,6 +192,10 @@ def parse(text: str, path: str) -> ConfigFile:
     if sc.skip(close + 1) != len(text):
         sc.fail(close + 1, "text after the closing brace")
     return ConfigFile(path, text, members, close)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(name)  # NaN, Infinity: Python reads them, Orthanc (jsoncpp) refuses to start
 
 
 def read_folder(config_dir: str) -> dict[str, ConfigFile]:
@@ -203,11 +211,8 @@ def read_folder(config_dir: str) -> dict[str, ConfigFile]:
 
 
 def _parse_bytes(raw: bytes, path: str) -> ConfigFile:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DicomTlsError("not UTF-8 text", path) from None
-    return parse(text, path)
+    # bytes that are not UTF-8 (an editor's Latin-1) are kept as they are: jsoncpp reads them
+    return parse(raw.decode("utf-8", "surrogateescape"), path)
 
 
 def read_seed(seed_dir: str) -> dict[str, tuple[bytes, int]]:
@@ -322,8 +327,10 @@ def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json", seed_d
             member = cfg.members[key]
             result.defined_in[key] = name
             if member.value != value or type(member.value) is not type(value):
-                indent = _line_indent(cfg.text, member.start)
-                edits.setdefault(name, []).append((member.start, member.end, _render(value, indent)))
+                newline = "\r\n" if "\r\n" in cfg.text else "\n"  # the file's own line endings
+                for m in member.earlier + [member]:
+                    new = _render(value, _line_indent(cfg.text, m.start)).replace("\n", newline)
+                    edits.setdefault(name, []).append((m.start, m.end, new))
                 result.changes.append(
                     {"key": key, "file": name, "action": "set", "before": member.value, "after": value}
                 )
@@ -389,7 +396,7 @@ def apply(p: Plan, mode: int = 0o644, backup: bool = False) -> list[str]:
             file_mode = os.stat(path).st_mode & 0o7777
             if backup:
                 backups.append(backup_copy(path))
-        atomic_write(path, text.encode("utf-8"), file_mode)
+        atomic_write(path, text.encode("utf-8", "surrogateescape"), file_mode)
     return backups
 
 

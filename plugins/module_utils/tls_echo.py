@@ -671,17 +671,13 @@ def _is_timeout(exc) -> bool:
     return isinstance(exc, (TimeoutError, socket.timeout))
 
 
-# X509_V_ERR codes worth a hint.
+# X509_V_ERR codes worth a hint where the failing certificate cannot be named (_failing_certificate).
 _VERIFY_HINTS = {
     2: "ca_file/ca_path lacks the issuer of a CA certificate in the chain",
     3: "no CRL of the issuer was found (crl_check needs one per checked certificate)",
-    10: "the certificate has expired",
     12: "the CRL has expired; refresh it",
-    18: "it is self-signed and not in ca_file/ca_path",
-    19: "the chain ends in a root that is not in ca_file/ca_path",
     20: "the server sends no chain to a CA in ca_file/ca_path (wrong CA, or the server does not send its "
     "intermediate CA)",
-    23: "the certificate is revoked",
 }
 
 
@@ -912,16 +908,18 @@ class _Seen:
         )
 
 
-def _trusted_certificates(target: dict) -> list:
-    """The certificates of ca_file and ca_path (unreadable entries skipped): where OpenSSL looks for issuers."""
-    paths = [target["ca_file"]] if target["ca_file"] else []
+def _trusted(target: dict, load, extra=()) -> list:
+    """What ``load`` (crypto.load_certificates or load_crl) reads from ``extra``, ca_file and the
+    entries of ca_path (unreadable entries skipped): where OpenSSL looks for issuers and CRLs."""
+    paths = list(extra) + ([target["ca_file"]] if target["ca_file"] else [])
     if target["ca_path"]:
         with contextlib.suppress(OSError):
             paths += sorted(os.path.join(target["ca_path"], n) for n in os.listdir(target["ca_path"]))
     out = []
     for path in paths:
         with contextlib.suppress(DicomTlsError, OSError):
-            out += crypto.load_certificates(_read(path, "ca_path entry"), path)
+            found = load(_read(path, "ca_path entry"), path)
+            out += found if isinstance(found, list) else [found]
     return out
 
 
@@ -941,13 +939,16 @@ def _failing_certificate(chain_der: list[bytes], target: dict, code: int | None,
         sent = [crypto.load_der_certificate(der, "the server's certificate chain") for der in chain_der]
     except DicomTlsError:
         return None
-    if not sent or code not in (2, 9, 10, 20, 66, 67, 68):
+    if not sent or code not in (2, 7, 9, 10, 18, 19, 20, 23, 66, 67, 68):
         return None
-    pool = [(c, "trusted CA") for c in _trusted_certificates(target)]
-    pool += [(c, "intermediate CA sent by the server") for c in sent[1:]]
+    pool = [(c, "trusted CA") for c in _trusted(target, crypto.load_certificates)]
+    pool += [
+        (c, "%s CA sent by the server" % ("root" if crypto.is_self_signed(c) else "intermediate")) for c in sent[1:]
+    ]
     chain = [(sent[0], "server certificate")]
     while len(chain) < 10 and not crypto.is_self_signed(chain[-1][0]):
-        issuer = next((pair for pair in pool if crypto.issued_by(chain[-1][0], pair[0])), None)
+        # OpenSSL builds the chain by names and key identifiers; signatures are checked after (error 7)
+        issuer = next((pair for pair in pool if crypto.issued_by(chain[-1][0], pair[0], code != 7)), None)
         if issuer is None or any(issuer[0] == c for c, _role in chain):
             break
         chain.append(issuer)
@@ -964,18 +965,35 @@ def _failing_certificate(chain_der: list[bytes], target: dict, code: int | None,
                     _POLICY % (level if level is not None else "?", target["profile"]),
                 )
         return None
+    named = "%s %s (depth %d)"
+    for depth, (cert, role) in reversed(depths[:-1]) if code == 7 else ():  # top-down, as X509_verify_cert
+        issuer = chain[depth + 1][0]
+        if not crypto.signature_valid(cert, issuer):
+            return (named + " has a signature that does not verify with the key of its issuer %s") % (
+                role, crypto.subject_text(cert), depth, crypto.subject_text(issuer),
+            )  # fmt: skip
+    crls = _trusted(target, crypto.load_crl, target["crl_files"]) if code == 23 else []
+    for depth, (cert, role) in depths[:-1] if code == 23 else ():  # bottom-up, as check_revocation
+        for crl in crls:
+            entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+            if entry is not None and crypto.crl_issued_by(crl, chain[depth + 1][0]):
+                return (named + " is revoked (serial %s, on %s) by the CRL of %s") % (
+                    role, crypto.subject_text(cert), depth, crypto.serial_hex(cert.serial_number),
+                    crypto.isoformat(crypto.revocation_date(entry)), crypto.issuer_text(crl),
+                )  # fmt: skip
     for depth, (cert, role) in reversed(depths) if code in (9, 10) else ():
         problem = crypto.validity_problem(cert)
         if problem and problem.startswith("has expired" if code == 10 else "is not yet valid"):
-            return "%s %s (depth %d) %s" % (role, crypto.subject_text(cert), depth, problem)
+            return (named + " %s") % (role, crypto.subject_text(cert), depth, problem)
     depth, (cert, role) = depths[-1]
+    if code in (18, 19) and crypto.is_self_signed(cert):
+        return (named + " is self-signed and not among the trusted certificates") % (
+            role, crypto.subject_text(cert), depth,
+        )  # fmt: skip
     if code in (2, 20) and not crypto.is_self_signed(cert):
-        return "%s %s (depth %d) is issued by %s, which is not among the trusted certificates" % (
-            role,
-            crypto.subject_text(cert),
-            depth,
-            crypto.issuer_text(cert),
-        )
+        return (named + " is issued by %s, which is not among the trusted certificates") % (
+            role, crypto.subject_text(cert), depth, crypto.issuer_text(cert),
+        )  # fmt: skip
     return None
 
 

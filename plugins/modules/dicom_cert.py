@@ -154,6 +154,14 @@ options:
 notes:
   - O(mode), O(owner) and O(group) apply to every file written; private keys and key stores are created mode
     0600 and keep it unless O(mode) says otherwise for the certificate files only.
+  - When a new private key is written together with other files (first creation, key type or size changed,
+    O(regenerate_key)), O(privatekey_path), O(path), O(chain_path), O(pkcs12_path) and O(csr_path) become
+    symbolic links through one link in a folder beside the key (C(.NAME.dicom_tls/current), switched with
+    one rename), so a run killed at any point leaves the old key and certificate or the new ones, never a
+    pair dcmtk and Orthanc refuse to load. Later writes of those files switch the whole set the same way.
+    Files written with the same key stay plain files (a journal completes them on the next run, action
+    C(recovered)). No links are made in a folder other users can write, nor over a link of the user's own.
+    O(owner), O(group) and O(mode) apply to the files the links name. See the PKI guide (docs/pki.md).
   - A certificate this task keeps or installs at O(path) (an existing one, or O(certificate_content)), its
     issuer O(issuer_cert_path) or a certificate of O(issuer_chain_path) that OpenSSL 3 refuses at security
     level 2 (Debian's and Ubuntu's default, and M(medimg.dicom_tls.dicom_tls_echo)'s default profile) is
@@ -296,7 +304,7 @@ backup_files:
   elements: str
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options, crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options, crypto, files
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
@@ -374,8 +382,9 @@ def main():
     require(module, "cryptography")
     spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})
     try:
-        with backend.locked(spec, enabled=not module.check_mode):
+        with backend.locked(spec, enabled=not module.check_mode) as recovered:
             plan = backend.plan(spec, module.check_mode)
+            backend.add_recovered(plan, recovered)
             for warning in plan.warnings:
                 module.warn(warning)
             before = plan.cert
@@ -398,7 +407,8 @@ def main():
             (spec.pkcs12_path, True),
         ):
             if path and (not module.check_mode or not any(a.path == path for a in plan.actions)):
-                file_args = module.load_file_common_arguments(module.params, path=path)
+                # a link into the key's generation store: owner, group and mode belong to its file
+                file_args = module.load_file_common_arguments(module.params, path=files.real_path(path))
                 if is_secret:
                     file_args["mode"] = None  # keys and key stores stay 0600
                 changed = module.set_fs_attributes_if_different(file_args, changed)

@@ -34,6 +34,10 @@ notes:
     M(ansible.builtin.file) sets them (and count as a change); O(mode) applies to O(certificate_path) only
     (created 0644), since the PKCS#12 holds the private key and stays 0600, as M(medimg.dicom_tls.dicom_cert)
     keeps its key stores.
+  - With O(certificate_path), the key store and the certificate are written as M(medimg.dicom_tls.dicom_cert)
+    writes a new key with its certificate - symbolic links through one link beside the key store
+    (C(.NAME.dicom_tls/current), switched with one rename) - so a run killed at any point leaves the old
+    pair or the new pair. No links are made in a folder other users can write.
 attributes:
   check_mode:
     support: full
@@ -174,8 +178,9 @@ def main():
     if warning:
         module.warn(warning)
     try:
-        with appliance.locked(spec, enabled=not module.check_mode):
+        with appliance.locked(spec, enabled=not module.check_mode) as recovered:
             plan = appliance.plan_pkcs12(spec)
+            appliance.add_recovered(plan, recovered)
             cert = plan.cert
             if not module.check_mode:
                 cert = appliance.apply_pkcs12(plan)

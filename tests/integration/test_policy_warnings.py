@@ -119,3 +119,40 @@ def test_stored_weak_certificates_are_warned_about_as_openssl_refuses_them(pki, 
     assert (
         openssl("verify", "-auth_level", 2, "-CAfile", m.path("r_sha1.pem"), d + "/g.pem", check=False).returncode == 0
     )
+
+
+def test_a_weak_root_in_issuer_chain_path_is_warned_about(pki, tmp_path):
+    """The roots listed in dicom_cert's issuer_chain_path are not copied into the chain, but a client
+    verifies against them: each is judged like the issuer. Oracle: `openssl verify -auth_level 2` of the
+    issued certificate with the chain file's root as -CAfile (67: the root's key; a SHA-1 root's own
+    signature is not judged) and -auth_level 0 (dcmtk's level) accepting all of them."""
+    m, d = pki, str(tmp_path)
+    roots = ("r_rsa1024", "r_p192", "r_sha1", "r_sha256")
+    tasks = []
+    for root in roots:
+        inter = "i_under_" + root
+        m.child(inter, root, ca=True)
+        chain = m.path(inter + ".chain.pem")
+        with open(chain, "wb") as fh:
+            fh.write(open(m.path(inter + ".pem"), "rb").read() + open(m.path(root + ".pem"), "rb").read())
+        args = {"path": "%s/%s.pem" % (d, root), "privatekey_path": "%s/%s.key" % (d, root)}
+        args.update(subject="/O=Hospital/CN=node-" + root, issuer_chain_path=chain)
+        args.update(issuer_cert_path=m.path(inter + ".pem"), issuer_privatekey_path=m.path(inter + ".key"))
+        tasks.append({"name": root, M + "dicom_cert": args})
+    play = run_tasks(tasks)
+    res = {r["_task"]: r for r in play.results()}
+    assert play.rc == 0 and len(res) == len(roots), play.output[-3000:]
+    for root in roots:
+        untrusted = ["-untrusted", m.path("i_under_%s.pem" % root), "%s/%s.pem" % (d, root)]
+        level2 = openssl("verify", "-auth_level", 2, "-CAfile", m.path(root + ".pem"), *untrusted, check=False)
+        level0 = openssl("verify", "-auth_level", 0, "-CAfile", m.path(root + ".pem"), *untrusted, check=False)
+        assert level0.returncode == 0, level0.stdout + level0.stderr
+        code = re.search(r"error (\d+) at (\d+) depth", level2.stdout + level2.stderr)
+        warned = [w for w in policy(res[root].get("warnings")) if "CN=%s'" % root in w]
+        if code is None:
+            assert warned == [], warned
+        else:
+            assert code.groups() == ("67", "2"), level2.stdout  # the root's key, at the root's depth
+            [w] = warned
+            assert w.startswith(m.path("i_under_%s.chain.pem" % root) + ": ") and "error 67)" in w, w
+    assert sum(bool(policy(r.get("warnings"))) for r in res.values()) == 2

@@ -13,6 +13,8 @@ import subprocess
 import pytest
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import tls_echo as te
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from support.pki import TestPKI
 from support.servers import StoreSCP
 
@@ -93,3 +95,103 @@ def test_check_hostname_reads_the_subject_alt_name_only(tmp_path):
     assert outcomes["with_san"]["status"] == "success", outcomes["with_san"]["reason"]
     assert outcomes["cn_only"]["status"] == "server_certificate_rejected", outcomes["cn_only"]
     assert "does not match 'localhost' (check_hostname)" in outcomes["cn_only"]["reason"]
+
+
+def _tampered(pki: TestPKI, issued, stem: str) -> str:
+    """A copy of ``issued``'s certificate with one bit of its signature flipped (same names and keys)."""
+    der = bytearray(issued.certificate.public_bytes(serialization.Encoding.DER))
+    der[-1] ^= 0x01
+    return pki._write(stem + ".pem", _pem(bytes(der)))
+
+
+def _pem(der: bytes) -> bytes:
+    return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+
+
+def _crl(issuer, revoked=()) -> bytes:
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.certificate.subject)
+        .last_update(NOW - DAY)
+        .next_update(NOW + 7 * DAY)
+    )
+    for cert in revoked:
+        entry = (
+            x509.RevokedCertificateBuilder().serial_number(cert.certificate.serial_number).revocation_date(NOW - DAY)
+        )
+        builder = builder.add_revoked_certificate(entry.build())
+    return builder.sign(issuer.private_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+def _served(pki: TestPKI, case: str):
+    """(served chain PEM path, key, untrusted PEMs for openssl verify, leaf path, crl files,
+    crl_check, openssl flags) for a chain that fails with verify error 7, 18, 19 or 23."""
+    inter, write = pki.inter, pki._write
+    leaf = pki._issue("depth-" + case, inter)
+    cat = lambda *paths: b"".join(open(p, "rb").read() for p in paths)  # noqa: E731
+    crls, check, flags = [], "none", []
+    if case == "leaf-signature":  # 7 at depth 0
+        served = write(case + ".served.pem", cat(_tampered(pki, leaf, case + "-leaf"), inter.cert))
+    elif case == "intermediate-signature":  # 7 at depth 1: the leaf is fine, its issuer's copy is damaged
+        served = write(case + ".served.pem", cat(leaf.cert, _tampered(pki, inter, case + "-inter")))
+    elif case == "self-signed-server":  # 18 at depth 0
+        leaf = pki._issue("depth-self-signed", None, sans=["DNS:localhost"])
+        served = leaf.cert
+    elif case in ("foreign-root-sent", "foreign-root-sent-directly"):  # 19 at depth 2 / 1
+        other = TestPKI(pki.dir + "-" + case, prefix="Other")
+        issuer = other.inter if case == "foreign-root-sent" else other.root
+        leaf = other._issue("depth-" + case, issuer)
+        chain = [leaf.cert] + ([other.inter.cert] if issuer is other.inter else []) + [other.root.cert]
+        served = write(case + ".served.pem", cat(*chain))
+    else:  # 23: the leaf (crl_check leaf) or the intermediate (crl_check chain) is revoked
+        revoked = leaf if case == "revoked-leaf" else inter
+        crls = [
+            write(case + ".inter.crl", _crl(inter, [leaf] if revoked is leaf else [])),
+            write(case + ".root.crl", _crl(pki.root, [inter] if revoked is inter else [])),
+        ]
+        check, flags = ("leaf", ["-crl_check"]) if revoked is leaf else ("chain", ["-crl_check_all"])
+        flags += [arg for crl in crls for arg in ("-CRLfile", crl)]
+        served = write(case + ".served.pem", cat(leaf.cert, inter.cert))
+    return served, leaf.key, served, crls, check, flags
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "depth", "words"),
+    [
+        ("leaf-signature", 7, 0, "has a signature that does not verify with the key of its issuer %s"),
+        ("intermediate-signature", 7, 1, "has a signature that does not verify with the key of its issuer %s"),
+        ("self-signed-server", 18, 0, "is self-signed and not among the trusted certificates"),
+        ("foreign-root-sent", 19, 2, "is self-signed and not among the trusted certificates"),
+        ("foreign-root-sent-directly", 19, 1, "is self-signed and not among the trusted certificates"),
+        ("revoked-leaf", 23, 0, "is revoked (serial %s, on %s) by the CRL of %s"),
+        ("revoked-intermediate", 23, 1, "is revoked (serial %s, on %s) by the CRL of %s"),
+    ],
+)
+def test_signature_self_signed_and_revoked_at_their_depth(tmp_path, case, code, depth, words):
+    """Verify errors 7, 18, 19 and 23: `openssl verify` (with the served chain as -untrusted, the CRLs
+    and -crl_check / -crl_check_all as the echo's crl_check) gives the code, the depth and the
+    certificate; the reason names that certificate and what is wrong with it."""
+    pki = TestPKI(tmp_path / "pki")
+    served, key, untrusted, crls, crl_check, flags = _served(pki, case)
+    leaf_only = pki._write(case + ".leaf-only.pem", open(served, "rb").read().split(b"-----END CERTIFICATE-----")[0]
+                           + b"-----END CERTIFICATE-----\n")  # fmt: skip
+    argv = ["openssl", "verify", "-nameopt", "compat", "-CAfile", pki.root.cert, *flags, "-untrusted", untrusted]
+    out = subprocess.run([*argv, leaf_only], capture_output=True, text=True, check=False)
+    text = out.stdout + out.stderr
+    subject, got_code, got_depth = re.search(r"^(.*)\nerror (\d+) at (\d+) depth lookup", text, re.M).groups()
+    assert (int(got_code), int(got_depth)) == (code, depth), text
+    subject = "/" + "/".join(subject.split(", "))
+    chain = crypto.load_certificates(open(served, "rb").read(), served) + [pki.root.certificate]
+    at = next(c for c in chain if crypto.subject_text(c) == subject)
+    with StoreSCP(["+tls", key, served, "-ic"], str(tmp_path)) as scp:
+        target = {"host": "127.0.0.1", "port": scp.port, "ca_file": pki.root.cert, "timeout": 5,
+                  "called_ae_title": scp.aet, "crl_check": crl_check, "crl_files": crls}  # fmt: skip
+        res = te.check(te.normalize_target(target))
+    assert res["status"] == "server_certificate_rejected", res
+    reason = res["reason"]
+    assert "%s (depth %d)" % (subject, depth) in reason, reason
+    if code == 7:
+        words %= crypto.subject_text(next(c for c in chain if crypto.subject_text(c) == crypto.issuer_text(at)))
+    elif code == 23:
+        words %= (crypto.serial_hex(at.serial_number), crypto.isoformat(NOW - DAY), crypto.issuer_text(at))
+    assert words in reason, reason

@@ -69,28 +69,79 @@ def name_der(rdns) -> bytes:
     return tlv(0x30, out)
 
 
-def _utc(when: datetime.datetime) -> bytes:
-    return tlv(0x17, when.strftime("%y%m%d%H%M%SZ").encode())
+def utc_time(when: datetime.datetime, form: str = "%y%m%d%H%M%SZ", tag: int = 0x17) -> bytes:
+    """A UTCTime (or, with tag 0x18, GeneralizedTime) in any ``strftime`` form, RFC 5280's or not."""
+    return tlv(tag, when.strftime(form).encode())
 
 
-def _sign(tbs: bytes) -> bytes:
-    sig = _KEY.sign(tbs, ec.ECDSA(hashes.SHA256()))
+def extension(dotted: str, body: bytes, critical: bytes | None = b"\xff") -> bytes:
+    """An Extension: ``critical`` is the raw BOOLEAN content (None leaves the field out)."""
+    return tlv(0x30, oid(dotted) + (b"" if critical is None else tlv(0x01, critical)) + tlv(0x04, body))
+
+
+CA_EXTENSIONS = (
+    extension("2.5.29.19", tlv(0x30, tlv(0x01, b"\xff"))),  # basicConstraints CA:TRUE
+    extension("2.5.29.15", tlv(0x03, b"\x01\x06")),  # keyUsage keyCertSign, cRLSign
+)
+LEAF_EXTENSIONS = (
+    extension("2.5.29.19", tlv(0x30, b"")),  # basicConstraints CA:FALSE
+    extension("2.5.29.15", tlv(0x03, b"\x05\xa0")),  # keyUsage digitalSignature, keyEncipherment
+    extension("2.5.29.37", tlv(0x30, oid("1.3.6.1.5.5.7.3.1") + oid("1.3.6.1.5.5.7.3.2")), None),
+    extension("2.5.29.17", tlv(0x30, tlv(0x82, b"localhost") + tlv(0x87, bytes([127, 0, 0, 1]))), None),
+)
+
+
+def certificate(
+    subject: bytes,
+    issuer: bytes | None = None,
+    *,
+    version: bytes | None = b"\x02",
+    serial: bytes = b"\x01",
+    not_before: bytes | None = None,
+    not_after: bytes | None = None,
+    extensions=CA_EXTENSIONS,
+    key=None,
+    signer=None,
+    length_form: bytes | None = None,
+) -> bytes:
+    """A certificate assembled field by field, each given as raw content, so that encodings OpenSSL
+    reads and strict DER parsers refuse can be made: ``version`` None leaves the field out (v1),
+    ``serial`` is the INTEGER's content bytes, ``extensions`` raw Extension TLVs (empty: none),
+    ``length_form`` replaces the serial's length octets (b"\\x81\\x01": a non-minimal length).
+    ``key`` is the subject's private key (default the module's EC key), ``signer`` the issuer's."""
+    now = datetime.datetime.now(datetime.UTC)
+    key, signer = key or _KEY, signer or _KEY
+    spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    serial_tlv = b"\x02" + length_form + serial if length_form else tlv(0x02, serial)
+    tbs = tlv(
+        0x30,
+        (b"" if version is None else tlv(0xA0, tlv(0x02, version)))
+        + serial_tlv
+        + ECDSA_SHA256
+        + (issuer or subject)
+        + tlv(
+            0x30,
+            (not_before or utc_time(now - datetime.timedelta(hours=1)))
+            + (not_after or utc_time(now + datetime.timedelta(days=30))),
+        )
+        + subject
+        + spki
+        + (tlv(0xA3, tlv(0x30, b"".join(extensions))) if extensions else b""),
+    )
+    return _sign(tbs, signer)
+
+
+def new_key():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _sign(tbs: bytes, signer=None) -> bytes:
+    sig = (signer or _KEY).sign(tbs, ec.ECDSA(hashes.SHA256()))
     return tlv(0x30, tbs + ECDSA_SHA256 + tlv(0x03, b"\x00" + sig))
 
 
 def cert_der(subject: bytes, issuer: bytes | None = None, serial: int = 1) -> bytes:
-    now = datetime.datetime.now(datetime.UTC)
-    tbs = tlv(
-        0x30,
-        tlv(0xA0, tlv(0x02, b"\x02"))
-        + tlv(0x02, serial.to_bytes((serial.bit_length() + 8) // 8, "big"))
-        + ECDSA_SHA256
-        + (issuer or subject)
-        + tlv(0x30, _utc(now - datetime.timedelta(hours=1)) + _utc(now + datetime.timedelta(days=30)))
-        + subject
-        + _SPKI,
-    )
-    return _sign(tbs)
+    return certificate(subject, issuer, serial=serial.to_bytes((serial.bit_length() + 8) // 8, "big"), extensions=())
 
 
 def crl_der(issuer: bytes) -> bytes:
@@ -100,7 +151,7 @@ def crl_der(issuer: bytes) -> bytes:
         tlv(0x02, b"\x01")
         + ECDSA_SHA256
         + issuer
-        + _utc(now - datetime.timedelta(hours=1))
-        + _utc(now + datetime.timedelta(days=7)),
+        + utc_time(now - datetime.timedelta(hours=1))
+        + utc_time(now + datetime.timedelta(days=7)),
     )
     return _sign(tbs)

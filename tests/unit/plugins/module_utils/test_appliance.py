@@ -122,9 +122,15 @@ def test_pkcs12_made_on_the_ca_host(ca, tmp_path, encryption, algorithm):
     info = pkcs12_info(spec.path)
     assert algorithm in info
     assert ("MAC: sha1" if encryption == "legacy" else "MAC: sha256") in info
-    # The key is nowhere but inside the PKCS#12; the certificate copy is public.
-    files = ["index.txt", "index.txt.attr", "index.txt.lock", "mr-02.p12", "mr-02.pem"]
+    # The key is nowhere but inside the PKCS#12; the certificate copy is public. Both are links through
+    # the key store's generation store (one rename switches the pair), which holds the one generation.
+    files = [".mr-02.p12.dicom_tls", "index.txt", "index.txt.attr", "index.txt.lock", "mr-02.p12", "mr-02.pem"]
     assert sorted(os.listdir(tmp_path)) == files
+    assert os.readlink(spec.path) == ".mr-02.p12.dicom_tls/current/mr-02.p12"
+    assert os.readlink(spec.certificate_path) == ".mr-02.p12.dicom_tls/current/mr-02.pem"
+    generations = sorted(os.listdir(tmp_path / ".mr-02.p12.dicom_tls"))
+    assert len(generations) == 2 and generations[0] == "current", generations
+    assert sorted(os.listdir(tmp_path / ".mr-02.p12.dicom_tls" / generations[1])) == ["mr-02.p12", "mr-02.pem"]
     assert b"PRIVATE KEY" not in open(spec.certificate_path, "rb").read()
     assert [e.serial for e in ledger.read(spec.database)] == [cert.serial_number]
     # Second run: nothing to do.
