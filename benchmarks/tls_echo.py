@@ -144,6 +144,7 @@ def main() -> int:
             )
             for port in ports
         ]
+        te.silence_pynetdicom()
 
         def library():
             results = te.check_many(targets, args.max_workers)

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from support.pki import TestPKI
 from support.servers import StoreSCP
 
+te.silence_pynetdicom()
 NOW = datetime.datetime.now(datetime.UTC)
 DAY = datetime.timedelta(days=1)
 
