@@ -121,8 +121,8 @@ class Pkcs12Plan:
     cas: list = field(default_factory=list)
     inner: certlib.Plan | None = None  # issuer, subject and SANs, for signing
 
-    def has(self, target: str) -> bool:
-        return any(a.target == target for a in self.actions)
+    def has(self, role: str) -> bool:
+        return any(a.role == role for a in self.actions)
 
 
 def notice(path: str, encryption: str) -> str:
@@ -347,10 +347,12 @@ def plan_export(directory: str, name: str, certificate_pem: str, ca_pem: str) ->
     for fmt in EXPORT_FORMATS:
         have = read_optional(files[fmt])
         if have != contents[fmt]:
-            actions.append(certlib.Action(fmt, files[fmt], "created" if have is None else "updated", "content differs"))
+            created = have is None
+            reason = "no %s file yet" % fmt if created else "content differs"
+            actions.append(certlib.Action(fmt, files[fmt], "created" if created else "updated", reason))
     return actions, files, contents
 
 
-def apply_export(actions: list, contents: dict) -> None:
+def apply_export(actions: list, contents: dict, mode: int = 0o644) -> None:
     for a in actions:
-        atomic_write(a.path, contents[a.target], 0o644)
+        atomic_write(a.path, contents[a.role], mode)

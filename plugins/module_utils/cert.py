@@ -15,7 +15,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, ledger
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, ledger, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
     backup_copy,
@@ -73,22 +73,18 @@ class CertSpec:
     database: str | None = None  # OpenSSL ca's index.txt, where issued certificates are recorded
 
 
-@dataclass
-class Action:
-    target: str  # privatekey | csr | certificate | chain | pkcs12 | database
-    path: str
-    action: str  # created | renewed | regenerated | updated | removed
-    reason: str
-
-    def as_dict(self) -> dict:
-        return {"target": self.target, "path": self.path, "action": self.action, "reason": self.reason}
+def Action(role: str, path: str, action: str, reason: str) -> reports.Action:  # noqa: N802 (a constructor)
+    """A step of the plan (reports.Action) for one of the spec's files; ``role`` is privatekey, csr,
+    certificate, chain, pkcs12 or database (which file it is, for apply), ``action`` created, renewed,
+    regenerated, updated, removed or attributes_changed."""
+    return reports.Action(path, action, reason, role=role)
 
 
 @dataclass
 class Plan:
     spec: CertSpec
     mode: str
-    actions: list[Action] = field(default_factory=list)
+    actions: list[reports.Action] = field(default_factory=list)
     key: object = None  # current private key (None when it will be generated or is not local)
     csr: x509.CertificateSigningRequest | None = None  # CSR to sign (CA side)
     cert: x509.Certificate | None = None  # current certificate at path
@@ -106,8 +102,8 @@ class Plan:
     check_mode: bool = False
     pending: str | None = None
 
-    def has(self, target: str) -> bool:
-        return any(a.target == target for a in self.actions)
+    def has(self, role: str) -> bool:
+        return any(a.role == role for a in self.actions)
 
 
 # ---------------------------------------------------------------- desired contents
@@ -460,7 +456,9 @@ def _plan_key_mode(p: Plan) -> None:
     mode = files.file_mode(path)
     if mode is not None and mode & 0o077:
         reason = "mode %04o lets other users read the private key: tightened to 0600" % mode
-        p.actions.append(Action("privatekey_mode", path, "updated", reason))
+        step = Action("privatekey_mode", path, "attributes_changed", reason)
+        step.before, step.after = {"mode": "%04o" % mode}, {"mode": "0600"}
+        p.actions.append(step)
         p.warnings.append("%s: %s; others may have read it, consider regenerate_key" % (path, reason))
 
 
@@ -742,7 +740,7 @@ def apply(p: Plan) -> dict:
         return {"backup_files": backups, "certificate": None, "csr": None}
 
     for a in p.actions:
-        make_parent_dirs(a.path, 0o700 if a.target == "privatekey" else 0o755)
+        make_parent_dirs(a.path, 0o700 if a.role == "privatekey" else 0o755)
     if p.has("privatekey_mode"):
         files.set_mode(spec.privatekey_path, 0o600)
     # Every new file is computed first, then all move together (files.write_group): a new key moves

@@ -375,9 +375,11 @@ def probe_writable(directory: str, prefix: str = ".probe.") -> None:
         os.unlink(probe)
 
 
-def open_append(path: str):
-    """A binary file handle appending to ``path`` (created 0644), e.g. a daemon's log."""
-    return open(path, "ab")  # noqa: SIM115 - the caller owns the handle
+def open_append(path: str, mode: int = 0o644):
+    """A binary file handle appending to ``path`` (created with ``mode``, before any byte lands in
+    it), e.g. a daemon's log."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
+    return os.fdopen(fd, "ab")
 
 
 @contextlib.contextmanager

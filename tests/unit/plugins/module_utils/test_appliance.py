@@ -116,7 +116,7 @@ def pkcs12_info(path, legacy=False) -> str:
 def test_pkcs12_made_on_the_ca_host(ca, tmp_path, encryption, algorithm):
     spec = pkcs12_spec(ca, tmp_path, encryption=encryption)
     p = appliance.plan_pkcs12(spec)
-    assert [(a.target, a.action) for a in p.actions] == [("pkcs12", "created")]
+    assert [(a.role, a.action) for a in p.actions] == [("pkcs12", "created")]
     cert = appliance.apply_pkcs12(p)
     assert stat.S_IMODE(os.stat(spec.path).st_mode) == 0o600
     info = pkcs12_info(spec.path)
@@ -138,7 +138,7 @@ def test_pkcs12_made_on_the_ca_host(ca, tmp_path, encryption, algorithm):
     # Encryption changed alone: rewritten with the same certificate, nothing issued.
     other = "legacy" if encryption == "modern" else "modern"
     p = appliance.plan_pkcs12(pkcs12_spec(ca, tmp_path, encryption=other))
-    assert [(a.target, a.action) for a in p.actions] == [("pkcs12", "updated")]
+    assert [(a.role, a.action) for a in p.actions] == [("pkcs12", "updated")]
     assert appliance.apply_pkcs12(p) == cert
     assert len(ledger.read(spec.database)) == 1
 

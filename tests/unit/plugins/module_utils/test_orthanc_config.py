@@ -119,9 +119,9 @@ def test_new_instance_starts_as_a_copy_of_the_stock_folder(folder, tmp_path):
     dest = str(tmp_path / "instance" / "orthanc")
     p = oc.plan(dest, TLS, seed_dir=folder)
     assert oc.written(p) == sorted(os.listdir(folder) + ["dicom-tls.json"])
-    actions = {a["path"]: a for a in oc.plan_actions(p)}
-    assert actions[os.path.join(dest, "orthanc.json")]["action"] == "created"
-    assert actions[os.path.join(dest, "orthanc.json")]["reason"].startswith("copied from %s/orthanc.json" % folder)
+    actions = {a.path: a for a in oc.plan_actions(p)}
+    assert actions[os.path.join(dest, "orthanc.json")].action == "created"
+    assert actions[os.path.join(dest, "orthanc.json")].reason.startswith("copied from %s/orthanc.json" % folder)
     assert not os.path.exists(dest)  # planning writes nothing
     oc.apply(p)
     for name in os.listdir(folder):

@@ -24,7 +24,9 @@ def test_loose_private_key_is_tightened(workspace, work):
 
     failed, result = module_run.run("dicom_cert", args, check_mode=True)
     assert not failed and result["changed"], result
-    assert [a["target"] for a in result["actions"]] == ["privatekey_mode"], result["actions"]
+    assert [(a["path"], a["action"]) for a in result["actions"]] == [(args["privatekey_path"], "attributes_changed")], (
+        result["actions"]
+    )
     assert "0644" in result["actions"][0]["reason"]
     assert stat.S_IMODE(os.stat(args["privatekey_path"]).st_mode) == 0o644  # check mode changed nothing
 
