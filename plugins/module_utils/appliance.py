@@ -121,8 +121,8 @@ class Pkcs12Plan:
     cas: list = field(default_factory=list)
     inner: certlib.Plan | None = None  # issuer, subject and SANs, for signing
 
-    def has(self, target: str) -> bool:
-        return any(a.target == target for a in self.actions)
+    def has(self, role: str) -> bool:
+        return any(a.role == role for a in self.actions)
 
 
 def notice(path: str, encryption: str) -> str:
@@ -231,17 +231,30 @@ def _renewal_reasons(p: Pkcs12Plan) -> list[str]:
 @contextlib.contextmanager
 def locked(spec: Pkcs12Spec, enabled: bool = True):
     """The exclusive lock of the key store for plan + apply; finishes an update a crash
-    interrupted and removes our leftover temporaries first. Nothing in check mode."""
+    interrupted and removes our leftovers first (check mode: no lock, nothing written, reads see
+    what that recovery would leave). Yields the files the recovery completes."""
     with files.locked_for(spec.path, enabled):
-        if enabled and os.path.isdir(os.path.dirname(os.path.abspath(spec.path))):
-            files.recover_group(spec.path, [x for x in (spec.path, spec.certificate_path) if x])
-        yield
+        if not os.path.isdir(os.path.dirname(os.path.abspath(spec.path))):
+            yield []
+        elif enabled:
+            yield files.recover_group(spec.path, [x for x in (spec.path, spec.certificate_path) if x])
+        else:
+            with files.reading_pending(spec.path) as pending:
+                yield pending
 
 
-def _write(path: str, data: bytes, mode: int) -> None:
-    """The folders on the way first (0700 above a key store, like a private key's), then the file."""
+def add_recovered(p: Pkcs12Plan, recovered: list[str]) -> None:
+    """Files an interrupted run left half moved, completed by this run (check mode: by the real run)."""
+    for path in recovered:
+        reason = "an interrupted run left it half updated: its update was completed from the journal"
+        p.actions.append(certlib.Action("recovery", path, "recovered", reason))
+
+
+def _write(path: str, data: bytes, mode: int, anchor: str) -> None:
+    """The folders on the way first (0700 above a key store, like a private key's), then the file
+    (a new generation when it lives in the key store's generation store)."""
     make_parent_dirs(path, 0o700 if mode == 0o600 else 0o755)
-    atomic_write(path, data, mode)
+    files.write_group(anchor, [(path, data, mode)])
 
 
 def apply_pkcs12(p: Pkcs12Plan) -> x509.Certificate:
@@ -272,9 +285,9 @@ def apply_pkcs12(p: Pkcs12Plan) -> x509.Certificate:
         p.cert, p.key = cert, key
         return cert
     if p.has("pkcs12"):  # same key and certificate, new encryption
-        _write(spec.path, crypto.pkcs12_bytes(p.key, p.cert, cas, spec.passphrase, spec.encryption), 0o600)
+        _write(spec.path, crypto.pkcs12_bytes(p.key, p.cert, cas, spec.passphrase, spec.encryption), 0o600, spec.path)
     if p.has("certificate"):
-        _write(spec.certificate_path, crypto.cert_pem(p.cert), 0o644)
+        _write(spec.certificate_path, crypto.cert_pem(p.cert), 0o644, spec.path)
     if p.has("database"):
         with ledger.update(spec.database) as book:
             book.record(p.cert)
@@ -334,10 +347,12 @@ def plan_export(directory: str, name: str, certificate_pem: str, ca_pem: str) ->
     for fmt in EXPORT_FORMATS:
         have = read_optional(files[fmt])
         if have != contents[fmt]:
-            actions.append(certlib.Action(fmt, files[fmt], "created" if have is None else "updated", "content differs"))
+            created = have is None
+            reason = "no %s file yet" % fmt if created else "content differs"
+            actions.append(certlib.Action(fmt, files[fmt], "created" if created else "updated", reason))
     return actions, files, contents
 
 
-def apply_export(actions: list, contents: dict) -> None:
+def apply_export(actions: list, contents: dict, mode: int = 0o644) -> None:
     for a in actions:
-        atomic_write(a.path, contents[a.target], 0o644)
+        atomic_write(a.path, contents[a.role], mode)

@@ -15,7 +15,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, ledger
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, ledger, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
     backup_copy,
@@ -73,22 +73,18 @@ class CertSpec:
     database: str | None = None  # OpenSSL ca's index.txt, where issued certificates are recorded
 
 
-@dataclass
-class Action:
-    target: str  # privatekey | csr | certificate | chain | pkcs12 | database
-    path: str
-    action: str  # created | renewed | regenerated | updated | removed
-    reason: str
-
-    def as_dict(self) -> dict:
-        return {"target": self.target, "path": self.path, "action": self.action, "reason": self.reason}
+def Action(role: str, path: str, action: str, reason: str) -> reports.Action:  # noqa: N802 (a constructor)
+    """A step of the plan (reports.Action) for one of the spec's files; ``role`` is privatekey, csr,
+    certificate, chain, pkcs12 or database (which file it is, for apply), ``action`` created, renewed,
+    regenerated, updated, removed or attributes_changed."""
+    return reports.Action(path, action, reason, role=role)
 
 
 @dataclass
 class Plan:
     spec: CertSpec
     mode: str
-    actions: list[Action] = field(default_factory=list)
+    actions: list[reports.Action] = field(default_factory=list)
     key: object = None  # current private key (None when it will be generated or is not local)
     csr: x509.CertificateSigningRequest | None = None  # CSR to sign (CA side)
     cert: x509.Certificate | None = None  # current certificate at path
@@ -106,8 +102,8 @@ class Plan:
     check_mode: bool = False
     pending: str | None = None
 
-    def has(self, target: str) -> bool:
-        return any(a.target == target for a in self.actions)
+    def has(self, role: str) -> bool:
+        return any(a.role == role for a in self.actions)
 
 
 # ---------------------------------------------------------------- desired contents
@@ -460,7 +456,9 @@ def _plan_key_mode(p: Plan) -> None:
     mode = files.file_mode(path)
     if mode is not None and mode & 0o077:
         reason = "mode %04o lets other users read the private key: tightened to 0600" % mode
-        p.actions.append(Action("privatekey_mode", path, "updated", reason))
+        step = Action("privatekey_mode", path, "attributes_changed", reason)
+        step.before, step.after = {"mode": "%04o" % mode}, {"mode": "0600"}
+        p.actions.append(step)
         p.warnings.append("%s: %s; others may have read it, consider regenerate_key" % (path, reason))
 
 
@@ -734,16 +732,21 @@ def apply(p: Plan) -> dict:
 
     if p.mode == "absent":
         for a in p.actions:
-            backup(a.path)
-            files.remove(a.path)
+            if a.action != "recovered":
+                backup(a.path)
+                files.remove(a.path)
+        if p.has("privatekey"):  # the key's generation store holds the key's bytes (files.write_generation)
+            files.remove_store(spec.privatekey_path)
         return {"backup_files": backups, "certificate": None, "csr": None}
 
     for a in p.actions:
-        make_parent_dirs(a.path, 0o700 if a.target == "privatekey" else 0o755)
+        make_parent_dirs(a.path, 0o700 if a.role == "privatekey" else 0o755)
     if p.has("privatekey_mode"):
         files.set_mode(spec.privatekey_path, 0o600)
-    # Every new file is computed first, then all move together (files.write_group): a crash at
-    # any point leaves the old set or, once the journal exists, the new set after the next run.
+    # Every new file is computed first, then all move together (files.write_group): a new key moves
+    # with its certificate through one rename (a generation store), so a crash at any point leaves the
+    # old pair or the new pair; files written with the same key use the journal (any mix still matches
+    # the key, and the next run completes the set).
     writes: list[tuple[str, bytes, int]] = []
     if p.has("privatekey"):
         backup(spec.privatekey_path)
@@ -838,14 +841,28 @@ def anchor(spec: CertSpec) -> str | None:
 @contextlib.contextmanager
 def locked(spec: CertSpec, enabled: bool = True):
     """Hold the exclusive lock of the spec's files for plan + apply (two runs never interleave),
-    after rolling forward an update a crash interrupted and removing our leftover temporaries.
-    ``enabled=False`` (check mode) takes no lock and writes nothing."""
+    after rolling forward an update a crash interrupted and removing our leftovers (temporaries,
+    earlier generations). ``enabled=False`` (check mode) takes no lock and writes nothing: reads then
+    see the files as that recovery would leave them. Yields the files the recovery completes (add
+    them to the plan with ``add_recovered``)."""
     where = anchor(spec)
     with files.locked_for(where, enabled):
-        if enabled and where and os.path.isdir(os.path.dirname(os.path.abspath(where))):
+        if not where or not os.path.isdir(os.path.dirname(os.path.abspath(where))):
+            yield []
+        elif enabled:
             paths = [spec.privatekey_path, spec.path, spec.chain_path, spec.pkcs12_path, spec.csr_path]
-            files.recover_group(where, [x for x in paths if x])
-        yield
+            yield files.recover_group(where, [x for x in paths if x])
+        else:
+            with files.reading_pending(where) as pending:
+                yield pending
+
+
+def add_recovered(p: Plan, recovered: list[str]) -> None:
+    """Files an interrupted run left half moved, completed by this run (or, in check mode, by the
+    real run): a change of the files on disk, so it is an action and the task reports changed."""
+    for path in recovered:
+        reason = "an interrupted run left it half updated: its update was completed from the journal"
+        p.actions.insert(0, Action("recovery", path, "recovered", reason))
 
 
 def current_certificate(p: Plan) -> x509.Certificate | None:
@@ -872,8 +889,9 @@ def sign_many(issuer: dict, requests: list[dict], check_mode: bool = False) -> d
         fields.update({k: req.get(k) for k in ("path", "chain_path", "csr_content", "subject", "subject_alt_names")})
         try:
             spec = CertSpec(state="present", **fields)
-            with locked(spec, not check_mode):
+            with locked(spec, not check_mode) as recovered:
                 p = plan(spec, check_mode)
+                add_recovered(p, recovered)
                 cert = (predict(p) if check_mode else apply(p))["certificate"]
         except DicomTlsError as exc:
             out[name] = {"changed": False, "failed": True, "msg": str(exc), "path": exc.path}

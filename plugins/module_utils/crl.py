@@ -12,7 +12,7 @@ import datetime
 import re
 from dataclasses import dataclass
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, namehash
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, namehash, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atomic_write, read_bytes, read_optional
 
@@ -209,12 +209,23 @@ class CrlPlan:
         return self.reason is not None
 
 
-def plan_actions(plan: CrlPlan, path: str, existing) -> list[dict]:
-    """The plan in the collection's one shape: ``[{path, action, reason}]`` for the CRL file (empty when
-    nothing is issued)."""
+def plan_actions(plan: CrlPlan, path: str, existing) -> list[reports.Action]:
+    """The plan in the collection's one shape (reports.Action) for the CRL file: empty when nothing is
+    issued; else created or updated, with the CRL's number, dates and serials before and after as the
+    diff's sides."""
     if not plan.changed:
         return []
-    return [{"path": path, "action": "created" if existing is None else "updated", "reason": plan.reason}]
+    action = reports.Action(path, "created" if existing is None else "updated", plan.reason)
+    if existing is not None:
+        action.before = {
+            "crl_number": existing.number,
+            "last_update": iso(crypto.last_update(existing.crl)),
+            "next_update": iso(crypto.next_update(existing.crl)),
+            "revoked_serials": [serial_hex(s) for s in sorted(existing.entries)],
+        }
+    else:
+        action.before = ""
+    return [action]
 
 
 def _same_entry(want: Revocation, have: tuple[str | None, datetime.datetime]) -> bool:

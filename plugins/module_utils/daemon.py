@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
     atomic_write,
@@ -91,8 +92,10 @@ def start(
     host: str = "127.0.0.1",
     timeout: float = 30.0,
     env: dict | None = None,
+    mode: int = 0o644,
 ) -> int:
-    """Start ``command`` detached, write its PID, wait until ``port`` accepts connections."""
+    """Start ``command`` detached, write its PID (a new PID file and log are created with ``mode``),
+    wait until ``port`` accepts connections."""
     if not os.path.isfile(command[0]) or not os.access(command[0], os.X_OK):
         raise DicomTlsError("%s: executable not found" % name, command[0])
     if port and port_open(host, port):
@@ -104,7 +107,7 @@ def start(
         make_dirs(chdir)
     full_env = dict(os.environ)
     full_env.update(env or {})
-    log = open_append(log_path or os.devnull)
+    log = open_append(log_path, mode) if log_path else open_append(os.devnull)
     try:
         proc = subprocess.Popen(
             command,
@@ -120,7 +123,7 @@ def start(
         raise DicomTlsError("%s: cannot start: %s" % (name, exc.strerror), command[0]) from None
     finally:
         log.close()
-    atomic_write(pidfile, b"%d\n" % proc.pid, 0o644)
+    atomic_write(pidfile, b"%d\n" % proc.pid, mode)
     if port:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -160,25 +163,24 @@ def stop(pidfile: str, pid: int, timeout: float = 15.0) -> None:
 
 
 def plan(state: str, command: list[str], pidfile: str) -> tuple[str | None, str]:
-    """(action, reason): action is None (nothing to do), ``start``, ``restart`` or ``stop``."""
+    """(action, reason): action is None (nothing to do), ``started``, ``restarted`` or ``stopped``, the
+    words of the collection's plan shape."""
     pid, argv = running_pid(pidfile, command)
     if state == "stopped":
-        return ("stop", "running as PID %d" % pid) if pid else (None, "not running")
+        return ("stopped", "running as PID %d" % pid) if pid else (None, "not running")
     if state == "restarted":
-        return ("restart", "restart requested") if pid else ("start", "not running")
+        return ("restarted", "restart requested") if pid else ("started", "not running")
     if not pid:
-        return "start", "not running"
+        return "started", "not running"
     if argv != list(command):
-        return "restart", "command line changed"
+        return "restarted", "command line changed"
     return None, "running as PID %d" % pid
 
 
-PLAN_VERBS = {"start": "started", "restart": "restarted", "stop": "stopped"}
-
-
-def plan_actions(action: str | None, reason: str, pidfile: str) -> list[dict]:
-    """The plan in the collection's one shape: ``[{path, action, reason}]`` for the listener's PID file
-    (started, restarted or stopped); empty when nothing is to be done."""
+def plan_actions(action: str | None, reason: str, pidfile: str, pid: int | None = None) -> list[reports.Action]:
+    """The plan in the collection's one shape (reports.Action) for the listener's PID file (started,
+    restarted or stopped); empty when nothing is to be done. ``pid`` is the running listener's, for the diff."""
     if action is None:
         return []
-    return [{"path": pidfile, "action": PLAN_VERBS[action], "reason": reason}]
+    before = {"pid": pid} if pid else {"state": "absent"}
+    return [reports.Action(pidfile, action, reason, before=before)]

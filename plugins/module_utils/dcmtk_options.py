@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import files
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import files, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 
 TOOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -27,37 +26,38 @@ def render(lines: list) -> bytes:
     return "".join(out).encode("utf-8")
 
 
-def plan(directory: str, tools: dict, mode: int = 0o644) -> list[dict]:
-    """Per tool, what brings DIRECTORY/TOOL.args to its lines: {path, action, reason, content}
-    (action created, updated or mode); nothing for a file already right."""
+def _path(directory: str, tool: str) -> str:
+    if not TOOL_RE.match(tool or ""):
+        raise DicomTlsError("option file name %r is not a dcmtk tool name (letters, digits, _ . -)" % tool)
+    return os.path.join(directory, tool + ".args")
+
+
+def plan(directory: str, tools: dict) -> list[reports.Action]:
+    """Per tool, what brings DIRECTORY/TOOL.args to its lines (reports.Action: created or updated, the
+    lines before and after as the diff's sides); nothing for a file already right. File attributes
+    are Ansible's (file_args)."""
     actions = []
     for tool in sorted(tools):
-        if not TOOL_RE.match(tool or ""):
-            raise DicomTlsError("option file name %r is not a dcmtk tool name (letters, digits, _ . -)" % tool)
-        path = os.path.join(directory, tool + ".args")
+        path = _path(directory, tool)
         want = render(tools[tool] or [])
         have = files.read_optional(path)
-        if have is None:
-            action, reason = "created", "missing"
-        elif have != want:
-            action, reason = "updated", "options differ"
-        elif stat.S_IMODE(os.stat(path).st_mode) != mode:
-            action, reason = "mode", "mode differs"
-        else:
+        if have == want:
             continue
-        actions.append({"path": path, "action": action, "reason": reason, "content": want, "before": have})
+        action, reason = ("created", "no option file yet") if have is None else ("updated", "options differ")
+        before = (have or b"").decode("utf-8", "replace")
+        actions.append(reports.Action(path, action, reason, role=tool, before=before, after=want.decode("utf-8")))
     return actions
 
 
-def apply(actions: list[dict], mode: int = 0o644, backup: bool = False) -> list[str]:
-    """Write the planned files atomically (folders created on the way); with ``backup``, each file
-    that existed is first copied beside itself. Returns the backups."""
+def apply(actions: list[reports.Action], tools: dict, mode: int = 0o644, backup: bool = False) -> list[str]:
+    """Write the planned files atomically (folders created on the way; a new file is created with
+    ``mode``); with ``backup``, each file that existed is first copied beside itself. Returns the backups."""
     backups = []
     for a in actions:
-        files.check_writable_dir(a["path"])
+        files.check_writable_dir(a.path)
     for a in actions:
-        files.make_parent_dirs(a["path"])
-        if backup and a["action"] == "updated":
-            backups.append(files.backup_copy(a["path"]))
-        files.atomic_write(a["path"], a["content"], mode)
+        files.make_parent_dirs(a.path)
+        if backup and a.action == "updated":
+            backups.append(files.backup_copy(a.path))
+        files.atomic_write(a.path, render(tools[a.role] or []), mode)
     return backups

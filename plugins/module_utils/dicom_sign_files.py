@@ -12,7 +12,7 @@ import mmap
 import os
 import stat
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import files
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import files, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.dicom_signature import (
     SignRequest,
     meets_profile,
@@ -180,7 +180,7 @@ class Runner:
                 entry["action"] = "verified"
                 self.totals["verified"] += 1
             self.files.append(entry)
-        return self.result(changed=False)
+        return self.result()
 
     # ------------------------------------------------------------ signed / unsigned
     def _plan_one(self, path):
@@ -230,7 +230,7 @@ class Runner:
             self._write(todo, dirs)
         for directory in dirs:
             fsync_dir(directory)
-        return self.result(changed=bool(todo))
+        return self.result()
 
     def _lock_and_clean(self, stack, dsts) -> None:
         """Lock every folder written (``.dicom_sign.lock``, sorted: no deadlock between two runs),
@@ -265,8 +265,10 @@ class Runner:
                 write_edited(src, dst, f, edits, dirs)
                 del edits
 
-    def result(self, changed: bool) -> dict:
-        return {"changed": changed, "actions": plan_actions(self.files), "files": self.files, "totals": self.totals}
+    def result(self) -> dict:
+        """The run's own keys and its plan (``actions``, reports.Action): changed is "the plan is not empty"."""
+        actions = plan_actions(self.files)
+        return {"changed": bool(actions), "actions": actions, "files": self.files, "totals": self.totals}
 
     def run(self) -> dict:
         if self.p["state"] == "verified":
@@ -281,16 +283,25 @@ _REASONS = {
 }
 
 
-def plan_actions(entries) -> list[dict]:
-    """The plan in the collection's one shape: ``[{path, action, reason}]``, one per file written (in
-    check mode, to be written), path being the file written (``dest`` when set); verified and
-    unchanged files are left out."""
+def plan_actions(entries) -> list[reports.Action]:
+    """The plan in the collection's one shape (reports.Action), one per file written (in check mode, to be
+    written), path being the file written (``dest`` when set); verified and unchanged files are left out.
+    The diff's sides are the signature UIDs before and after."""
     actions = []
     for entry in entries:
         if entry.get("action") not in _REASONS:
             continue
         reason = _REASONS[entry["action"]]
-        if entry["action"] == "removed" and entry.get("signatures"):
-            reason = "signature(s) present: %s" % ", ".join(s.get("uid", "") for s in entry["signatures"])
-        actions.append({"path": entry.get("dest", entry["path"]), "action": entry["action"], "reason": reason})
+        uids = ", ".join(s.get("uid", "") for s in entry.get("signatures") or [])
+        if entry["action"] == "removed" and uids:
+            reason = "signature(s) present: %s" % uids
+        if entry["action"] == "signed":
+            before, after = {"signatures": "-"}, {"signatures": "signed %s" % (uids or "(new)")}
+        elif entry["action"] == "removed":
+            before, after = {"signatures": uids}, {"signatures": "removed"}
+        else:
+            before, after = {"state": "absent"}, {"state": "copied from %s" % entry["path"]}
+        actions.append(
+            reports.Action(entry.get("dest", entry["path"]), entry["action"], reason, before=before, after=after)
+        )
     return actions

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import files
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.reports import Action
+
 DEFAULT_MODE = 0o644
 
 
@@ -26,16 +29,29 @@ def create_mode(mode, default: int = DEFAULT_MODE) -> int:
         return default
 
 
-def set_attributes(module, paths, changed: bool, planned=(), keep_mode=()) -> bool:
-    """Set owner, group, mode, SELinux context and attributes of each existing path as the module's
-    file options say; returns ``changed`` or-ed with whether anything differed. In check mode a path the
-    plan writes (``planned``) is left out: it gets them when it is written. A path in ``keep_mode`` (a key
-    store, created 0600) keeps its mode: everything but O(mode) applies to it."""
+def _attribute_reason(before: dict, after: dict) -> str:
+    words = [
+        "%s %s -> %s" % (k, before.get(k), after[k]) for k in ("mode", "owner", "group", "attributes") if k in after
+    ]
+    return ", ".join(words) or "SELinux context differs"
+
+
+def set_attributes(module, paths, planned=(), keep_mode=()) -> list:
+    """Set owner, group, mode, SELinux context and attributes of each existing path as the module's file
+    options say (in check mode: only look), and return an ``attributes_changed`` Action for each path
+    where something differed that the plan does not write anyway (``planned``: a written file gets its
+    attributes as part of its own action, so check mode and the real run list the same actions). A path
+    in ``keep_mode`` (a private key or key store, 0600) keeps its mode: everything but O(mode) applies."""
+    actions = []
     for path in paths:
         if not path or (module.check_mode and path in planned) or not os.path.lexists(path):
             continue
-        args = module.load_file_common_arguments(module.params, path=path)
+        # a link into a key's generation store (files.write_generation): the options reach its file
+        args = module.load_file_common_arguments(module.params, path=files.real_path(path))
         if path in keep_mode:
             args["mode"] = None
-        changed = module.set_fs_attributes_if_different(args, changed)
-    return changed
+        seen = {"before": {}, "after": {}}
+        if module.set_fs_attributes_if_different(args, False, diff=seen) and path not in planned:
+            reason = _attribute_reason(seen["before"], seen["after"])
+            actions.append(Action(path, "attributes_changed", reason, before=seen["before"], after=seen["after"]))
+    return actions

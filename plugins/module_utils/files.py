@@ -119,7 +119,10 @@ def check_links(path: str, private: bool = False) -> str:
 
 def _read_regular(path: str) -> bytes:
     """Read a regular file; a FIFO, device or directory is refused without blocking on it.
-    Links are followed only where the symlink policy trusts them."""
+    Links are followed only where the symlink policy trusts them. In check mode a target of a
+    pending journal reads as the real run will find it (``reading_pending``)."""
+    if _pending_reads and os.path.abspath(path) in _pending_reads:
+        path = _pending_reads[os.path.abspath(path)]
     real = check_links(path)
     flags = os.O_RDONLY | os.O_NONBLOCK | _CLOEXEC
     if dir_is_shared(os.path.dirname(real)):
@@ -218,7 +221,12 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` atomically: temp file in the same directory created with
     ``mode`` before any byte lands in it, fsync, rename, fsync of the directory.
     A trusted symbolic link at ``path`` stays a link and its target is written; an untrusted one
-    is refused (see the symlink policy). ``mode`` without group/other bits marks a private file."""
+    is refused (see the symlink policy). ``mode`` without group/other bits marks a private file.
+    A link of ours into a generation store gets a new generation (``write_generation``)."""
+    member = store_member(path)
+    if member and _generation_fits(member[0], [os.path.abspath(path)]):
+        write_generation(member[0], [(path, data, mode)])
+        return
     path = check_links(path, private=not mode & 0o077)
     directory = os.path.dirname(path) or "."
     tmp = write_temp(path, data, mode)
@@ -314,9 +322,10 @@ def syncfs(directory: str) -> bool:
 
 
 def file_mode(path: str) -> int | None:
-    """The permission bits of a regular file (not following a final symbolic link); None when absent."""
+    """The permission bits of a regular file (not following a final symbolic link, except a link of
+    ours into a generation store); None when absent."""
     try:
-        st = os.lstat(path)
+        st = os.lstat(real_path(path))
     except FileNotFoundError:
         return None
     return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
@@ -339,8 +348,9 @@ def loose_key_warning(path: str | None, option: str) -> str | None:
 
 
 def set_mode(path: str, mode: int) -> None:
-    """chmod a regular file through a descriptor opened without following a symbolic link."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    """chmod a regular file through a descriptor opened without following a symbolic link (a link of
+    ours into a generation store leads to the file it names)."""
+    fd = os.open(real_path(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
         os.fchmod(fd, mode)
     finally:
@@ -365,9 +375,11 @@ def probe_writable(directory: str, prefix: str = ".probe.") -> None:
         os.unlink(probe)
 
 
-def open_append(path: str):
-    """A binary file handle appending to ``path`` (created 0644), e.g. a daemon's log."""
-    return open(path, "ab")  # noqa: SIM115 - the caller owns the handle
+def open_append(path: str, mode: int = 0o644):
+    """A binary file handle appending to ``path`` (created with ``mode``, before any byte lands in
+    it), e.g. a daemon's log."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
+    return os.fdopen(fd, "ab")
 
 
 @contextlib.contextmanager
@@ -399,29 +411,327 @@ def remove_stale_temps(paths, patterns=()) -> list[str]:
             if any(r.match(name) for r in regexes):
                 full = os.path.join(directory, name)
                 with contextlib.suppress(OSError):
-                    if stat.S_ISREG(os.lstat(full).st_mode):
-                        os.unlink(full)
+                    if stat.S_ISREG(os.lstat(full).st_mode) or stat.S_ISLNK(os.lstat(full).st_mode):
+                        os.unlink(full)  # a link of that name is a half-made link of ours
                         removed.append(full)
     return removed
 
 
 # ---------------------------------------------------------------- groups of files
+#
+# Two ways to move several files (key + certificate + chain + PKCS#12) from one state to the next:
+#
+# - A generation store, when the private key (the group's anchor) changes and more than one file is
+#   written, or when the files already live in a store. Beside the key ``D/node.key`` sits the folder
+#   ``D/.node.key.dicom_tls/`` holding generations ``g.XXXXXXXX/`` (one file per member, named after
+#   it) and one link ``current -> g.XXXXXXXX``. Each member path is a relative link through it, e.g.
+#   ``D/node.key -> .node.key.dicom_tls/current/node.key`` and
+#   ``T/node.pem -> ../D/.node.key.dicom_tls/current/node.pem``. A new generation is written and
+#   fsync'ed whole, then ``current`` is replaced by one rename(2): a reader (dcmtk, Orthanc, openssl)
+#   resolves every member through the same link, so it sees the old set or the new set at every
+#   instant, also straight after a kill -9. The previous generation is removed right after; the next
+#   run removes whatever a kill left (``clean_store``). Plain files become links the first time
+#   (each plain file is hard-linked into the current generation first, so no reader sees a change).
+#   The key's bytes never leave the key's folder.
+# - A journal, in every other case (the key does not change: any mix of old and new certificate
+#   files still matches the key; a folder other users can write; a member that is a link of the
+#   user's own): temporaries fsync'ed, a journal, renames, the journal removed; ``recover_group``
+#   rolls a journaled group forward on the next run.
+
+STORE_SUFFIX = ".dicom_tls"
+_CURRENT = "current"
+_GEN_RE = re.compile(r"^g\.[A-Za-z0-9_]{8}$")
+_STORE_TEMP_RE = re.compile(r"^\.current\.[A-Za-z0-9_]{8}\.tmp$")
+_LINK_TARGET_RE = re.compile(r"(?:^|/)(\.[^/]+%s)/%s/([^/]+)$" % (re.escape(STORE_SUFFIX), _CURRENT))
 
 
 def journal_path(anchor: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(anchor)), ".%s.dicom_tls-journal" % os.path.basename(anchor))
 
 
+def store_path(anchor: str) -> str:
+    """The generation store of the group whose anchor (private key) is ``anchor``."""
+    anchor = os.path.abspath(anchor)
+    return os.path.join(os.path.dirname(anchor), ".%s%s" % (os.path.basename(anchor), STORE_SUFFIX))
+
+
+def store_member(path: str) -> tuple[str, str] | None:
+    """(store, member name) when ``path`` is a link of ours into a generation store, else None."""
+    path = os.path.abspath(path)
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return None
+    m = _LINK_TARGET_RE.search(target)
+    if not m:
+        return None
+    store = os.path.normpath(os.path.join(os.path.dirname(path), target[: m.end(1)]))
+    return store, m.group(2)
+
+
+def real_path(path: str) -> str:
+    """Where the bytes of ``path`` live when it is a link of ours into a generation store (for
+    Ansible's owner, group and mode, which must reach the file, not the link); else ``path``."""
+    if path and store_member(path):
+        try:
+            return check_links(path)
+        except DicomTlsError:  # no longer trusted: left to the caller's own refusal
+            return path
+    return path
+
+
+def _current_gen(store: str) -> str | None:
+    try:
+        target = os.readlink(os.path.join(store, _CURRENT))
+    except OSError:
+        return None
+    return target if _GEN_RE.match(target) and os.path.isdir(os.path.join(store, target)) else None
+
+
+def _random_name(directory: str, prefix: str, suffix: str, make) -> str:
+    """Create an entry ``prefix + 8 random characters + suffix`` with ``make(full_path)``; its name."""
+    import random
+
+    chars = random.SystemRandom()
+    for _attempt in range(1000):
+        name = "".join(chars.choice("abcdefghijklmnopqrstuvwxyz0123456789_") for _i in range(8))
+        full = os.path.join(directory, prefix + name + suffix)
+        try:
+            make(full)
+        except FileExistsError:
+            continue
+        return full
+    raise FileExistsError(errno.EEXIST, "no usable temporary name", directory)
+
+
+def _link_atomically(target: str, path: str) -> None:
+    """Make ``path`` a symbolic link to ``target`` with one rename (a new link beside it first)."""
+    directory = os.path.dirname(path)
+    tmp = _random_name(directory, ".%s." % os.path.basename(path), ".tmp", lambda full: os.symlink(target, full))
+    _step()
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _step()
+    fsync_dir(directory)
+
+
+def _store_dir_mode(directory: str) -> tuple[int, int]:
+    """A folder of the store gets its parent's mode without group/other write, and its group."""
+    st = os.stat(directory)
+    return stat.S_IMODE(st.st_mode) & 0o755 | 0o700, st.st_gid
+
+
+def _make_store_dir(path: str, parent: str) -> None:
+    mode, gid = _store_dir_mode(parent)
+    os.chmod(path, mode)
+    with contextlib.suppress(OSError):
+        os.chown(path, -1, gid)
+
+
+def _new_gen(store: str) -> str:
+    gen = _random_name(store, "g.", "", lambda full: os.mkdir(full, 0o700))
+    _make_store_dir(gen, os.path.dirname(store))
+    _step()
+    return gen
+
+
+def _write_new(path: str, data: bytes, mode: int) -> None:
+    """A new file (never an existing one, never through a link) with ``mode`` before its first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)
+        _step()
+        with os.fdopen(fd, "wb") as fh:
+            fd = -1
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    _step()
+
+
+def _copy_in(src: str, dst: str) -> None:
+    """Put the file ``src`` into a generation as ``dst``: a hard link (same bytes, owner and mode,
+    no copy of a key's bytes), or a copy with the same mode where links cannot be made."""
+    try:
+        os.link(src, dst, follow_symlinks=True)
+    except OSError:
+        st = os.stat(src)
+        _write_new(dst, read_bytes(src), stat.S_IMODE(st.st_mode))
+        with contextlib.suppress(OSError):
+            os.chown(dst, st.st_uid, st.st_gid)
+    _step()
+
+
+def _swap_current(store: str, gen: str) -> None:
+    """Point ``current`` at ``gen`` with one rename(2): the commit point of a generation."""
+    _link_atomically(os.path.basename(gen), os.path.join(store, _CURRENT))
+
+
+def clean_store(store: str, drop_empty: bool = True) -> list[str]:
+    """Remove what a run left in a generation store besides the current generation: earlier
+    generations and half-made ones, temporary links; and the store itself when no generation is
+    in use (``drop_empty``). Returns the names removed."""
+    import shutil
+
+    keep = _current_gen(store)
+    removed = []
+    try:
+        names = os.listdir(store)
+    except OSError:
+        return removed
+    for name in names:
+        full = os.path.join(store, name)
+        if name == keep:
+            continue
+        if _GEN_RE.match(name) and not os.path.islink(full):
+            shutil.rmtree(full, ignore_errors=True)
+            _step()
+            removed.append(full)
+        elif _STORE_TEMP_RE.match(name) or (name == _CURRENT and keep is None):
+            remove(full)
+            removed.append(full)
+    if keep is None and drop_empty:  # nothing in use: a store a kill left before its first generation was committed
+        with contextlib.suppress(OSError):
+            os.rmdir(store)
+            removed.append(store)
+    if removed:
+        fsync_dir(os.path.dirname(store) if keep is None else store)
+    return removed
+
+
+def remove_store(anchor: str) -> bool:
+    """Remove the generation store of ``anchor`` (its key is being removed); True if there was one."""
+    import shutil
+
+    store = store_path(anchor)
+    if not os.path.isdir(store) or os.path.islink(store):
+        return False
+    shutil.rmtree(store)
+    _step()
+    fsync_dir(os.path.dirname(store))
+    return True
+
+
+def _generation_fits(store: str, paths: list[str]) -> bool:
+    """A generation store can hold these files: their folders (and the store's) are not writable by
+    other users (the links must be trusted), and each file is absent, a regular file, or already a
+    link of ours into this store (a link of the user's own stays theirs: the journal is used)."""
+    folders = {os.path.dirname(store)} | {os.path.dirname(p) for p in paths}
+    if any(not os.path.isdir(d) or dir_is_shared(d) for d in folders):
+        return False
+    for path in paths:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            continue
+        member = store_member(path)
+        if not (stat.S_ISLNK(st.st_mode) and member and member[0] == store):
+            return False
+    return True
+
+
+def _member_names(store: str, paths: list[str], current: str | None) -> list[str]:
+    """The name of each file inside a generation: the one its link already uses, else its base name
+    (made unique when another file of the group or of the current generation holds that name)."""
+    taken = set(os.listdir(os.path.join(store, current))) if current else set()
+    names: list[str | None] = []
+    for path in paths:
+        member = store_member(path)
+        name = member[1] if member and member[0] == store else None
+        names.append(name)
+    used = {n for n in names if n}
+    for i, path in enumerate(paths):
+        if names[i]:
+            continue
+        base = os.path.basename(path)
+        name, n = base, 1
+        while name in used or name in taken:
+            n += 1
+            name = "%s.%d" % (base, n)
+        names[i] = name
+        used.add(name)
+    return names
+
+
+def write_generation(store: str, files: list[tuple[str, bytes, int]]) -> None:
+    """Write ``files`` as a new generation of ``store`` and switch to it with one rename (see above)."""
+    paths = [os.path.abspath(p) for p, _d, _m in files]
+    parent = os.path.dirname(store)
+    if not os.path.isdir(store):
+        os.mkdir(store, 0o700)
+        _make_store_dir(store, parent)
+        _step()
+        fsync_dir(parent)
+    clean_store(store, drop_empty=False)
+    current = _current_gen(store)
+    names = _member_names(store, paths, current)
+    # 1. the new generation, whole and durable; nobody looks at it yet
+    gen = _new_gen(store)
+    if current:
+        for name in os.listdir(os.path.join(store, current)):
+            if name not in names:
+                _copy_in(os.path.join(store, current, name), os.path.join(gen, name))
+    for (_p, data, mode), name in zip(files, names):
+        _write_new(os.path.join(gen, name), data, mode)
+    fsync_dir(gen)
+    # 2. every member becomes a link through ``current`` without any reader seeing a change: a plain
+    #    file is first hard-linked into the current generation (one is made from the plain files
+    #    when there is none yet); an absent file becomes a link that leads nowhere until step 3.
+    plain = [(p, n) for p, n in zip(paths, names) if os.path.lexists(p) and not store_member(p)]
+    if plain:
+        if current is None:
+            first = _new_gen(store)
+            for path, name in plain:
+                _copy_in(path, os.path.join(first, name))
+            fsync_dir(first)
+            _swap_current(store, first)
+            current = os.path.basename(first)
+        else:
+            for path, name in plain:
+                dst = os.path.join(store, current, name)
+                if not os.path.lexists(dst):
+                    _copy_in(path, dst)
+            fsync_dir(os.path.join(store, current))
+    for path, name in zip(paths, names):
+        member = store_member(path)
+        if member and member == (store, name):
+            continue
+        target = os.path.relpath(os.path.join(store, _CURRENT, name), os.path.dirname(path))
+        _link_atomically(target, path)
+    # 3. the commit: one rename of ``current``; 4. the previous generation goes
+    _swap_current(store, gen)
+    clean_store(store)
+
+
 def write_group(anchor: str, files: list[tuple[str, bytes, int]]) -> None:
     """Move several files ``[(path, data, mode), ...]`` from one consistent state to the next.
 
-    1. every new content is written to a temporary beside its target and fsync'ed;
-    2. a journal beside ``anchor`` (the private key's path) lists temp -> target, written atomically;
+    When the private key ``anchor`` is among them (created or regenerated) with other files, or a
+    file already lives in the anchor's generation store, and no folder is writable by other users:
+    a new generation switched with one rename (``write_generation``), so key and certificate match
+    at every instant. Otherwise: 1. every new content is written to a temporary beside its target
+    and fsync'ed; 2. a journal beside ``anchor`` lists temp -> target, written atomically;
     3. the temporaries are renamed over their targets in order; 4. the journal is removed.
     A crash before 2 leaves the old files (and temporaries that the next run removes); a crash
     after 2 is rolled forward by ``recover_group`` at the start of the next run, so the files end
     as the whole new set. Call it (and ``recover_group``) under the anchor's lock."""
     if not files:
+        return
+    store = store_path(anchor)
+    paths = [os.path.abspath(p) for p, _d, _m in files]
+    key_changes = any(p == os.path.abspath(anchor) and not m & 0o077 for p, (_x, _d, m) in zip(paths, files))
+    linked = any((store_member(p) or ("",))[0] == store for p in paths)
+    if (linked or (key_changes and len(files) > 1)) and _generation_fits(store, paths):
+        write_generation(store, files)
         return
     if len(files) == 1:
         path, data, mode = files[0]
@@ -447,29 +757,55 @@ def write_group(anchor: str, files: list[tuple[str, bytes, int]]) -> None:
     fsync_dir(os.path.dirname(journal_path(anchor)))
 
 
+def pending_group(anchor: str) -> list[tuple[str, str]]:
+    """The (temporary, target) pairs of a journal an interrupted ``write_group`` left, whose
+    temporaries still exist: what ``recover_group`` renames into place."""
+    try:
+        raw = _read_regular(journal_path(anchor))
+    except FileNotFoundError:
+        return []
+    try:
+        pairs = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return []
+    return [
+        (tmp, path) for tmp, path in pairs if os.path.isfile(tmp) and temp_name_re(path).match(os.path.basename(tmp))
+    ]
+
+
 def recover_group(anchor: str, paths=()) -> list[str]:
-    """Finish a ``write_group`` that a crash interrupted (roll forward from its journal) and remove
-    our leftover temporaries beside ``paths``. Returns the targets restored. Call it under the lock."""
+    """Finish a ``write_group`` that a crash interrupted (roll forward from its journal), remove our
+    leftover temporaries beside ``paths`` and what a kill left in the anchor's generation store.
+    Returns the targets restored. Call it under the lock."""
     jpath = journal_path(anchor)
     restored: list[str] = []
-    try:
-        raw = _read_regular(jpath)
-    except FileNotFoundError:
-        raw = None
-    if raw is not None:
-        try:
-            pairs = json.loads(raw.decode("utf-8"))
-        except ValueError:
-            pairs = []
-        for tmp, path in pairs:
-            if os.path.isfile(tmp) and temp_name_re(path).match(os.path.basename(tmp)):
-                replace(tmp, path)
-                restored.append(path)
+    if os.path.lexists(jpath):
+        for tmp, path in pending_group(anchor):
+            replace(tmp, path)
+            restored.append(path)
         for directory in sorted({os.path.dirname(p) for p in restored}):
             fsync_dir(directory)
         remove(jpath)
     remove_stale_temps(list(paths) + [jpath])
+    store = store_path(anchor)
+    if os.path.isdir(store) and not os.path.islink(store):
+        clean_store(store)
     return restored
+
+
+_pending_reads: dict[str, str] = {}
+
+
+@contextlib.contextmanager
+def reading_pending(anchor: str | None):
+    """Check mode: for the block, reads of a target of a pending journal return the bytes the
+    real run's ``recover_group`` would rename into place (nothing is written). Yields the targets."""
+    pairs = pending_group(anchor) if anchor else []
+    _pending_reads.update({os.path.abspath(path): tmp for tmp, path in pairs})
+    try:
+        yield [path for _tmp, path in pairs]
+    finally:
+        _pending_reads.clear()
 
 
 def fsync_dir(directory: str) -> None:

@@ -142,3 +142,21 @@ def write(path: str, data: bytes, mode: int = 0o644) -> bool:
     make_parent_dirs(path)
     atomic_write(path, data, mode)
     return True
+
+
+def plan(path: str, data: bytes) -> list[reports.Action]:
+    """The plan in the collection's one shape (reports.Action): the .prom file created or updated when
+    its content differs from ``data`` (the metrics are public: the diff shows the lines), else nothing."""
+    current = read_optional(path)
+    if current == data:
+        return []
+    action = "created" if current is None else "updated"
+    reason = "no file yet" if current is None else "the metrics differ"
+    before = {"state": "absent"} if current is None else current.decode("utf-8", "replace") or "(no series)"
+    return [reports.Action(path, action, reason, before=before, after=data.decode("utf-8") or "(no series)")]
+
+
+def apply(actions: list[reports.Action], data: bytes, mode: int = 0o644) -> None:
+    """Carry out the plan: write the file (atomically) when one is planned."""
+    for action in actions:
+        write(action.path, data, mode)

@@ -19,6 +19,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atomic_write, backup_copy, read_bytes
 
@@ -226,15 +227,31 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
 
 
-def plan_actions(todo: Plan) -> list[dict]:
-    """The plan in the collection's one shape: one ``{path, action, reason}`` per file written, the reason
-    naming the options that change in it (empty when nothing changes)."""
+def _lines(changes: list[dict], side: str) -> str:
+    return "".join(
+        "%s = %s\n" % (c["key"], json.dumps(c[side], sort_keys=True)) for c in changes if c[side] is not None
+    )
+
+
+def plan_actions(todo: Plan) -> list[reports.Action]:
+    """The plan in the collection's one shape (reports.Action): one per file written, the reason naming
+    the options that change in it (empty when nothing changes); the diff's sides are those options'
+    values before and after."""
     out = []
     for name in sorted(todo.files):
         path = os.path.join(todo.config_dir, name)
-        keys = ["%s %s" % (c["key"], c["action"]) for c in todo.changes if c["file"] == name]
+        changes = [c for c in todo.changes if c["file"] == name]
+        keys = ["%s %s" % (c["key"], c["action"]) for c in changes]
         action = "updated" if os.path.lexists(path) else "created"
-        out.append({"path": path, "action": action, "reason": ", ".join(keys) or "rewritten"})
+        out.append(
+            reports.Action(
+                path,
+                action,
+                ", ".join(keys) or "rewritten",
+                before=_lines(changes, "before"),
+                after=_lines(changes, "after"),
+            )
+        )
     return out
 
 

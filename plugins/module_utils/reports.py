@@ -1,8 +1,93 @@
 # Copyright: contributors to medimg.dicom_tls
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Plain-text tables a person reads: the fleet's C-ECHO matrix and certificate expiry report."""
+"""What a module reports: the one plan shape every module returns (``changed``, ``actions``, ``diff``),
+and the plain-text tables a person reads (the fleet's C-ECHO matrix and certificate expiry report)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# ---------------------------------------------------------------- the one plan shape
+#
+# Every engine plans a list of Action (one per file or listener it writes, removes, starts or stops,
+# each with its reason) and then applies it; every module returns it as ``actions``, ``changed`` is
+# "the list is not empty", and diff mode shows one Ansible diff per action, with metadata only.
+
+ACTION_WORDS = (
+    "created",
+    "updated",
+    "renewed",
+    "regenerated",
+    "renumbered",
+    "removed",
+    "signed",
+    "copied",
+    "started",
+    "restarted",
+    "stopped",
+    "recovered",  # an update a killed run left half done, completed from its journal
+    "attributes_changed",  # same content; mode, owner, group, SELinux context or attributes set
+)
+
+
+@dataclass
+class Action:
+    """One step of a plan. ``role`` (which of the engine's files, e.g. privatekey or chain), ``before``
+    and ``after`` (metadata for the diff: subjects, serials, dates, modes; never key bytes) are for the
+    engine and the diff, not part of the reported shape."""
+
+    path: str
+    action: str
+    reason: str
+    role: str = field(default="", compare=False)
+    before: dict | str | None = field(default=None, compare=False, repr=False)
+    after: dict | str | None = field(default=None, compare=False, repr=False)
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "action": self.action, "reason": self.reason}
+
+
+def _text(side) -> str:
+    if side is None:
+        return ""
+    if isinstance(side, str):
+        return side if not side or side.endswith("\n") else side + "\n"
+    lines = []
+    for key, value in side.items():
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(str(v) for v in value)
+        lines.append("%s: %s\n" % (key, "" if value is None else value))
+    return "".join(lines)
+
+
+def diff(actions: list[Action], before: dict | None = None, after: dict | None = None) -> list[dict]:
+    """Ansible's diff for a plan: one ``{before_header, after_header, before, after}`` per action, headed
+    by its path. The sides are the action's own ``before``/``after``, else those of its path in the
+    maps ``before``/``after`` (metadata: a dict shown as ``key: value`` lines, or text), else what the
+    action says (absent before a creation, absent after a removal)."""
+    out = []
+    for a in actions:
+        b = a.before if a.before is not None else (before or {}).get(a.path)
+        f = a.after if a.after is not None else (after or {}).get(a.path)
+        if b is None:
+            b = {"state": "absent"} if a.action in ("created", "started") else {"state": "present"}
+        if f is None:
+            f = {"state": "absent"} if a.action in ("removed", "stopped") else {"state": a.action, "reason": a.reason}
+        out.append({"before_header": a.path, "after_header": a.path, "before": _text(b), "after": _text(f)})
+    return out
+
+
+def report(actions: list[Action], diff_mode: bool = False, before=None, after=None, **own) -> dict:
+    """A module's result in the one shape: its own keys, then ``changed`` (the plan was not empty),
+    ``actions`` (``[{path, action, reason}]``) and, in diff mode when the plan is not empty, ``diff``
+    (see diff())."""
+    result = dict(own)
+    result["changed"] = bool(actions)
+    result["actions"] = [a.as_dict() for a in actions]
+    if diff_mode and actions:
+        result["diff"] = diff(actions, before, after)
+    return result
+
 
 # Statuses that mean nothing answered at all (TCP refused, timeout): never a TLS or DICOM refusal.
 NO_LISTENER = ("connection_refused", "timeout")

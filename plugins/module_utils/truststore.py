@@ -44,7 +44,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, namehash, options
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, namehash, options, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.crypto import fingerprint_der
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir, locked
@@ -329,6 +329,7 @@ class Current:
 
     exists: bool
     entries: dict[str, tuple[bytes | None, bool]]
+    meta_only: set[str] = field(default_factory=set)  # regular files whose mode or owner alone differs
 
 
 def read_hashed_dir(path: str, meta: FileMeta) -> Current:
@@ -337,6 +338,7 @@ def read_hashed_dir(path: str, meta: FileMeta) -> Current:
     if not os.path.isdir(path):
         raise DicomTlsError("exists and is not a directory", path)
     entries: dict[str, tuple[bytes | None, bool]] = {}
+    meta_only: set[str] = set()
     try:
         names = os.listdir(path)
     except OSError as exc:
@@ -347,6 +349,8 @@ def read_hashed_dir(path: str, meta: FileMeta) -> Current:
         full = os.path.join(path, name)
         st = os.lstat(full)
         ok = stat.S_ISREG(st.st_mode) and _meta_ok(st, meta)
+        if stat.S_ISREG(st.st_mode) and not ok:
+            meta_only.add(name)
         data = None
         if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
             try:
@@ -357,7 +361,7 @@ def read_hashed_dir(path: str, meta: FileMeta) -> Current:
             except OSError as exc:
                 raise DicomTlsError("cannot read entry: %s" % exc.strerror, full) from None
         entries[name] = (data, ok)
-    return Current(True, entries)
+    return Current(True, entries, meta_only)
 
 
 def _meta_ok(st: os.stat_result, meta: FileMeta) -> bool:
@@ -395,9 +399,10 @@ class Plan:
     added: list[str]
     removed: list[str]
     renumbered: list[str]
-    rewritten: list[str]  # same object, file rewritten (content form, symlink, mode, owner)
+    rewritten: list[str]  # same object, file rewritten (content form, symlink)
     before: list[str]
     after: list[str]
+    reattributed: list[str] = field(default_factory=list)  # same bytes, rewritten for its mode or owner
 
     @property
     def changed(self) -> bool:
@@ -458,7 +463,7 @@ def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> 
         for i in range(tail + len(replace) - 1, n - 1, -1):
             if i < m or i >= tail:
                 steps.append(("unlink", nm(i), None))
-    added, removed, renumbered, rewritten = [], [], [], []
+    added, removed, renumbered, rewritten, reattributed = [], [], [], [], []
     old_by_fp = {}
     for name in sorted(current.entries, key=_sort_key):
         if old_fp[name]:
@@ -471,7 +476,8 @@ def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> 
         elif old_by_fp[fp] != name:
             renumbered.append("%s -> %s" % (old_by_fp[fp], name))
         elif differs_entry(current, name, want[name]):
-            rewritten.append(name)
+            same_bytes = current.entries[name][0] == want[name]
+            (reattributed if same_bytes and name in current.meta_only else rewritten).append(name)
     for name in sorted(current.entries, key=_sort_key):
         fp = old_fp[name]
         if fp is None or fp not in new_fps:
@@ -494,6 +500,7 @@ def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> 
         rewritten=rewritten,
         before=before,
         after=after,
+        reattributed=reattributed,
     )
 
 
@@ -639,32 +646,40 @@ class BundlePlan:
         return self.current != self.data or not self.meta_ok
 
 
-def plan_actions(plan) -> list[dict]:
-    """The plan of a hashed directory or a bundle in the collection's one shape: one
-    ``{path, action, reason}`` per file that the run writes or removes (empty when nothing changes)."""
+def plan_actions(plan) -> list[reports.Action]:
+    """The plan of a hashed directory or a bundle in the collection's one shape (reports.Action): one per
+    file that the run writes or removes, empty when nothing changes. The diff's sides are the entry's
+    fingerprint (and subject) before and after; for a bundle, the fingerprints it holds."""
     if isinstance(plan, BundlePlan):
         if not plan.changed:
             return []
         if plan.current is None:
             action, reason = "created", "no bundle yet"
         elif plan.current == plan.data:
-            action, reason = "updated", "mode or owner differs"
+            action, reason = "attributes_changed", "mode or owner differs"
         else:
             action, reason = "updated", "%d added, %d removed" % (len(plan.added), len(plan.removed))
-        return [{"path": plan.path, "action": action, "reason": reason}]
+        return [reports.Action(plan.path, action, reason, before=plan.before, after=plan.after)]
+    before = dict(line.split(" ", 1) for line in plan.before)
+    after = dict(line.split(" ", 1) for line in plan.after)
+
+    def step(name, action, reason):
+        return reports.Action(
+            os.path.join(plan.path, name), action, reason, before=before.get(name, ""), after=after.get(name, "")
+        )
+
     out = []
     if plan.create_dir:
-        out.append({"path": plan.path, "action": "created", "reason": "no directory yet"})
-    join = os.path.join
-    out += [{"path": join(plan.path, n), "action": "created", "reason": "new in the store"} for n in plan.added]
+        out.append(reports.Action(plan.path, "created", "no directory yet"))
+    out += [step(n, "created", "new in the store") for n in plan.added]
     for move in plan.renumbered:
         old, new = move.split(" -> ")
-        reason = "moved from %s in its collision sequence" % old
-        out.append({"path": join(plan.path, new), "action": "renumbered", "reason": reason})
-    reason = "content form, link, mode or owner differs"
-    out += [{"path": join(plan.path, n), "action": "updated", "reason": reason} for n in plan.rewritten]
-    reason = "no longer in the store, unreadable or a duplicate"
-    out += [{"path": join(plan.path, n), "action": "removed", "reason": reason} for n in plan.removed]
+        out.append(step(new, "renumbered", "moved from %s in its collision sequence" % old))
+    out += [step(n, "updated", "content form or link differs") for n in plan.rewritten]
+    for n in plan.reattributed:
+        out.append(step(n, "attributes_changed", "mode or owner differs"))
+        out[-1].before, out[-1].after = before[n] + " (mode or owner differs)", after[n] + " (mode and owner set)"
+    out += [step(n, "removed", "no longer in the store, unreadable or a duplicate") for n in plan.removed]
     return out
 
 

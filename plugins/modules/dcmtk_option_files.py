@@ -29,21 +29,23 @@ options:
         (for example C(+tls KEY CERT), C(+cd DIR), C(+crv), C(+py), C(-rc), C(-aet TITLE)). Empty lines are left out.
     type: dict
     required: true
-  mode:
-    description: File mode of every option file (they hold paths and settings, no secrets).
-    type: str
-    default: "0644"
-  backup:
-    description: Keep a timestamped copy (C(FILE.YYYYmmddTHHMMSS.ffffff~)) of each file before it is rewritten.
-    type: bool
-    default: false
+extends_documentation_fragment:
+  - medimg.dicom_tls.backup
+  - ansible.builtin.files
+notes:
+  - The option files are created mode 0644 unless O(mode) is octal (then with that mode, before any byte lands in
+    them); O(owner), O(group), a symbolic O(mode), the SELinux context and O(attributes) are then set as
+    M(ansible.builtin.file) sets them. A change of them alone is listed in RV(actions) as C(attributes_changed).
 attributes:
   check_mode:
     support: full
     description: Reports the files that would be written; writes nothing.
   diff_mode:
     support: full
-    description: Shows the lines of each changed file before and after.
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - the lines of the option file (paths and options, no secrets); a change of O(mode), O(owner),
+        O(group), the SELinux context or O(attributes) alone shows them before and after.
   idempotent:
     support: full
     description: A second run with the same options reports no change.
@@ -68,21 +70,29 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: One entry per file written (or to be written in check mode); empty when nothing changes.
+  description:
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is the option file; C(action) is C(created), C(updated), or C(attributes_changed) when only the file's
+      mode, owner, group, SELinux context or attributes differed.
   returned: always
   type: list
   elements: dict
   contains:
     path:
-      description: The option file.
+      description: The file.
       type: str
     action:
-      description: C(created), C(updated) (other lines) or C(mode) (same lines, other file mode).
+      description: What is done to it.
       type: str
     reason:
-      description: Why.
+      description: Why, in words.
       type: str
-  sample: [{"path": "/etc/dicom-tls/dcmtk-a/storescp.args", "action": "updated", "reason": "options differ"}]
+  sample:
+    - path: /etc/dicom-tls/dcmtk-a/storescp.args
+      action: updated
+      reason: "options differ"
 files:
   description: Every option file this task manages.
   returned: always
@@ -97,7 +107,12 @@ backup_files:
 
 import os  # noqa: E402
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import dcmtk_options  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import (  # noqa: E402
+    dcmtk_options,
+    file_args,
+    reports,
+    shared_options,  # noqa: E402
+)
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
@@ -107,42 +122,28 @@ def main():
         argument_spec=dict(
             directory=dict(type="path", required=True),
             tools=dict(type="dict", required=True),
-            mode=dict(type="str", default="0644"),
-            backup=dict(type="bool", default=False),
+            **shared_options.backup(),
         ),
         supports_check_mode=True,
+        add_file_common_args=True,
     )
     guard(module)
     p = module.params
     try:
-        try:
-            mode = int(p["mode"], 8)
-        except ValueError:
-            mode = -1
-        if not 0 <= mode <= 0o777:
-            raise DicomTlsError("mode must be an octal file mode from 0000 to 0777 such as 0644, got %r" % p["mode"])
         for tool, lines in p["tools"].items():
             if not isinstance(lines, list):
                 raise DicomTlsError("tools.%s must be a list of option lines" % tool)
-        actions = dcmtk_options.plan(p["directory"], p["tools"], mode)
+        actions = dcmtk_options.plan(p["directory"], p["tools"])
         backup_files = []
         if actions and not module.check_mode:
-            backup_files = dcmtk_options.apply(actions, mode, backup=p["backup"])
+            backup_files = dcmtk_options.apply(
+                actions, p["tools"], file_args.create_mode(p["mode"]), backup=p["backup"]
+            )
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
-    result = dict(
-        changed=bool(actions),
-        actions=[{k: a[k] for k in ("path", "action", "reason")} for a in actions],
-        files=[os.path.join(p["directory"], t + ".args") for t in sorted(p["tools"])],
-        backup_files=backup_files,
-    )
-    if module._diff:
-        before, after = [], []
-        for a in actions:
-            before.append("# %s\n%s" % (a["path"], (a["before"] or b"").decode("utf-8", "replace")))
-            after.append("# %s\n%s" % (a["path"], a["content"].decode("utf-8")))
-        result["diff"] = dict(before="".join(before), after="".join(after))
-    module.exit_json(**result)
+    paths = [os.path.join(p["directory"], t + ".args") for t in sorted(p["tools"])]
+    actions += file_args.set_attributes(module, paths, [a.path for a in actions])
+    module.exit_json(**reports.report(actions, module._diff, files=paths, backup_files=backup_files))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ description:
 author:
   - medimg.dicom_tls maintainers (@medimg)
 extends_documentation_fragment:
+  - medimg.dicom_tls.backup
+  - medimg.dicom_tls.privatekey
   - medimg.dicom_tls.ca
   - medimg.dicom_tls.ca.issuance
   - medimg.dicom_tls.ca.private_key
@@ -36,7 +38,11 @@ attributes:
     description: Check mode reads every file and returns the plan that a real run carries out.
   diff_mode:
     support: full
-    description: Shows subjects, serials, dates and file names; never key bytes.
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - subject, issuer, serial, dates and subject alternative names of the certificate at O(path);
+        the other files show their action and reason; a change of O(mode), O(owner), O(group), the SELinux context
+        or O(attributes) alone shows them before and after.
   idempotent:
     support: full
     description: A second run with the same options reports no change.
@@ -60,7 +66,7 @@ options:
       - The private key on this host. Generated when missing (or when the key type or size changed).
       - Leave it out, and give O(csr_path) or O(csr_content), to sign a CSR on the CA host.
       - Written 0600 in a folder created 0700. An existing key that other users may read (0644, 0640, ...)
-        is tightened to 0600, listed in RV(actions) (target C(privatekey_mode)) and warned about, since it
+        is tightened to 0600, listed in RV(actions) (action C(attributes_changed)) and warned about, since it
         may have been read already (consider O(regenerate_key)).
       - Must not be the same file as any other path of the task.
     type: path
@@ -147,13 +153,17 @@ options:
     type: str
     choices: [modern, legacy]
     default: modern
-  backup:
-    description: Keep a timestamped copy of each file before it is overwritten or removed.
-    type: bool
-    default: false
 notes:
   - O(mode), O(owner) and O(group) apply to every file written; private keys and key stores are created mode
     0600 and keep it unless O(mode) says otherwise for the certificate files only.
+  - When a new private key is written together with other files (first creation, key type or size changed,
+    O(regenerate_key)), O(privatekey_path), O(path), O(chain_path), O(pkcs12_path) and O(csr_path) become
+    symbolic links through one link in a folder beside the key (C(.NAME.dicom_tls/current), switched with
+    one rename), so a run killed at any point leaves the old key and certificate or the new ones, never a
+    pair dcmtk and Orthanc refuse to load. Later writes of those files switch the whole set the same way.
+    Files written with the same key stay plain files (a journal completes them on the next run, action
+    C(recovered)). No links are made in a folder other users can write, nor over a link of the user's own.
+    O(owner), O(group) and O(mode) apply to the files the links name. See the PKI guide (docs/pki.md).
   - A certificate this task keeps or installs at O(path) (an existing one, or O(certificate_content)), its
     issuer O(issuer_cert_path) or a certificate of O(issuer_chain_path) that OpenSSL 3 refuses at security
     level 2 (Debian's and Ubuntu's default, and M(medimg.dicom_tls.dicom_tls_echo)'s default profile) is
@@ -220,13 +230,30 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: What was done (or, in check mode, would be done), each with its reason.
+  description:
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is the certificate, key, CSR, chain, PKCS#12 or O(database); C(action) is C(created), C(renewed),
+      C(regenerated), C(updated), C(removed), C(recovered) (an update a killed run left half done), or
+      C(attributes_changed) when only the file's mode, owner, group, SELinux context or attributes differed.
   returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
   sample:
-    - {target: certificate, path: /etc/dicom-tls/node.pem, action: renewed,
-       reason: "subject_alt_names changed from ['DNS:a'] to ['DNS:b']"}
+    - path: /etc/dicom-tls/node.pem
+      action: renewed
+      reason: "subject_alt_names changed from ['DNS:a'] to ['DNS:b']"
 serial:
   description:
     - Serial number, uppercase hex as C(openssl x509 -serial) prints it.
@@ -296,7 +323,13 @@ backup_files:
   elements: str
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options, crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import (
+    ca_options,
+    crypto,
+    file_args,
+    reports,
+    shared_options,
+)
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
@@ -307,8 +340,7 @@ def argument_spec():
     return dict(
         state=dict(type="str", default="present", choices=["present", "csr", "absent"]),
         path=dict(type="path"),
-        privatekey_path=dict(type="path"),
-        privatekey_passphrase=dict(type="str", no_log=True),
+        **shared_options.privatekey(),
         csr_path=dict(type="path"),
         csr_content=dict(type="str"),
         certificate_content=dict(type="str"),
@@ -321,7 +353,7 @@ def argument_spec():
         pkcs12_path=dict(type="path"),
         pkcs12_passphrase=dict(type="str", no_log=True),
         pkcs12_encryption=dict(type="str", default="modern", choices=["modern", "legacy"]),
-        backup=dict(type="bool", default=False),
+        **shared_options.backup(),
         **ca_options.issuer(required=False),
         **ca_options.issuance(backend.USAGES),
         **ca_options.private_key(),
@@ -339,18 +371,21 @@ def _facts(cert):
     return out
 
 
-def _diff(plan, before_cert, after_cert):
+def _diff_sides(plan, before_cert, after_cert) -> tuple[dict, dict]:
+    """The certificate's metadata before and after, for the diff of O(path) (other files show their action)."""
+
     def side(cert):
         if cert is None:
-            return {}
+            return {"state": "absent"}
         info = crypto.describe_certificate(cert)
         return {k: info[k] for k in ("subject", "issuer", "serial", "not_before", "not_after", "subject_alt_names")}
 
-    after = side(after_cert) if after_cert is not None else {}
+    after = side(after_cert)
     if after_cert is None and plan.has("certificate"):
         after = {"subject": crypto.name_text(plan.subject) if plan.subject else None, "serial": "(new)"}
-    files = sorted("%s %s: %s" % (a.action, a.path, a.reason) for a in plan.actions)
-    return {"before": {"certificate": side(before_cert)}, "after": {"certificate": after, "actions": files}}
+    if plan.spec.state == "absent":
+        after = {"state": "absent"}
+    return {plan.spec.path: side(before_cert)}, {plan.spec.path: after}
 
 
 def _outputs(params: dict) -> tuple:
@@ -374,8 +409,9 @@ def main():
     require(module, "cryptography")
     spec = backend.CertSpec(**{k: module.params[k] for k in argument_spec()})
     try:
-        with backend.locked(spec, enabled=not module.check_mode):
+        with backend.locked(spec, enabled=not module.check_mode) as recovered:
             plan = backend.plan(spec, module.check_mode)
+            backend.add_recovered(plan, recovered)
             for warning in plan.warnings:
                 module.warn(warning)
             before = plan.cert
@@ -388,22 +424,17 @@ def main():
     except OSError as exc:
         module.fail_json(msg="%s: %s" % (exc.filename or "", exc.strerror))
 
-    changed = bool(plan.actions)
+    actions = list(plan.actions)
     if spec.state != "absent":
-        for path, is_secret in (
-            (spec.path, False),
-            (spec.chain_path, False),
-            (spec.csr_path if spec.state == "csr" else None, False),
-            (spec.privatekey_path, True),
-            (spec.pkcs12_path, True),
-        ):
-            if path and (not module.check_mode or not any(a.path == path for a in plan.actions)):
-                file_args = module.load_file_common_arguments(module.params, path=path)
-                if is_secret:
-                    file_args["mode"] = None  # keys and key stores stay 0600
-                changed = module.set_fs_attributes_if_different(file_args, changed)
-
-    result = dict(changed=changed, actions=[a.as_dict() for a in plan.actions], backup_files=outcome["backup_files"])
+        csr_path = spec.csr_path if spec.state == "csr" else None
+        actions += file_args.set_attributes(
+            module,
+            [spec.path, spec.chain_path, csr_path, spec.privatekey_path, spec.pkcs12_path],
+            planned=[a.path for a in plan.actions],
+            keep_mode=[spec.privatekey_path, spec.pkcs12_path],  # keys and key stores stay 0600
+        )
+    before_meta, after_meta = _diff_sides(plan, before, outcome["certificate"])
+    result = reports.report(actions, module._diff, before_meta, after_meta, backup_files=outcome["backup_files"])
     result.update(_facts(outcome["certificate"]))
     csr = outcome["csr"]
     if spec.state == "csr" and csr is None and not plan.has("csr"):
@@ -416,8 +447,6 @@ def main():
     if csr is not None:
         result["csr"] = crypto.csr_pem(csr).decode("ascii")
         result["subject"] = crypto.name_text(csr.subject)
-    if module._diff:
-        result["diff"] = _diff(plan, before, outcome["certificate"])
     module.exit_json(**result)
 
 

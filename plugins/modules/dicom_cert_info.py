@@ -15,6 +15,8 @@ description:
   - Optionally checks that a private key matches the certificate and that a CA issued it. Changes nothing.
 author:
   - medimg.dicom_tls maintainers (@medimg)
+extends_documentation_fragment:
+  - medimg.dicom_tls.privatekey
 attributes:
   check_mode:
     support: full
@@ -35,9 +37,6 @@ options:
   privatekey_path:
     description: A private key to check against the first certificate (the key itself is never returned).
     type: path
-  privatekey_passphrase:
-    description: Passphrase of O(privatekey_path).
-    type: str
   issuer_cert_path:
     description: A CA certificate; RV(issued_by_issuer) says whether it signed the first certificate.
     type: path
@@ -140,7 +139,7 @@ issued_by_issuer:
   type: bool
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, shared_options
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import read_bytes
@@ -152,8 +151,7 @@ def main():
         argument_spec=dict(
             path=dict(type="path"),
             content=dict(type="str"),
-            privatekey_path=dict(type="path"),
-            privatekey_passphrase=dict(type="str", no_log=True),
+            **shared_options.privatekey(),
             issuer_cert_path=dict(type="path"),
         ),
         required_one_of=[("path", "content")],

@@ -93,7 +93,7 @@ options:
 notes:
   - The file is created mode 0644 unless O(mode) is octal (then with that mode, before any byte lands in it);
     O(owner), O(group), a symbolic O(mode), the SELinux context and O(attributes) are then set as
-    M(ansible.builtin.file) sets them, and count as a change.
+    M(ansible.builtin.file) sets them; a change of them alone is listed in RV(actions) as C(attributes_changed).
 requirements:
   - python >= 3.9
   - cryptography >= 36.0 (RHEL 9's python3-cryptography 36.0.1 and Debian 12's 38.0.4 qualify)
@@ -106,7 +106,10 @@ attributes:
     description: Reports whether and why a new CRL would be issued, with its number and revoked serials.
   diff_mode:
     support: full
-    description: Shows CRL number, dates and revoked serials before and after.
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - CRL number, dates and revoked serials; a change of O(mode), O(owner), O(group), the SELinux
+        context or O(attributes) alone shows them before and after.
   idempotent:
     support: full
     description:
@@ -142,12 +145,28 @@ EXAMPLES = r"""
 RETURN = r"""
 actions:
   description:
-    - What the run did (in check mode, would do), one entry per file written or removed, each with C(path),
-      C(action) (C(created), C(updated), C(renumbered), C(removed), ...) and C(reason) - the shape every module
-      of the collection returns. Empty when nothing changed.
-  returned: success
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is the CRL file, or O(database) for revocations it records; C(action) is C(created), C(updated), or
+      C(attributes_changed) when only the file's mode, owner, group, SELinux context or attributes differed.
+  returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
+  sample:
+    - path: /etc/dicom-tls/pki/site-ca/issuing.crl.pem
+      action: updated
+      reason: "refresh window reached"
 crl_number:
   description: CRL Number of the CRL on disk after the run (in check mode, of the CRL that would be written).
   returned: success
@@ -191,9 +210,9 @@ import os  # noqa: E402
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import (
     ca_options,  # noqa: E402
-    crypto,  # noqa: E402
     file_args,  # noqa: E402
     ledger,  # noqa: E402
+    reports,  # noqa: E402
 )
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crl as crlib  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
@@ -207,19 +226,8 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import An
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.truststore import check_parent  # noqa: E402
 
 
-def _diff_side(summary: dict | None) -> str:
-    if not summary:
-        return ""
-    lines = [
-        "crl_number: %s" % summary["crl_number"],
-        "last_update: %s" % summary["last_update"],
-        "next_update: %s" % summary["next_update"],
-        "revoked_serials: %s" % ", ".join(summary["revoked_serials"]),
-    ]
-    return "".join(line + "\n" for line in lines)
-
-
-def run(module: AnsibleModule) -> dict:
+def run(module: AnsibleModule) -> tuple[dict, list]:
+    """The module's own result keys and its plan (reports.Action), carried out unless in check mode."""
     p = module.params
     if p["next_update_days"] < 1:
         raise DicomTlsError("next_update_days must be at least 1")
@@ -228,12 +236,12 @@ def run(module: AnsibleModule) -> dict:
     mode = file_args.create_mode(p["mode"])
     if module.check_mode and not os.path.lexists(p["issuer_cert_path"]):
         # an earlier task of the same run (the CA's) would create the issuer: predict, do not fail
-        return dict(
-            changed=True,
-            path=p["path"],
-            msg="would issue the CRL: the issuer certificate %s does not exist yet (check mode: an earlier task"
-            " would create it)" % p["issuer_cert_path"],
+        reason = (
+            "the issuer certificate %s does not exist yet (check mode: an earlier task would create it)"
+            % (p["issuer_cert_path"])
         )
+        action = "updated" if os.path.lexists(p["path"]) else "created"
+        return dict(path=p["path"], msg="would issue the CRL: " + reason), [reports.Action(p["path"], action, reason)]
     issuer = crlib.read_issuer(p["issuer_cert_path"], p["issuer_privatekey_path"], p["issuer_privatekey_passphrase"])
     desired = crlib.desired_revocations(p["revoked"], issuer)
     entries = None
@@ -246,14 +254,15 @@ def run(module: AnsibleModule) -> dict:
     plan = crlib.plan_crl(
         desired, existing, issuer, p["format"], p["digest"], p["next_update_days"], p["renew_before_days"]
     )
-    result = dict(changed=plan.changed, **crlib.summary(plan, issuer))
-    result["actions"] = crlib.plan_actions(plan, p["path"], existing)
+    result = crlib.summary(plan, issuer)
+    actions = crlib.plan_actions(plan, p["path"], existing)
+    for action in actions:
+        action.after = {k: result[k] for k in ("crl_number", "last_update", "next_update", "revoked_serials")}
     if entries is not None:
         result["database_revoked"] = ledger.revocations_to_record(entries, plan.revocations)
-        result["changed"] = plan.changed or bool(result["database_revoked"])
         if result["database_revoked"]:
             reason = "revocations to record: %s" % ", ".join(result["database_revoked"])
-            result["actions"].append({"path": p["database"], "action": "updated", "reason": reason})
+            actions.append(reports.Action(p["database"], "updated", reason))
         if result["database_revoked"] and not module.check_mode:
             with ledger.update(p["database"]) as book:
                 ledger.record_revocations(book, plan.revocations)
@@ -261,30 +270,15 @@ def run(module: AnsibleModule) -> dict:
                     check_writable_dir(p["path"])
                     new = crlib.build_crl(plan, issuer, p["digest"])
                     book.then(lambda: crlib.write_crl(p["path"], new, p["format"], mode))
-            return result
+            return result, actions
     if plan.changed:
-        if module._diff:
-            before = None
-            if existing is not None:
-                before = {
-                    "crl_number": existing.number,
-                    "last_update": crlib.iso(crypto.last_update(existing.crl)),
-                    "next_update": crlib.iso(crypto.next_update(existing.crl)),
-                    "revoked_serials": [crlib.serial_hex(s) for s in sorted(existing.entries)],
-                }
-            result["diff"] = {
-                "before": _diff_side(before),
-                "after": _diff_side(result),
-                "before_header": p["path"],
-                "after_header": p["path"],
-            }
         if module.check_mode:
             check_parent(p["path"])
         else:
             check_writable_dir(p["path"])
             new = crlib.build_crl(plan, issuer, p["digest"])
             crlib.write_crl(p["path"], new, p["format"], mode)
-    return result
+    return result, actions
 
 
 def main():
@@ -327,16 +321,12 @@ def main():
         with locked_for(module.params["path"], enabled=not module.check_mode):
             if not module.check_mode:
                 remove_stale_temps([module.params["path"]])
-            result = run(module)
-            result["changed"] = file_args.set_attributes(
-                module,
-                [module.params["path"]],
-                result["changed"],
-                planned=[module.params["path"]] if result["changed"] else [],
-            )
+            own, actions = run(module)
+            path = module.params["path"]
+            actions += file_args.set_attributes(module, [path], [a.path for a in actions])
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
-    module.exit_json(**result)
+    module.exit_json(**reports.report(actions, module._diff, **own))
 
 
 if __name__ == "__main__":

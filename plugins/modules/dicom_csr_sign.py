@@ -22,6 +22,7 @@ description:
 author:
   - medimg.dicom_tls maintainers (@medimg)
 extends_documentation_fragment:
+  - medimg.dicom_tls.backup
   - ansible.builtin.files
   - medimg.dicom_tls.ca
   - medimg.dicom_tls.ca.issuance
@@ -30,8 +31,12 @@ attributes:
     support: full
     description: Returns the plan of each request; nothing is written.
   diff_mode:
-    support: none
-    description: Certificates are returned as data; nothing on the CA host changes that a diff could show.
+    support: full
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - serial and notAfter of the certificate issued (in check mode, of the one signed in memory); a
+        change of O(mode), O(owner), O(group), the SELinux context or O(attributes) alone shows them before and
+        after.
   idempotent:
     support: full
     description: A second run with the same CSRs reports no change.
@@ -117,12 +122,29 @@ EXAMPLES = r"""
 RETURN = r"""
 actions:
   description:
-    - What the run did (in check mode, would do), one entry per file written or removed, each with C(path),
-      C(action) (C(created), C(updated), C(renumbered), C(removed), ...) and C(reason) - the shape every module
-      of the collection returns. Empty when nothing changed.
-  returned: success
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is a certificate or chain file of O(requests), or O(database); C(action) is C(created), C(renewed),
+      C(updated), or C(attributes_changed) when only the file's mode, owner, group, SELinux context or attributes
+      differed.
+  returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
+  sample:
+    - path: /etc/dicom-tls/pki/site-ca/issued/dcmtk-a.pem
+      action: created
+      reason: "no certificate yet"
 issued:
   description:
     - Per request name, C(changed), C(actions) (each with its reason) and, when a certificate exists after
@@ -136,10 +158,11 @@ issued:
   type: dict
   sample:
     dcmtk-a: {changed: true, serial: 5A1F..., not_after: "2027-01-01T00:00:00Z", certificate: "-----BEGIN...",
-              chain: "-----BEGIN...", actions: [{target: certificate, action: created, reason: missing}]}
+              chain: "-----BEGIN...", actions: [{path: /etc/dicom-tls/pki/site-ca/issued/dcmtk-a.pem, action: created,
+              reason: no certificate yet}]}
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options, file_args  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options, file_args, reports, shared_options  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import cert as backend  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
@@ -162,7 +185,7 @@ def main():
                     subject_alt_names=dict(type="list", elements="str"),
                 ),
             ),
-            backup=dict(type="bool", default=False),
+            **shared_options.backup(),
             **ca_options.issuer(),
             **ca_options.issuance(),
         ),
@@ -200,13 +223,15 @@ def main():
         issued = backend.sign_many(issuer, p["requests"], module.check_mode)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
-    actions = [a for name in sorted(issued) for a in issued[name].get("actions", [])]
-    changed = any(e["changed"] for e in issued.values())
+    actions = []
+    for name in sorted(issued):
+        entry = issued[name]
+        after = {k: entry[k] for k in ("serial", "not_after") if k in entry} or None
+        actions += [reports.Action(a["path"], a["action"], a["reason"], after=after) for a in entry.get("actions", [])]
     for r in p["requests"]:
         files = [r["path"], r["chain_path"]]
-        planned = files if issued.get(r["name"], {}).get("changed") else []
-        changed = file_args.set_attributes(module, files, changed, planned)
-    module.exit_json(changed=changed, actions=actions, issued=issued)
+        actions += file_args.set_attributes(module, files, [a.path for a in actions])
+    module.exit_json(**reports.report(actions, module._diff, issued=issued))
 
 
 if __name__ == "__main__":

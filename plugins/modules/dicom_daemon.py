@@ -65,13 +65,23 @@ options:
     description: Seconds to wait for the port to open, or for the process to end on stop.
     type: int
     default: 30
+extends_documentation_fragment:
+  - ansible.builtin.files
+notes:
+  - O(pidfile) and O(log_path) are created mode 0644 unless O(mode) is octal (then with that mode, before any
+    byte lands in them); O(owner), O(group), a symbolic O(mode), the SELinux context and O(attributes) are then
+    set on both as M(ansible.builtin.file) sets them. A change of them alone is listed in RV(actions) as
+    C(attributes_changed) and does not restart the listener.
 attributes:
   check_mode:
     support: full
     description: Reports what would be done (start, restart, stop) without doing it.
   diff_mode:
-    support: none
-    description: Nothing to show as a diff; RV(action) and RV(reason) say what was done.
+    support: full
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - the listener's PID before and after; a change of O(mode), O(owner), O(group), the SELinux
+        context or O(attributes) alone shows them before and after.
   idempotent:
     support: partial
     description: V(started) and V(stopped) are idempotent; V(restarted) always changes.
@@ -102,23 +112,41 @@ EXAMPLES = r"""
 RETURN = r"""
 actions:
   description:
-    - What the run did (in check mode, would do) in the shape every module of the collection returns,
-      one entry for the listener's O(pidfile) with C(path), C(action) (C(started), C(restarted) or
-      C(stopped)) and C(reason). Empty when nothing changed.
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is the listener's O(pidfile) (or O(log_path) for attributes); C(action) is C(started), C(restarted),
+      C(stopped), or C(attributes_changed) when only the file's mode, owner, group, SELinux context or attributes
+      differed.
   returned: always
   type: list
   elements: dict
-  sample: [{"path": "/run/dicom-tls/dcmtk-a/storescp.pid", "action": "restarted", "reason": "command line changed"}]
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
+  sample:
+    - path: /run/dicom-tls/dcmtk-a/storescp.pid
+      action: restarted
+      reason: "command line changed"
 pid:
   description: PID of the running listener; null when stopped.
   returned: always
   type: int
   sample: 4242
 action:
-  description: What was done (or would be in check mode) - C(start), C(restart), C(stop) - or null.
+  description:
+    - What was done (or would be in check mode) to the listener - C(started), C(restarted), C(stopped) - or
+      null; the word of its entry in RV(actions).
   returned: always
   type: str
-  sample: restart
+  sample: restarted
 reason:
   description: Why, in words (C(not running), C(command line changed), C(restart requested), ...).
   returned: always
@@ -126,7 +154,7 @@ reason:
   sample: command line changed
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import daemon  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import daemon, file_args, reports  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
@@ -146,8 +174,9 @@ def main():
             timeout=dict(type="int", default=30),
         ),
         supports_check_mode=True,
+        add_file_common_args=True,
     )
-    guard(module, {"port": (1, 65535, ""), "timeout": (1, 86400, " seconds")})
+    guard(module, {"port": (1, 65535, ""), "timeout": (1, 86400, " seconds")}, outputs=("pidfile", "log_path"))
     p = module.params
     if not p["command"]:
         module.fail_json(msg="command must not be empty")
@@ -156,12 +185,13 @@ def main():
         pid = daemon.running_pid(p["pidfile"], p["command"])[0]
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
+    actions = daemon.plan_actions(action, reason, p["pidfile"], pid)
     if action and not module.check_mode:
         try:
-            if action in ("stop", "restart") and pid:
+            if action in ("stopped", "restarted") and pid:
                 daemon.stop(p["pidfile"], pid, p["timeout"])
                 pid = None
-            if action in ("start", "restart"):
+            if action in ("started", "restarted"):
                 pid = daemon.start(
                     p["name"],
                     p["command"],
@@ -172,16 +202,19 @@ def main():
                     host=p["host"],
                     timeout=p["timeout"],
                     env={k: str(v) for k, v in p["environment"].items()},
+                    mode=file_args.create_mode(p["mode"]),
                 )
         except DicomTlsError as exc:
             module.fail_json(msg=str(exc), path=exc.path, action=action, reason=reason)
-    module.exit_json(
-        changed=bool(action),
-        actions=daemon.plan_actions(action, reason, p["pidfile"]),
-        pid=pid,
-        action=action,
-        reason=reason,
-    )
+    for step in actions:
+        if module.check_mode and action != "stopped":
+            step.after = {"pid": "(new)"}
+        else:
+            step.after = {"pid": pid} if pid else {"state": "absent"}
+    # the PID file and the log take the file options (a start writes them with its own action)
+    planned = [p["pidfile"], p["log_path"]] if action in ("started", "restarted") else []
+    actions += file_args.set_attributes(module, [p["pidfile"], p["log_path"]], planned)
+    module.exit_json(**reports.report(actions, module._diff, pid=pid, action=action, reason=reason))
 
 
 if __name__ == "__main__":

@@ -27,15 +27,18 @@ attributes:
     support: full
     description: Reports whether the file would change.
   diff_mode:
-    support: none
-    description: No diff is returned.
+    support: full
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - the lines of the file (the metrics are public data); a change of O(mode), O(owner), O(group),
+        the SELinux context or O(attributes) alone shows them before and after.
   idempotent:
     support: partial
     description: The file changes only when the facts change; with O(verify_success) the run time is one of them.
 notes:
   - The file is created mode 0644 unless O(mode) is octal (then with that mode, before any byte lands in it);
     O(owner), O(group), a symbolic O(mode), the SELinux context and O(attributes) are then set as
-    M(ansible.builtin.file) sets them, and count as a change.
+    M(ansible.builtin.file) sets them; a change of them alone is listed in RV(actions) as C(attributes_changed).
 extends_documentation_fragment:
   - ansible.builtin.files
 options:
@@ -94,22 +97,38 @@ EXAMPLES = r"""
 RETURN = r"""
 actions:
   description:
-    - What the run did (in check mode, would do), one entry per file written or removed, each with C(path),
-      C(action) (C(created), C(updated), C(renumbered), C(removed), ...) and C(reason) - the shape every module
-      of the collection returns. Empty when nothing changed.
-  returned: success
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is the C(.prom) file; C(action) is C(created), C(updated), or C(attributes_changed) when only the
+      file's mode, owner, group, SELinux context or attributes differed.
+  returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
+  sample:
+    - path: /var/lib/prometheus/node-exporter/dicom_tls_crl.prom
+      action: updated
+      reason: "the metrics differ"
 series:
   description: Number of series in the file.
   returned: success
   type: int
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args, metrics
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args, metrics, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir, read_optional
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import check_writable_dir
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard
 
 
@@ -134,25 +153,16 @@ def main():
     require(module, "cryptography")
     p = module.params
     try:
-        mode = file_args.create_mode(p["mode"])
         fam = metrics.build(p["certificates"], p["crl_files"], p["echo_pairs"], p["verify_success"], path=p["path"])
         data = metrics.render(fam)
         check_writable_dir(p["path"])
-        current = read_optional(p["path"])
-        existed = current is not None
-        changed = current != data
-        if changed and not module.check_mode:
-            metrics.write(p["path"], data, mode)
+        actions = metrics.plan(p["path"], data)
+        if not module.check_mode:
+            metrics.apply(actions, data, file_args.create_mode(p["mode"]))
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
-    actions = []
-    if changed:
-        action = "updated" if existed else "created"
-        actions.append(
-            {"path": p["path"], "action": action, "reason": "the metrics differ" if existed else "no file yet"}
-        )
-    changed = file_args.set_attributes(module, [p["path"]], changed, planned=[p["path"]] if changed else [])
-    module.exit_json(changed=changed, series=sum(len(v) for v in fam.values()), actions=actions)
+    actions += file_args.set_attributes(module, [p["path"]], [a.path for a in actions])
+    module.exit_json(**reports.report(actions, module._diff, series=sum(len(v) for v in fam.values())))
 
 
 if __name__ == "__main__":

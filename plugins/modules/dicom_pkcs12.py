@@ -31,16 +31,23 @@ extends_documentation_fragment:
   - medimg.dicom_tls.ca.private_key
 notes:
   - O(owner), O(group), the SELinux context and O(attributes) apply to O(path) and O(certificate_path) as
-    M(ansible.builtin.file) sets them (and count as a change); O(mode) applies to O(certificate_path) only
-    (created 0644), since the PKCS#12 holds the private key and stays 0600, as M(medimg.dicom_tls.dicom_cert)
-    keeps its key stores.
+    M(ansible.builtin.file) sets them (a change of them alone is an C(attributes_changed) action); O(mode)
+    applies to O(certificate_path) only (created 0644), since the PKCS#12 holds the private key and stays 0600,
+    as M(medimg.dicom_tls.dicom_cert) keeps its key stores.
+  - With O(certificate_path), the key store and the certificate are written as M(medimg.dicom_tls.dicom_cert)
+    writes a new key with its certificate - symbolic links through one link beside the key store
+    (C(.NAME.dicom_tls/current), switched with one rename) - so a run killed at any point leaves the old
+    pair or the new pair. No links are made in a folder other users can write.
 attributes:
   check_mode:
     support: full
     description: Returns the plan (what would be created, renewed or updated and why).
   diff_mode:
-    support: none
-    description: No diff is returned.
+    support: full
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - subject, issuer, serial and notAfter of the certificate it holds; a change of O(mode),
+        O(owner), O(group), the SELinux context or O(attributes) alone shows them before and after.
   idempotent:
     support: full
     description: A second run with the same options reports no change.
@@ -109,10 +116,30 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: What was done (or in check mode would be done), each with its reason.
+  description:
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is the PKCS#12, its O(certificate_path) copy or O(database); C(action) is C(created), C(renewed),
+      C(updated), C(recovered) (an update a killed run left half done), or C(attributes_changed) when only the
+      file's mode, owner, group, SELinux context or attributes differed.
   returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
+  sample:
+    - path: /etc/dicom-tls/pki/site-ca/appliances/mr-02.p12
+      action: renewed
+      reason: "it expires in 20 days (renew_before_days is 30)"
 notice:
   description: Where the private key was made and where it exists (the exception to "keys born where used").
   returned: always
@@ -139,10 +166,25 @@ certificate:
   type: str
 """
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import appliance, ca_options, crypto, file_args, files
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import (
+    appliance,
+    ca_options,
+    crypto,
+    file_args,
+    files,
+    reports,
+)
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard
+
+
+def _side(cert, missing: str) -> dict:
+    """What the diff shows of the certificate in the PKCS#12 (never the key)."""
+    if cert is None:
+        return {"certificate": missing}
+    info = crypto.describe_certificate(cert)
+    return {k: info[k] for k in ("subject", "issuer", "serial", "not_after")}
 
 
 def main():
@@ -174,23 +216,25 @@ def main():
     if warning:
         module.warn(warning)
     try:
-        with appliance.locked(spec, enabled=not module.check_mode):
+        with appliance.locked(spec, enabled=not module.check_mode) as recovered:
             plan = appliance.plan_pkcs12(spec)
-            cert = plan.cert
+            appliance.add_recovered(plan, recovered)
+            cert = before = plan.cert
             if not module.check_mode:
                 cert = appliance.apply_pkcs12(plan)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     except OSError as exc:
         module.fail_json(msg="%s: %s" % (exc.filename or "", exc.strerror))
-    planned = [a.path for a in plan.actions]
-    changed = file_args.set_attributes(
-        module, [spec.path, spec.certificate_path], bool(plan.actions), planned, keep_mode=[spec.path]
+    actions = plan.actions + file_args.set_attributes(
+        module, [spec.path, spec.certificate_path], [a.path for a in plan.actions], keep_mode=[spec.path]
     )
-    result = dict(
-        changed=changed,
-        actions=[a.as_dict() for a in plan.actions],
-        notice=appliance.notice(spec.path, spec.encryption),
+    after = None if module.check_mode and plan.has("pkcs12") else cert
+    sides = {"before": {}, "after": {}}
+    for path in (spec.path, spec.certificate_path):
+        sides["before"][path], sides["after"][path] = _side(before, "(none)"), _side(after, "(new)")
+    result = reports.report(
+        actions, module._diff, sides["before"], sides["after"], notice=appliance.notice(spec.path, spec.encryption)
     )
     if cert is not None and not (module.check_mode and plan.has("pkcs12")):
         info = crypto.describe_certificate(cert)

@@ -25,6 +25,8 @@ version_added: 0.1.0
 author:
   - medimg.dicom_tls contributors (@medimg)
 extends_documentation_fragment:
+  - medimg.dicom_tls.trust
+  - medimg.dicom_tls.privatekey
   - ansible.builtin.files
 options:
   path:
@@ -61,9 +63,6 @@ options:
       - Only read, never changed. When other users may read it (a mode with group or other bits, such as
         0644 or 0640), the task warns, naming the file and its mode, and leaves the mode as it is.
     type: path
-  privatekey_passphrase:
-    description: Passphrase of an encrypted O(privatekey_path).
-    type: str
   certificate_path:
     description: The signer's X.509 certificate (PEM or DER), stored in the signature. Required with O(state=signed).
     type: path
@@ -152,7 +151,10 @@ attributes:
       nothing is written.
   diff_mode:
     support: full
-    description: The diff lists, per changed file, the signature UIDs before and after.
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - the signature UIDs before and after; a change of O(mode), O(owner), O(group), the SELinux
+        context or O(attributes) alone shows them before and after.
   idempotent:
     support: full
     description: A file that already has a valid signature matching the request is left untouched.
@@ -203,15 +205,28 @@ EXAMPLES = r"""
 RETURN = r"""
 actions:
   description:
-    - What the run did (in check mode, would do) in the shape every module of the collection returns,
-      one entry per file written with C(path) (the file written, O(dest) when set), C(action) (C(signed),
-      C(removed) or C(copied), as RV(files[].action)) and C(reason). Empty when nothing changed and with
-      O(state=verified).
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is the file written (O(dest) when given); C(action) is C(signed), C(removed), C(copied), or
+      C(attributes_changed) when only the file's mode, owner, group, SELinux context or attributes differed.
   returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
   sample:
-    - {"path": "/srv/dicom/incoming/1.dcm", "action": "signed", "reason": "no valid signature matching the request"}
+    - path: /srv/dicom/ct/1.dcm
+      action: signed
+      reason: "no valid signature matching the request"
 files:
   description: One entry per DICOM file processed, in order.
   returned: always
@@ -317,7 +332,7 @@ totals:
 import traceback  # noqa: E402
 
 from ansible.module_utils.basic import missing_required_lib  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args, files  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args, files, reports, shared_options  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
@@ -330,25 +345,6 @@ except ImportError:
     IMPORT_ERROR = traceback.format_exc()
 
 
-def _diff(files):
-    before, after = [], []
-    for entry in files:
-        if entry["action"] in ("unchanged", "verified", "failed"):
-            continue
-        uids = ", ".join(s.get("uid", "") for s in entry["signatures"]) or "(new)"
-        target = entry.get("dest", entry["path"])
-        if entry["action"] == "signed":
-            before.append("%s: -" % target)
-            after.append("%s: signed %s" % (target, uids))
-        elif entry["action"] == "removed":
-            before.append("%s: %s" % (target, uids))
-            after.append("%s: removed" % target)
-        else:
-            before.append("%s: absent" % target)
-            after.append("%s: copied from %s" % (target, entry["path"]))
-    return {"before": "\n".join(before) + "\n" if before else "", "after": "\n".join(after) + "\n" if after else ""}
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -356,8 +352,7 @@ def main():
             recursive=dict(type="bool", default=False),
             dest=dict(type="path"),
             state=dict(type="str", default="signed", choices=["signed", "verified", "unsigned"]),
-            privatekey_path=dict(type="path"),
-            privatekey_passphrase=dict(type="str", no_log=True),
+            **shared_options.privatekey(),
             certificate_path=dict(type="path"),
             mac_algorithm=dict(type="str", default="sha256", choices=["sha256", "sha384", "sha512", "ripemd160"]),
             signature_profile=dict(
@@ -367,10 +362,8 @@ def main():
             item=dict(type="str"),
             purpose=dict(type="int"),
             signature_uid=dict(type="str"),
-            ca_file=dict(type="path"),
-            ca_path=dict(type="path"),
+            **shared_options.trust(),
             untrusted_certs=dict(type="list", elements="path"),
-            crl_files=dict(type="list", elements="path"),
             require=dict(
                 type="list", elements="str", default=[], choices=["signature", "creator", "authorization", "sr"]
             ),
@@ -403,12 +396,13 @@ def main():
         result = Runner(params, check_mode=module.check_mode).run()
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
+    actions = result["actions"]
     if params["state"] != "verified":
         outputs = [f.get("dest", f["path"]) for f in result["files"]]
-        planned = [a["path"] for a in result["actions"]]
-        result["changed"] = file_args.set_attributes(module, outputs, result["changed"], planned)
-    if module._diff and result["changed"]:
-        result["diff"] = _diff(result["files"])
+        actions += file_args.set_attributes(module, outputs, [a.path for a in actions])
+    # changed and actions: the plan's, with the attribute changes
+    own = {k: v for k, v in result.items() if k not in ("changed", "actions")}
+    result = reports.report(actions, module._diff, **own)
     if params["state"] == "verified" and result["totals"]["failed"]:
         failed = [f for f in result["files"] if f["action"] == "failed"]
         module.fail_json(

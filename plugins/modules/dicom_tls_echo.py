@@ -67,10 +67,6 @@ options:
       - PEM file of trusted CA certificates, as C(+cf). May also hold CRLs.
       - With neither O(ca_file) nor O(ca_path), the system trust store is used.
     type: path
-  ca_path:
-    description:
-      - OpenSSL hashed directory of trusted CA certificates and CRLs (C(HHHHHHHH.N), C(HHHHHHHH.rN)), as C(+cd).
-    type: path
   crl_check:
     description:
       - C(leaf) checks the server certificate against a CRL of its issuer (dcmtk C(+crv)); C(chain) checks
@@ -223,6 +219,8 @@ options:
       - How many O(targets) are checked at the same time.
     type: int
     default: 16
+extends_documentation_fragment:
+  - medimg.dicom_tls.trust
 attributes:
   check_mode:
     support: full
@@ -469,7 +467,7 @@ summary:
 """
 
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import files  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import files, shared_options  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
@@ -494,10 +492,8 @@ _COMMON = dict(
     client_cert=dict(type="path"),
     client_key=dict(type="path", no_log=False),
     client_key_passphrase=dict(type="str", no_log=True),
-    ca_file=dict(type="path"),
-    ca_path=dict(type="path"),
     crl_check=dict(type="str", choices=["none", "leaf", "chain"]),
-    crl_files=dict(type="list", elements="path"),
+    **shared_options.trust(),
     peer_verification=dict(type="str", choices=["require", "ignore"]),
     server_name=dict(type="str"),
     check_hostname=dict(type="bool"),

@@ -34,6 +34,7 @@ description:
 author:
   - medimg.dicom_tls contributors (@medimg)
 extends_documentation_fragment:
+  - medimg.dicom_tls.backup
   - ansible.builtin.files
 options:
   path:
@@ -108,7 +109,10 @@ attributes:
     description: Reports exactly the entries that would be added, removed and renumbered.
   diff_mode:
     support: full
-    description: Shows the entries (name, SHA-256 fingerprint, subject) before and after.
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - each entry's SHA-256 fingerprint and subject (a bundle's fingerprints); a change of O(mode),
+        O(owner), O(group), the SELinux context or O(attributes) alone shows them before and after.
   idempotent:
     support: full
     description: A second run with the same inputs reports C(changed=false).
@@ -158,12 +162,29 @@ EXAMPLES = r"""
 RETURN = r"""
 actions:
   description:
-    - What the run did (in check mode, would do), one entry per file written or removed, each with C(path),
-      C(action) (C(created), C(updated), C(renumbered), C(removed), ...) and C(reason) - the shape every module
-      of the collection returns. Empty when nothing changed.
-  returned: success
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is the bundle, the hashed directory or one of its entries; C(action) is C(created), C(renumbered),
+      C(updated), C(removed), or C(attributes_changed) when only the file's mode, owner, group, SELinux context or
+      attributes differed.
+  returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
+  sample:
+    - path: /etc/dicom-tls/dcmtk-a/tls/trust/9d66eef0.0
+      action: created
+      reason: "new in the store"
 entries:
   description:
     - The objects in the store after the run (in check mode, after the run that would happen), in
@@ -232,7 +253,7 @@ crl_next_update:
 
 import os  # noqa: E402
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args, reports, shared_options  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import truststore as ts  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
@@ -245,11 +266,8 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (  #
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
 
 
-def _diff_text(lines):
-    return "".join("%s\n" % line for line in lines)
-
-
-def run(module: AnsibleModule) -> dict:
+def run(module: AnsibleModule) -> tuple[dict, list]:
+    """The module's own result keys and its plan (reports.Action), carried out unless in check mode."""
     p = module.params
     path = p["path"]
     meta = ts.file_meta(p["mode"], p["owner"], p["group"])
@@ -269,20 +287,11 @@ def run(module: AnsibleModule) -> dict:
     )
     for w in loaded.warnings:
         module.warn(w)
-    result = {"changed": False, "crl_next_update": ts.earliest_next_update(loaded.objects), "backup_files": []}
+    result = {"crl_next_update": ts.earliest_next_update(loaded.objects), "backup_files": []}
     if p["layout"] == "bundle":
         plan = ts.plan_bundle(path, loaded.objects, meta)
         result.update(entries=plan.entries, added=plan.added, removed=plan.removed, renumbered=[])
-        result["actions"] = ts.plan_actions(plan)
         if plan.changed:
-            result["changed"] = True
-            if module._diff:
-                result["diff"] = {
-                    "before": plan.before,
-                    "after": plan.after,
-                    "before_header": path,
-                    "after_header": path,
-                }
             if module.check_mode:
                 ts.check_parent(path)
             else:
@@ -291,16 +300,16 @@ def run(module: AnsibleModule) -> dict:
                     if p["backup"] and os.path.exists(path):
                         result["backup_files"].append(backup_copy(path))
                     ts.apply_bundle(plan, meta)
-        return result
+        return result, ts.plan_actions(plan)
 
     def plan_now():
         current = ts.read_hashed_dir(path, meta)
         return ts.plan_hashed_dir(path, loaded.objects, current)
 
+    created = False
     if module.check_mode:
         ts.check_dir_writable(path, probe=False)
         plan = plan_now()
-        changed = plan.changed
     else:
         ts.check_dir_writable(path)
         created = ts.ensure_dir(path)
@@ -311,25 +320,16 @@ def run(module: AnsibleModule) -> dict:
                 if p["backup"] and not created:
                     result["backup_files"].append(backup_tree(path, ignore=(ts.LOCK_NAME, ts.TMP_PREFIX + "*")))
                 ts.apply_hashed_dir(plan, meta)
-        changed = created or plan.changed
-    result["actions"] = ts.plan_actions(plan)
-    if not module.check_mode and created:
-        result["actions"].insert(0, {"path": path, "action": "created", "reason": "no directory yet"})
+    actions = ts.plan_actions(plan)
+    if created:
+        actions.insert(0, reports.Action(path, "created", "no directory yet"))
     result.update(
-        changed=changed,
         entries=ts.result_entries(plan),
         added=plan.added,
         removed=plan.removed,
         renumbered=plan.renumbered,
     )
-    if changed and module._diff:
-        result["diff"] = {
-            "before": _diff_text(plan.before),
-            "after": _diff_text(plan.after),
-            "before_header": path,
-            "after_header": path,
-        }
-    return result
+    return result, actions
 
 
 def main():
@@ -343,7 +343,7 @@ def main():
             input_format=dict(type="str", choices=["auto", "pem", "der"], default="auto"),
             allow_non_root=dict(type="bool", default=False),
             on_expired=dict(type="str", choices=["fail", "warn", "drop"], default="fail"),
-            backup=dict(type="bool", default=False),
+            **shared_options.backup(),
         ),
         supports_check_mode=True,
         add_file_common_args=True,
@@ -351,19 +351,15 @@ def main():
     guard(module)
     require(module, "cryptography")
     try:
-        result = run(module)
+        own, actions = run(module)
         path = module.params["path"]
         written = (
-            [path]
-            if module.params["layout"] == "bundle"
-            else [os.path.join(path, e["name"]) for e in result["entries"]]
+            [path] if module.params["layout"] == "bundle" else [os.path.join(path, e["name"]) for e in own["entries"]]
         )
-        result["changed"] = file_args.set_attributes(
-            module, written, result["changed"], written if result["changed"] else []
-        )
+        actions += file_args.set_attributes(module, written, [a.path for a in actions])
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
-    module.exit_json(**result)
+    module.exit_json(**reports.report(actions, module._diff, **own))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ description:
   - Orthanc reads its configuration at start; restart it (or C(POST /tools/reset)) when this
     module reports a change.
 extends_documentation_fragment:
+  - medimg.dicom_tls.backup
   - ansible.builtin.files
 options:
   config_dir:
@@ -42,10 +43,6 @@ options:
     description: File name (in O(config_dir)) for options that no other file defines.
     type: str
     default: dicom-tls.json
-  backup:
-    description: Keep a timestamped copy (C(FILE.YYYYmmddTHHMMSS.ffffff~)) of each file before it is rewritten.
-    type: bool
-    default: false
 notes:
   - Ansible's file options (O(mode), O(owner), O(group), SELinux context, O(attributes)) apply to the drop-in
     and to every file the run writes; a file is written with the mode it had (the drop-in 0644) and then set as
@@ -56,7 +53,10 @@ attributes:
     description: Reports exactly what would change; writes nothing.
   diff_mode:
     support: full
-    description: Shows C(FILE - OPTION = VALUE) lines before and after, for the changed options only.
+    description:
+      - One diff per entry of RV(actions), headed by its path (Ansible's C(before)/C(after)), metadata only, never
+        key bytes - C(OPTION = VALUE) lines of the options that change in it; a change of O(mode), O(owner),
+        O(group), the SELinux context or O(attributes) alone shows them before and after.
   idempotent:
     support: full
     description: A second run with the same settings reports no change.
@@ -83,13 +83,28 @@ EXAMPLES = r"""
 RETURN = r"""
 actions:
   description:
-    - One entry per file written (in check mode, to be written), with C(path), C(action) (C(created) or
-      C(updated)) and C(reason) (the options that change in it) - the shape every module of the collection
-      returns. Empty when nothing changes.
+    - The plan, carried out (in check mode, to be carried out), in the shape every module of the collection returns,
+      one entry per file with C(path), C(action) and C(reason). Empty when nothing changed; RV(ignore:changed) is
+      true exactly when it is not empty.
+    - C(path) is a configuration file of O(config_dir); C(action) is C(created), C(updated), or
+      C(attributes_changed) when only the file's mode, owner, group, SELinux context or attributes differed.
   returned: always
   type: list
   elements: dict
-  sample: [{"path": "/etc/orthanc/dicom-tls.json", "action": "created", "reason": "DicomTlsEnabled added"}]
+  contains:
+    path:
+      description: The file.
+      type: str
+    action:
+      description: What is done to it.
+      type: str
+    reason:
+      description: Why, in words.
+      type: str
+  sample:
+    - path: /etc/orthanc/dicom-tls.json
+      action: created
+      reason: "DicomTlsEnabled added"
 changes:
   description: One entry per option changed (or to be changed in check mode); empty when nothing changes.
   returned: always
@@ -123,10 +138,9 @@ backup_files:
   elements: str
 """
 
-import json  # noqa: E402
 import os  # noqa: E402
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args  # noqa: E402
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import file_args, reports, shared_options  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import locked_for  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
@@ -138,22 +152,13 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.orthanc_config im
 )
 
 
-def _lines(changes, side):
-    out = []
-    for c in changes:
-        value = c[side]
-        if value is not None:
-            out.append("%s - %s = %s\n" % (c["file"], c["key"], json.dumps(value, sort_keys=True)))
-    return "".join(out)
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             config_dir=dict(type="path", required=True),
             settings=dict(type="dict", required=True),
             dropin=dict(type="str", default="dicom-tls.json"),
-            backup=dict(type="bool", default=False),
+            **shared_options.backup(),
         ),
         supports_check_mode=True,
         add_file_common_args=True,
@@ -178,22 +183,15 @@ def main():
         module.fail_json(msg=str(exc), path=exc.path)
     written = [os.path.join(p["config_dir"], name) for name in sorted(todo.files)]
     dropin = os.path.join(p["config_dir"], p["dropin"])
-    changed = file_args.set_attributes(module, sorted(set(written + [dropin])), bool(todo.files), written)
-    result = dict(
-        changed=changed,
-        actions=actions,
+    actions += file_args.set_attributes(module, sorted(set(written + [dropin])), written)
+    result = reports.report(
+        actions,
+        module._diff,
         changes=[{"key": c["key"], "file": c["file"], "action": c["action"]} for c in todo.changes],
         defined_in=todo.defined_in,
         files=sorted(todo.files),
         backup_files=backup_files,
     )
-    if module._diff:
-        result["diff"] = dict(
-            before=_lines(todo.changes, "before"),
-            after=_lines(todo.changes, "after"),
-            before_header=p["config_dir"],
-            after_header=p["config_dir"],
-        )
     module.exit_json(**result)
 
 

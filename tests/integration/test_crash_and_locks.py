@@ -1,10 +1,7 @@
 """Crash safety and locks (issue 14 items 2 and 3), against the real modules in child processes.
 
-- kill -9 at every durable step of a dicom_cert renewal with regenerate_key (key + certificate +
-  chain + PKCS#12): after the recovery rule the next run applies (files.recover_group), the four
-  files are the old set or the new set, judged by openssl (key matches certificate, PKCS#12 opens
-  and holds that pair, chain starts with that certificate); no temporary of ours is left.
-- kill -9 during dicom_truststore and dicom_sign: the next run leaves no temporary behind.
+- kill -9 during dicom_truststore and dicom_sign: the next run leaves no temporary behind (the kills
+  of dicom_cert and dicom_pkcs12, key + certificate + chain + PKCS#12, are in test_crash_pairs.py).
 - two dicom_crl runs at once revoking different serials through one ledger: both revocations end
   in the CRL and the CRL Number went up twice; two dicom_cert runs at once: the key and the
   certificate on disk come from the same run; two orthanc_config runs: both settings land."""
@@ -16,11 +13,9 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 
 import pytest
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import files
 from support import module_proc
 from support.dicom_files import write_ct
 
@@ -82,62 +77,6 @@ def consistent_set(a: dict) -> bool:
     p12_key = openssl("pkey", "-pubout", data=p12.stdout).stdout
     p12_cert = openssl("x509", "-noout", "-pubkey", data=p12.stdout).stdout
     return p12_key == key_pub and p12_cert == key_pub
-
-
-def test_dicom_cert_renewal_survives_kill_at_every_step(pki, tmp_path):
-    """≥20 kills of a renewal with regenerate_key; every state after recovery is a whole set."""
-    a = cert_args(pki, tmp_path)
-    rc, res = module_proc.run("dicom_cert", a)
-    assert rc == 0 and not res["failed"], res
-    names = ("privatekey_path", "path", "chain_path", "pkcs12_path")
-    renew = dict(a, force=True, regenerate_key=True)
-    kills = mixed_before_recovery = old_after = new_after = 0
-    k = 1
-    while True:
-        before = {n: digest(a[n]) for n in names}
-        rc, res = module_proc.run("dicom_cert", renew, crash_after=k)
-        if rc == 0:  # the run finished: k is past its last step
-            assert not res["failed"], res
-            break
-        assert rc == -signal.SIGKILL
-        kills += 1
-        if not consistent_set(a):
-            mixed_before_recovery += 1
-        with files.locked_for(a["privatekey_path"]):
-            files.recover_group(a["privatekey_path"], [a[n] for n in names])
-        assert consistent_set(a), "kill after step %d left a key and certificate that do not match" % k
-        after = {n: digest(a[n]) for n in names}
-        same = [after[n] == before[n] for n in names]
-        assert all(same) or not any(same), "kill after step %d: a mix of old and new files %s" % (k, same)
-        old_after += all(same)
-        new_after += not any(same)
-        assert leftovers(tmp_path) == [], "kill after step %d left %s" % (k, leftovers(tmp_path))
-        k += 1
-    print("dicom_cert renewal: %d kills, %d old set, %d new set after recovery, %d mixed before it"
-          % (kills, old_after, new_after, mixed_before_recovery))  # fmt: skip
-    assert kills >= 20
-    assert old_after and new_after
-    # the next ordinary run finds nothing to do
-    rc, res = module_proc.run("dicom_cert", a)
-    assert rc == 0 and res["changed"] is False, res
-
-
-def test_dicom_cert_next_run_finishes_an_interrupted_renewal(pki, tmp_path):
-    """The recovery rule is applied by the module itself: kill in the middle of the renames, then
-    an ordinary run (no force) rolls the new set forward and reports no renewal of its own."""
-    a = cert_args(pki, tmp_path)
-    assert module_proc.run("dicom_cert", a)[0] == 0
-    renew = dict(a, force=True, regenerate_key=True)
-    # steps: 4 temporaries x 3 (created, filled, synced) + journal (3 + rename) -> first rename is 17
-    rc, _res = module_proc.run("dicom_cert", renew, crash_after=17)
-    assert rc == -signal.SIGKILL
-    assert os.path.exists(files.journal_path(a["privatekey_path"]))
-    assert not consistent_set(a)  # key renamed, certificate not yet: the half state of issue 14
-    rc, res = module_proc.run("dicom_cert", a)
-    assert rc == 0 and not res["failed"], res
-    assert res["changed"] is False, res["actions"]
-    assert consistent_set(a)
-    assert leftovers(tmp_path) == []
 
 
 def test_dicom_truststore_kill_leaves_no_temporaries_after_next_run(pki, tmp_path):

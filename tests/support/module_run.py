@@ -45,8 +45,9 @@ class _Spec(Exception):
         self.spec = spec
 
 
-def run(name: str, args: dict, check_mode: bool = False) -> tuple[bool, dict]:
-    """(failed, result) of one module run; any other exception (a traceback) propagates."""
+def run(name: str, args: dict, check_mode: bool = False, diff: bool = False) -> tuple[bool, dict]:
+    """(failed, result) of one module run (``diff``: in diff mode); any other exception (a traceback)
+    propagates."""
     module = importlib.import_module(PACKAGE + name)
 
     # "_shown": the result as Ansible prints it (invocation included), no_log values and key material masked
@@ -59,7 +60,7 @@ def run(name: str, args: dict, check_mode: bool = False) -> tuple[bool, dict]:
         raise _Done(True, dict(kw, msg=msg, _shown=shown))
 
     with (
-        patch_module_args(dict(args, _ansible_check_mode=check_mode)),
+        patch_module_args(dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)),
         mock.patch.object(AnsibleModule, "exit_json", exit_json),
         mock.patch.object(AnsibleModule, "fail_json", fail_json),
     ):

@@ -116,15 +116,21 @@ def pkcs12_info(path, legacy=False) -> str:
 def test_pkcs12_made_on_the_ca_host(ca, tmp_path, encryption, algorithm):
     spec = pkcs12_spec(ca, tmp_path, encryption=encryption)
     p = appliance.plan_pkcs12(spec)
-    assert [(a.target, a.action) for a in p.actions] == [("pkcs12", "created")]
+    assert [(a.role, a.action) for a in p.actions] == [("pkcs12", "created")]
     cert = appliance.apply_pkcs12(p)
     assert stat.S_IMODE(os.stat(spec.path).st_mode) == 0o600
     info = pkcs12_info(spec.path)
     assert algorithm in info
     assert ("MAC: sha1" if encryption == "legacy" else "MAC: sha256") in info
-    # The key is nowhere but inside the PKCS#12; the certificate copy is public.
-    files = ["index.txt", "index.txt.attr", "index.txt.lock", "mr-02.p12", "mr-02.pem"]
+    # The key is nowhere but inside the PKCS#12; the certificate copy is public. Both are links through
+    # the key store's generation store (one rename switches the pair), which holds the one generation.
+    files = [".mr-02.p12.dicom_tls", "index.txt", "index.txt.attr", "index.txt.lock", "mr-02.p12", "mr-02.pem"]
     assert sorted(os.listdir(tmp_path)) == files
+    assert os.readlink(spec.path) == ".mr-02.p12.dicom_tls/current/mr-02.p12"
+    assert os.readlink(spec.certificate_path) == ".mr-02.p12.dicom_tls/current/mr-02.pem"
+    generations = sorted(os.listdir(tmp_path / ".mr-02.p12.dicom_tls"))
+    assert len(generations) == 2 and generations[0] == "current", generations
+    assert sorted(os.listdir(tmp_path / ".mr-02.p12.dicom_tls" / generations[1])) == ["mr-02.p12", "mr-02.pem"]
     assert b"PRIVATE KEY" not in open(spec.certificate_path, "rb").read()
     assert [e.serial for e in ledger.read(spec.database)] == [cert.serial_number]
     # Second run: nothing to do.
@@ -132,7 +138,7 @@ def test_pkcs12_made_on_the_ca_host(ca, tmp_path, encryption, algorithm):
     # Encryption changed alone: rewritten with the same certificate, nothing issued.
     other = "legacy" if encryption == "modern" else "modern"
     p = appliance.plan_pkcs12(pkcs12_spec(ca, tmp_path, encryption=other))
-    assert [(a.target, a.action) for a in p.actions] == [("pkcs12", "updated")]
+    assert [(a.role, a.action) for a in p.actions] == [("pkcs12", "updated")]
     assert appliance.apply_pkcs12(p) == cert
     assert len(ledger.read(spec.database)) == 1
 

@@ -105,7 +105,7 @@ def test_renewal_when_expiry_window_reached_keeps_key(ca):
     node(ca, valid_days=30)
     key_before, serial_before = pub(ca + "/n.key"), load(ca + "/n.pem").serial_number
     p = node(ca, valid_days=30, renew_before_days=40)
-    assert [(a.target, a.action) for a in p.actions] == [("certificate", "renewed")]
+    assert [(a.role, a.action) for a in p.actions] == [("certificate", "renewed")]
     assert "expires in" in p.actions[0].reason
     assert pub(ca + "/n.key") == key_before and load(ca + "/n.pem").serial_number != serial_before
 
@@ -137,7 +137,7 @@ def test_renewal_when_issuer_replaced(ca):
 def test_key_type_change_regenerates_key(ca):
     node(ca)
     p = node(ca, key_type="rsa", key_size=2048)
-    assert [(a.target, a.action) for a in p.actions][:2] == [("privatekey", "regenerated"), ("certificate", "renewed")]
+    assert [(a.role, a.action) for a in p.actions][:2] == [("privatekey", "regenerated"), ("certificate", "renewed")]
     assert "key type changed from ecdsa secp256r1 to rsa 2048" in p.actions[0].reason
     assert load(ca + "/n.pem").public_key().key_size == 2048
 
@@ -251,7 +251,7 @@ def test_unwritable_directory(ca):
 def test_absent_removes_everything_named(ca):
     node(ca, chain_path=ca + "/chain.pem")
     p = run(state="absent", path=ca + "/n.pem", chain_path=ca + "/chain.pem", privatekey_path=ca + "/n.key")
-    assert {a.target for a in p.actions} == {"certificate", "chain", "privatekey"}
+    assert {a.role for a in p.actions} == {"certificate", "chain", "privatekey"}
     assert not any(os.path.exists(ca + f) for f in ("/n.pem", "/chain.pem", "/n.key"))
     shutil.rmtree(ca)
 
@@ -301,7 +301,7 @@ def test_renewal_still_happens_for_other_reasons_near_issuer_end(ca):
     short_lived_issuer(ca, 20)
     node(ca, renew_before_days=30)
     p = node(ca, renew_before_days=30, subject_alt_names=["DNS:other"])
-    assert [(a.target, a.action) for a in p.actions] == [("certificate", "renewed")]
+    assert [(a.role, a.action) for a in p.actions] == [("certificate", "renewed")]
 
 
 def _outdated_issuer(ca, tmp_path, not_before, not_after):

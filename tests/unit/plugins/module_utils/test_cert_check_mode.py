@@ -31,7 +31,7 @@ def test_issuing_ca_on_a_root_that_does_not_exist_yet(tmp_path):
     with pytest.raises(DicomTlsError, match="issuer certificate does not exist"):
         backend.plan(spec)  # a real run: the missing root is an error
     p = backend.plan(spec, check_mode=True)
-    assert {a.target for a in p.actions} == {"privatekey", "certificate"}
+    assert {a.role for a in p.actions} == {"privatekey", "certificate"}
     assert backend.predict(p)["certificate"] is None
     assert files(d) == []
 
@@ -76,5 +76,5 @@ def test_csr_then_sign_then_install_predicted_in_memory(tmp_path):
     with pytest.raises(DicomTlsError, match="private key does not exist"):
         backend.plan(install)
     p = backend.plan(install, check_mode=True)
-    assert [(a.target, a.action) for a in p.actions] == [("certificate", "created")]
+    assert [(a.role, a.action) for a in p.actions] == [("certificate", "created")]
     assert files(d) == before

@@ -22,12 +22,12 @@ def pidfile(tmp_path):
 
 
 def test_start_then_idempotent_then_stop(pidfile, tmp_path):
-    assert daemon.plan("started", SLEEP, pidfile) == ("start", "not running")
+    assert daemon.plan("started", SLEEP, pidfile) == ("started", "not running")
     pid = daemon.start("sleeper", SLEEP, pidfile, log_path=str(tmp_path / "log"))
     assert daemon.running_pid(pidfile, SLEEP)[0] == pid
     assert daemon.plan("started", SLEEP, pidfile)[0] is None
-    assert daemon.plan("started", ["/bin/sleep", "301"], pidfile) == ("restart", "command line changed")
-    assert daemon.plan("restarted", SLEEP, pidfile)[0] == "restart"
+    assert daemon.plan("started", ["/bin/sleep", "301"], pidfile) == ("restarted", "command line changed")
+    assert daemon.plan("restarted", SLEEP, pidfile)[0] == "restarted"
     daemon.stop(pidfile, pid)
     assert not os.path.exists(pidfile)
     assert daemon.plan("stopped", SLEEP, pidfile) == (None, "not running")
@@ -37,7 +37,7 @@ def test_recycled_pid_is_not_taken_for_the_listener(pidfile):
     with open(pidfile, "w") as fh:
         fh.write("%d\n" % os.getpid())  # alive, but python, not sleep
     assert daemon.running_pid(pidfile, SLEEP) == (None, None)
-    assert daemon.plan("started", SLEEP, pidfile)[0] == "start"
+    assert daemon.plan("started", SLEEP, pidfile)[0] == "started"
 
 
 def test_stale_pidfile_means_not_running(pidfile):

@@ -117,7 +117,7 @@ def test_renewal_keeps_the_old_entry_and_second_run_changes_nothing(ca):
 def test_existing_certificate_missing_from_the_ledger_is_recorded_not_reissued(ca):
     cert = issue(ca, "node-a", database=None).cert
     p = issue(ca, "node-a")
-    assert [a.target for a in p.actions] == ["database"]
+    assert [a.role for a in p.actions] == ["database"]
     assert p.cert == cert
     assert [e.serial for e in ledger.read(ca + "/index.txt")] == [cert.serial_number]
     assert issue(ca, "node-a").actions == []

@@ -85,7 +85,9 @@ def test_symlink_and_wrong_mode_entries_are_rewritten(tmp_path, pki):
     ts.apply_hashed_dir(plan, ts.FileMeta())
     assert not os.path.islink(d / entry)
     os.chmod(d / entry, 0o600)
-    assert ts.plan_hashed_dir(str(d), loaded.objects, ts.read_hashed_dir(str(d), ts.FileMeta())).changed
+    plan = ts.plan_hashed_dir(str(d), loaded.objects, ts.read_hashed_dir(str(d), ts.FileMeta()))
+    assert plan.changed and plan.rewritten == [] and plan.reattributed == [entry]
+    assert [a.action for a in ts.plan_actions(plan)] == ["attributes_changed"]
     assert not ts.plan_hashed_dir(str(d), loaded.objects, ts.read_hashed_dir(str(d), ts.FileMeta(0o600))).changed
 
 

@@ -117,7 +117,10 @@ def test_pkcs12_mode_on_certificate_copy_key_store_stays_0600(pki, tmp_path):
     assert not failed and not res["changed"], res
     # a change of mode alone: predicted in check mode without touching the file, then made, then nothing
     failed, res = run("dicom_pkcs12", dict(args, mode="u=rw,g=,o="), check_mode=True)
-    assert not failed and res["changed"] and res["actions"] == [] and mode_of(args["certificate_path"]) == 0o640
+    assert not failed and res["changed"] and mode_of(args["certificate_path"]) == 0o640, res
+    assert res["actions"] == [
+        {"path": args["certificate_path"], "action": "attributes_changed", "reason": "mode 0640 -> 0600"}
+    ]
     failed, res = run("dicom_pkcs12", dict(args, mode="u=rw,g=,o="))
     assert not failed and res["changed"] and mode_of(args["certificate_path"]) == 0o600, res
     assert mode_of(args["path"]) == 0o600
@@ -134,7 +137,8 @@ def test_sign_dest_takes_mode(pki, tmp_path):
     failed, res = run("dicom_sign", args)
     assert not failed and not res["changed"], res
     failed, res = run("dicom_sign", dict(args, mode="0600"), check_mode=True)
-    assert not failed and res["changed"] and res["actions"] == [] and mode_of(args["dest"]) == 0o640, res
+    assert not failed and res["changed"] and mode_of(args["dest"]) == 0o640, res
+    assert [(a["path"], a["action"]) for a in res["actions"]] == [(args["dest"], "attributes_changed")]
     failed, res = run("dicom_sign", dict(args, mode="0600"))
     assert not failed and res["changed"] and mode_of(args["dest"]) == 0o600, res
     assert open(args["dest"], "rb").read() == content
