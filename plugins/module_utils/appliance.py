@@ -138,20 +138,14 @@ def plan_pkcs12(spec: Pkcs12Spec, now: datetime.datetime | None = None) -> Pkcs1
         raise DicomTlsError("pkcs12_encryption must be modern or legacy")
     if not spec.passphrase:
         raise DicomTlsError("a PKCS#12 holding a key made on the CA host needs a passphrase", spec.path)
+    shared = (
+        "usage subject key_type key_size curve valid_days renew_before_days issuer_cert_path issuer_privatekey_path"
+        " issuer_privatekey_passphrase issuer_chain_path"
+    ).split()
     cspec = certlib.CertSpec(
         path=spec.certificate_path or spec.path,
-        usage=spec.usage,
-        subject=spec.subject,
         subject_alt_names=spec.subject_alt_names or [],
-        key_type=spec.key_type,
-        key_size=spec.key_size,
-        curve=spec.curve,
-        issuer_cert_path=spec.issuer_cert_path,
-        issuer_privatekey_path=spec.issuer_privatekey_path,
-        issuer_privatekey_passphrase=spec.issuer_privatekey_passphrase,
-        issuer_chain_path=spec.issuer_chain_path,
-        valid_days=spec.valid_days,
-        renew_before_days=spec.renew_before_days,
+        **{f: getattr(spec, f) for f in shared},
     )
     certlib._validate(cspec)
     inner = certlib.Plan(spec=cspec, mode="issue")
@@ -167,38 +161,25 @@ def plan_pkcs12(spec: Pkcs12Spec, now: datetime.datetime | None = None) -> Pkcs1
     if spec.database:
         ledger.check(spec.database)
 
+    def store(action, reason):
+        p.actions.append(certlib.Action("pkcs12", spec.path, action, reason))
+
     data = read_optional(spec.path)
     if data is None:
-        p.actions.append(certlib.Action("pkcs12", spec.path, "created", "no PKCS#12 yet"))
+        store("created", "no PKCS#12 yet")
     else:
         p.key, p.cert, _cas = crypto.load_pkcs12(data, spec.passphrase) or (None, None, [])
         if p.cert is None or p.key is None:
-            p.actions.append(
-                certlib.Action(
-                    "pkcs12", spec.path, "renewed", "it cannot be opened with the passphrase or holds no key"
-                )
-            )
-        else:
-            reasons = _renewal_reasons(p)
-            if reasons:
-                p.actions.append(certlib.Action("pkcs12", spec.path, "renewed", "; ".join(reasons)))
-            elif crypto.pkcs12_encryption(data) != spec.encryption:
-                p.actions.append(
-                    certlib.Action("pkcs12", spec.path, "updated", "encryption changed to %s" % spec.encryption)
-                )
+            store("renewed", "it cannot be opened with the passphrase or holds no key")
+        elif reasons := _renewal_reasons(p):
+            store("renewed", "; ".join(reasons))
+        elif crypto.pkcs12_encryption(data) != spec.encryption:
+            store("updated", "encryption changed to %s" % spec.encryption)
     if spec.certificate_path and not p.has("pkcs12"):
         if read_optional(spec.certificate_path) != crypto.cert_pem(p.cert):
             p.actions.append(certlib.Action("certificate", spec.certificate_path, "updated", "copy differs"))
     if spec.database and not p.has("pkcs12") and p.cert is not None:
-        if ledger.status_of(ledger.read(spec.database), p.cert.serial_number) is None:
-            p.actions.append(
-                certlib.Action(
-                    "database",
-                    spec.database,
-                    "updated",
-                    "serial %s is not recorded in the database" % crypto.serial_hex(p.cert.serial_number),
-                )
-            )
+        p.actions += certlib.unrecorded(spec.database, ledger.read(spec.database), p.cert)
     return p
 
 
@@ -211,21 +192,12 @@ def _renewal_reasons(p: Pkcs12Plan) -> list[str]:
         reasons.append("the certificate does not match the key")
     if not crypto.issued_by(cert, inner.issuer_cert):
         reasons.append("it is not signed by the issuer %s (CA replaced)" % crypto.name_text(inner.issuer_cert.subject))
-    if cert.subject != inner.subject:
-        reasons.append(
-            "subject changed from %s to %s" % (crypto.name_text(cert.subject), crypto.name_text(inner.subject))
-        )
-    have, want = crypto.cert_sans(cert), crypto.san_text(inner.sans)
-    if sorted(have) != sorted(want):
-        reasons.append("subject_alt_names changed from %s to %s" % (have, want))
+    reasons += certlib.identity_changes(cert, inner.subject, inner.sans)
     if certlib._have_params(p.key) != certlib._key_params(inner.spec):
         reasons.append("key type changed to %s" % certlib._key_params(inner.spec))
     reasons += certlib.usage_differences(cert, spec.usage)
-    renew_before_days = certlib._renew_before_days(inner.spec, cert)
-    left = crypto.not_valid_after(cert) - inner.now
-    if left < datetime.timedelta(days=renew_before_days):
-        reasons.append("it expires in %d days (renew_before_days is %d)" % (max(left.days, 0), renew_before_days))
-    return reasons
+    due = certlib.expiry_due(inner.spec, cert, inner.now)
+    return reasons + (["it " + due] if due else [])
 
 
 @contextlib.contextmanager

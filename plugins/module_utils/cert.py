@@ -135,23 +135,37 @@ def usage_extensions(usage: str, public_key) -> list[tuple[x509.ExtensionType, b
     ]
 
 
-def _ext(cert, cls):
-    try:
-        return cert.extensions.get_extension_for_class(cls).value
-    except x509.ExtensionNotFound:
-        return None
-
-
 def usage_differences(cert: x509.Certificate, usage: str) -> list[str]:
     out = []
     for wanted, _critical in usage_extensions(usage, cert.public_key()):
-        have = _ext(cert, type(wanted))
+        have = crypto.extension(cert, type(wanted))
         if have != wanted:
             out.append("%s is %s, %s wants %s" % (type(wanted).__name__, _short(have), usage, _short(wanted)))
     for cls in (x509.SubjectKeyIdentifier, x509.AuthorityKeyIdentifier):
-        if _ext(cert, cls) is None:
+        if crypto.extension(cert, cls) is None:
             out.append("%s is missing" % cls.__name__)
     return out
+
+
+def identity_changes(obj, subject: x509.Name, sans: list, usage: str | None = None) -> list[str]:
+    """Why a certificate (with ``usage``) or CSR no longer says what is asked: subject, subjectAltNames,
+    and for a certificate its usage extensions."""
+    out = []
+    if obj.subject != subject:
+        out.append("subject changed from %s to %s" % (crypto.name_text(obj.subject), crypto.name_text(subject)))
+    have, want = crypto.cert_sans(obj), crypto.san_text(sans)
+    if sorted(have) != sorted(want):
+        out.append("subject_alt_names changed from %s to %s" % (have, want))
+    return out + (usage_differences(obj, usage) if usage else [])
+
+
+def expiry_due(spec: CertSpec, cert: x509.Certificate, now: datetime.datetime) -> str | None:
+    """'expires in N days (renew_before_days is M)' when ``cert`` is inside its renewal window, else None."""
+    renew_before_days = _renew_before_days(spec, cert)
+    left = crypto.not_valid_after(cert) - now
+    if left >= datetime.timedelta(days=renew_before_days):
+        return None
+    return "expires in %d days (renew_before_days is %d)" % (max(left.days, 0), renew_before_days)
 
 
 def _short(ext) -> str:
@@ -246,12 +260,8 @@ def _load_issuer(spec: CertSpec, plan: Plan) -> None:
     plan.issuer_cert = crypto.load_certificate(
         read_bytes(spec.issuer_cert_path, "issuer certificate"), spec.issuer_cert_path
     )
-    if not crypto.is_ca(plan.issuer_cert):
-        raise DicomTlsError(
-            "the issuer certificate is not a CA (basicConstraints CA:FALSE or absent)", spec.issuer_cert_path
-        )
-    unfit = crypto.issuer_problem(plan.issuer_cert)
-    if unfit and plan.mode in ("issue", "sign_csr"):
+    unfit = crypto.issuer_problem(plan.issuer_cert)  # not a CA: refused in every mode; keyUsage: when signing
+    if unfit and (plan.mode in ("issue", "sign_csr") or not crypto.is_ca(plan.issuer_cert)):
         raise DicomTlsError(
             "the issuer '%s' %s" % (crypto.name_text(plan.issuer_cert.subject), unfit), spec.issuer_cert_path
         )
@@ -293,15 +303,19 @@ def _signing_key(path: str, passphrase: str | None):
     return crypto.load_private_key(read_bytes(path, "private key"), path, passphrase)
 
 
-def _read_cert(path: str | None):
-    """(certificate or None, reason it is unusable or None)."""
+def _read_cert(p: Plan, unreadable_action: str) -> x509.Certificate | None:
+    """The certificate at path (also p.cert); when there is none, or none readable, the action that
+    writes one is planned (``unreadable_action`` for an unreadable one)."""
+    path = p.spec.path
     data = read_optional(path)
-    if data is None:
-        return None, None
     try:
-        return crypto.load_certificate(data, path), None
+        p.cert = crypto.load_certificate(data, path) if data is not None else None
     except DicomTlsError:
-        return None, "the existing certificate is unreadable"
+        p.actions.append(Action("certificate", path, unreadable_action, "the existing certificate is unreadable"))
+        return None
+    if p.cert is None:
+        p.actions.append(Action("certificate", path, "created", "no certificate yet"))
+    return p.cert
 
 
 # ---------------------------------------------------------------- planning
@@ -341,21 +355,14 @@ def plan(spec: CertSpec, check_mode: bool = False) -> Plan:
     if spec.subject_alt_names is not None:
         p.sans = crypto.parse_sans(spec.subject_alt_names)
     elif p.csr is not None:
-        p.sans = list(_ext(p.csr, x509.SubjectAlternativeName) or [])
+        p.sans = list(crypto.extension(p.csr, x509.SubjectAlternativeName) or [])
     else:
         p.sans = []
 
-    for path in (
-        spec.path,
-        spec.chain_path,
-        spec.csr_path if p.mode == "csr" else None,
-        spec.pkcs12_path,
-        spec.database,
-    ):
+    csr_path = spec.csr_path if p.mode == "csr" else None
+    for path in (spec.path, spec.chain_path, csr_path, spec.pkcs12_path, spec.database, spec.privatekey_path):
         if path:
             check_writable_dir(path)
-    if spec.privatekey_path:
-        check_writable_dir(spec.privatekey_path)
 
     if p.mode in ("csr", "issue", "self_signed", "install"):
         _plan_key(p)
@@ -409,17 +416,16 @@ def _plan_database(p: Plan) -> None:
             return  # its folder is made by an earlier task of the run (the CA's folders)
         raise DicomTlsError("database: its directory does not exist", spec.database)
     entries = ledger.check(spec.database)
-    if p.has("certificate") or p.cert is None:
-        return
-    if ledger.status_of(entries, p.cert.serial_number) is None:
-        p.actions.append(
-            Action(
-                "database",
-                spec.database,
-                "updated",
-                "serial %s is not recorded in the database" % crypto.serial_hex(p.cert.serial_number),
-            )
-        )
+    if not p.has("certificate") and p.cert is not None:
+        p.actions += unrecorded(spec.database, entries, p.cert)
+
+
+def unrecorded(database: str, entries: list, cert: x509.Certificate) -> list:
+    """The action that records ``cert`` in the ledger ``database`` (its ``entries``), when it is not there."""
+    if ledger.status_of(entries, cert.serial_number) is not None:
+        return []
+    reason = "serial %s is not recorded in the database" % crypto.serial_hex(cert.serial_number)
+    return [Action("database", database, "updated", reason)]
 
 
 def _plan_key(p: Plan) -> None:
@@ -478,13 +484,7 @@ def _plan_csr(p: Plan) -> None:
             reasons.append("the private key is regenerated")
         elif crypto.public_key_der(csr) != crypto.public_key_der(p.key):
             reasons.append("the CSR does not match the private key")
-        if csr.subject != p.subject:
-            reasons.append(
-                "subject changed from %s to %s" % (crypto.name_text(csr.subject), crypto.name_text(p.subject))
-            )
-        have = crypto.san_text(_ext(csr, x509.SubjectAlternativeName) or [])
-        if sorted(have) != sorted(crypto.san_text(p.sans)):
-            reasons.append("subject_alt_names changed from %s to %s" % (have, crypto.san_text(p.sans)))
+        reasons += identity_changes(csr, p.subject, p.sans)
     if spec.force:
         reasons.append("force")
     if reasons:
@@ -493,14 +493,8 @@ def _plan_csr(p: Plan) -> None:
 
 def _plan_certificate(p: Plan) -> None:
     spec = p.spec
-    cert, unreadable = _read_cert(spec.path)
-    p.cert = cert
+    cert = _read_cert(p, "renewed")
     if cert is None:
-        p.actions.append(
-            Action(
-                "certificate", spec.path, "created" if not unreadable else "renewed", unreadable or "no certificate yet"
-            )
-        )
         return
     reasons = []
     if p.pending:
@@ -521,30 +515,15 @@ def _plan_certificate(p: Plan) -> None:
             reasons.append("it is not signed by the issuer %s (CA replaced)" % crypto.name_text(p.issuer_cert.subject))
     elif not crypto.is_self_signed(cert):
         reasons.append("it is not self-signed")
-    if cert.subject != p.subject:
-        reasons.append("subject changed from %s to %s" % (crypto.name_text(cert.subject), crypto.name_text(p.subject)))
-    have, want = crypto.cert_sans(cert), crypto.san_text(p.sans)
-    if sorted(have) != sorted(want):
-        reasons.append("subject_alt_names changed from %s to %s" % (have, want))
-    reasons += usage_differences(cert, spec.usage)
-    renew_before_days = _renew_before_days(spec, cert)
-    left = crypto.not_valid_after(cert) - p.now
-    if left < datetime.timedelta(days=renew_before_days):
-        if reasons or p.issuer_cert is None or _new_not_after(p) > crypto.not_valid_after(cert):
-            reasons.append("it expires in %d days (renew_before_days is %d)" % (max(left.days, 0), renew_before_days))
-        else:
-            p.warnings.append(
-                "%s expires in %d days (renew_before_days is %d) but is not renewed: the issuer '%s' (%s) ends on %s, "
-                "so a new certificate would not outlive the current one; renew the issuing CA first"
-                % (
-                    spec.path,
-                    max(left.days, 0),
-                    renew_before_days,
-                    crypto.name_text(p.issuer_cert.subject),
-                    spec.issuer_cert_path,
-                    crypto.isoformat(crypto.not_valid_after(p.issuer_cert)),
-                )
-            )
+    reasons += identity_changes(cert, p.subject, p.sans, spec.usage)
+    due = expiry_due(spec, cert, p.now)
+    if due and (reasons or p.issuer_cert is None or _new_not_after(p) > crypto.not_valid_after(cert)):
+        reasons.append("it " + due)
+    elif due:
+        p.warnings.append(
+            "%s %s but is not renewed: the issuer %s ends on %s, so a new certificate would not outlive the current "
+            "one; renew the issuing CA first" % (spec.path, due, _issuer_named(p), _issuer_end(p))
+        )
     if reasons:
         if spec.regenerate_key and p.key is not None and not p.has("privatekey"):
             p.actions.append(Action("privatekey", spec.privatekey_path, "regenerated", "renewal with regenerate_key"))
@@ -562,18 +541,20 @@ def _new_not_after(p: Plan) -> datetime.datetime:
     return not_after
 
 
+def _issuer_named(p: Plan) -> str:
+    return "'%s' (%s)" % (crypto.name_text(p.issuer_cert.subject), p.spec.issuer_cert_path)
+
+
+def _issuer_end(p: Plan) -> str:
+    return crypto.isoformat(crypto.not_valid_after(p.issuer_cert))
+
+
 def _warn_if_capped(p: Plan) -> None:
     days = p.spec.valid_days or DEFAULT_VALID_DAYS[p.spec.usage]
     if p.issuer_cert is not None and p.now + datetime.timedelta(days=days) > crypto.not_valid_after(p.issuer_cert):
         p.warnings.append(
-            "%s: valid_days %d is capped by the issuer '%s' (%s), which ends on %s: the certificate ends then"
-            % (
-                p.spec.path,
-                days,
-                crypto.name_text(p.issuer_cert.subject),
-                p.spec.issuer_cert_path,
-                crypto.isoformat(crypto.not_valid_after(p.issuer_cert)),
-            )
+            "%s: valid_days %d is capped by the issuer %s, which ends on %s: the certificate ends then"
+            % (p.spec.path, days, _issuer_named(p), _issuer_end(p))
         )
 
 
@@ -601,13 +582,14 @@ def _plan_install(p: Plan) -> None:
             "give the certificate issued to this node" % (crypto.name_text(leaf.subject), spec.usage),
             spec.path,
         )
-    if p.key is not None and crypto.public_key_der(leaf) != crypto.public_key_der(p.key) and p.check_mode:
+    mismatch = p.key is not None and crypto.public_key_der(leaf) != crypto.public_key_der(p.key)
+    if mismatch and p.check_mode:
         # the CSR task before this one would replace the key (key type or size changed): predicted
         p.warnings.append(
             "check mode: certificate_content does not match the current private key %s; the real run fails"
             " unless an earlier task replaces that key" % spec.privatekey_path
         )
-    elif p.key is not None and crypto.public_key_der(leaf) != crypto.public_key_der(p.key):
+    elif mismatch:
         raise DicomTlsError(
             "certificate_content (%s) does not match the private key" % crypto.name_text(leaf.subject),
             spec.privatekey_path,
@@ -617,19 +599,12 @@ def _plan_install(p: Plan) -> None:
             "certificate_content (%s) is not issued by the given CA" % crypto.name_text(leaf.subject),
             spec.issuer_cert_path,
         )
-    cert, unreadable = _read_cert(spec.path)
-    p.cert = cert
-    if cert is None:
-        p.actions.append(
-            Action(
-                "certificate", spec.path, "created" if not unreadable else "updated", unreadable or "no certificate yet"
-            )
-        )
-    elif cert != leaf:
+    cert = _read_cert(p, "updated")
+    if cert is not None and cert != leaf:
         p.actions.append(
             Action("certificate", spec.path, "renewed", "a new certificate was issued (serial %x)" % leaf.serial_number)
         )
-    elif _encoding_of(spec.path) != spec.format:
+    elif cert is not None and _encoding_of(spec.path) != spec.format:
         p.actions.append(Action("certificate", spec.path, "updated", "written as %s" % spec.format.upper()))
 
 
@@ -640,7 +615,7 @@ def _plan_chain(p: Plan) -> None:
     if p.has("certificate") and p.mode != "install":
         p.actions.append(Action("chain", spec.chain_path, "updated", "the certificate changed"))
         return
-    if read_optional(spec.chain_path) != chain_bytes(p, p.install[0] if p.install else p.cert):
+    if read_optional(spec.chain_path) != chain_bytes(p, current_certificate(p)):
         p.actions.append(Action("chain", spec.chain_path, "updated", "chain content differs"))
 
 
@@ -671,7 +646,7 @@ def _plan_pkcs12(p: Plan) -> None:
         p.actions.append(Action("pkcs12", spec.pkcs12_path, "updated", "the certificate or key changed"))
         return
     store = crypto.load_pkcs12(data, spec.pkcs12_passphrase)
-    want = chain_certs(p, p.install[0] if p.install else p.cert)
+    want = chain_certs(p, current_certificate(p))
     if store is None or store[0] is None:
         why = "it cannot be opened with pkcs12_passphrase or holds no key"
     elif store[1] != want[0] or crypto.public_key_der(store[0]) != crypto.public_key_der(p.key):
@@ -694,12 +669,7 @@ def _sign_certificate(p: Plan, public_key, signer_key, serial: int | None = None
     not_after = _new_not_after(p)
     if p.issuer_cert is not None:
         issuer_name = p.issuer_cert.subject
-        ski = _ext(p.issuer_cert, x509.SubjectKeyIdentifier)
-        aki = (
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-            if ski
-            else x509.AuthorityKeyIdentifier.from_issuer_public_key(p.issuer_key.public_key())
-        )
+        aki = crypto.authority_key_identifier(p.issuer_cert)
     else:
         issuer_name = p.subject
         aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key)
@@ -719,6 +689,13 @@ def _sign_certificate(p: Plan, public_key, signer_key, serial: int | None = None
     builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     builder = builder.add_extension(aki, critical=False)
     return builder.sign(signer_key, _hash_for(signer_key))
+
+
+def _build_csr(p: Plan, key) -> x509.CertificateSigningRequest:
+    builder = x509.CertificateSigningRequestBuilder().subject_name(p.subject)
+    if p.sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(p.sans), critical=False)
+    return builder.sign(key, _hash_for(key))
 
 
 def apply(p: Plan) -> dict:
@@ -760,10 +737,7 @@ def apply(p: Plan) -> dict:
     if p.mode == "csr":
         csr = None
         if p.has("csr"):
-            builder = x509.CertificateSigningRequestBuilder().subject_name(p.subject)
-            if p.sans:
-                builder = builder.add_extension(x509.SubjectAlternativeName(p.sans), critical=False)
-            csr = builder.sign(p.key, _hash_for(p.key))
+            csr = _build_csr(p, p.key)
             writes.append((spec.csr_path, crypto.csr_pem(csr), 0o644))
         files.write_group(anchor(spec), writes)
         return {"backup_files": backups, "certificate": None, "csr": csr}
@@ -782,23 +756,21 @@ def apply(p: Plan) -> dict:
             writes.append((spec.pkcs12_path, data, 0o600))
         files.write_group(anchor(spec), writes)
 
-    cert = p.install[0] if p.install else p.cert
+    cert = current_certificate(p)
     if p.has("certificate"):
         backup(spec.path)
+        if p.mode != "install":  # an installed certificate is given, not signed
+            public_key = p.csr.public_key() if p.mode == "sign_csr" else p.key.public_key()
+            signer = p.key if p.mode == "self_signed" else p.issuer_key
         if spec.database:  # serial chosen, entry recorded and files written under the ledger's lock
             with ledger.update(spec.database) as book:
-                public_key = p.csr.public_key() if p.mode == "sign_csr" else p.key.public_key()
-                cert = _sign_certificate(p, public_key, p.issuer_key, book.new_serial())
+                cert = _sign_certificate(p, public_key, signer, book.new_serial())
                 book.record(cert)
                 signed = cert
                 book.then(lambda: write_all(signed))
         else:
-            if p.mode == "sign_csr":
-                cert = _sign_certificate(p, p.csr.public_key(), p.issuer_key)
-            elif p.mode == "issue":
-                cert = _sign_certificate(p, p.key.public_key(), p.issuer_key)
-            elif p.mode == "self_signed":
-                cert = _sign_certificate(p, p.key.public_key(), p.key)
+            if p.mode != "install":
+                cert = _sign_certificate(p, public_key, signer)
             write_all(cert)
     else:
         if p.has("database"):
@@ -820,11 +792,7 @@ def predict(p: Plan) -> dict:
     out = {"backup_files": [], "certificate": current_certificate(p), "csr": None}
     if p.mode == "csr":
         if p.has("csr"):
-            key = p.key if p.key is not None else generate_key(spec)
-            builder = x509.CertificateSigningRequestBuilder().subject_name(p.subject)
-            if p.sans:
-                builder = builder.add_extension(x509.SubjectAlternativeName(p.sans), critical=False)
-            out["csr"] = builder.sign(key, _hash_for(key))
+            out["csr"] = _build_csr(p, p.key if p.key is not None else generate_key(spec))
         return out
     if p.has("certificate"):
         out["certificate"] = None

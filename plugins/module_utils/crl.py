@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, namehash, reports
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError, reported
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atomic_write, read_bytes, read_optional
 
 try:
@@ -43,10 +43,7 @@ def utcnow() -> datetime.datetime:
     return crypto.utcnow().replace(microsecond=0)
 
 
-def iso(when: datetime.datetime | None) -> str | None:
-    return crypto.isoformat(when) if when else None
-
-
+iso = crypto.isoformat
 serial_hex = crypto.serial_hex
 
 
@@ -176,22 +173,14 @@ def read_existing(path: str, issuer: Issuer) -> Existing | None:
             "exists and is not a CRL (unparsable PEM/DER); refusing to overwrite it: remove it or choose another path",
             path,
         ) from None
-    number = _extension(crl, x509.CRLNumber)
+    number = crypto.extension(crl, x509.CRLNumber)
     entries = {}
     for rc in crl:
-        reason = _extension(rc, x509.CRLReason)
+        reason = crypto.extension(rc, x509.CRLReason)
         entries[rc.serial_number] = (reason and reason.reason.name, crypto.revocation_date(rc).replace(microsecond=0))
     return Existing(
         crl, crypto.der(crl), fmt, number and number.crl_number, crypto.crl_issued_by(crl, issuer.cert), entries
     )
-
-
-def _extension(obj, cls):
-    """The value of an extension of a CRL or CRL entry, None when it has none."""
-    try:
-        return obj.extensions.get_extension_for_class(cls).value
-    except x509.ExtensionNotFound:
-        return None
 
 
 @dataclass
@@ -282,7 +271,7 @@ def plan_crl(
         reason = "format changed to %s" % fmt
     elif existing.number is None:
         reason = "existing CRL has no CRL Number"
-    elif _extension(existing.crl, x509.AuthorityKeyIdentifier) is None:
+    elif crypto.extension(existing.crl, x509.AuthorityKeyIdentifier) is None:
         reason = "existing CRL has no Authority Key Identifier"
     elif _digest_name(existing.crl) != digest and not _is_eddsa(issuer.key):
         reason = "digest changed to %s" % digest
@@ -310,18 +299,13 @@ def _is_eddsa(key) -> bool:
 
 
 def build_crl(plan: CrlPlan, issuer: Issuer, digest: str) -> x509.CertificateRevocationList:
-    ski = _extension(issuer.cert, x509.SubjectKeyIdentifier)
-    if ski is not None:
-        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-    else:
-        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.cert.public_key())
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer.cert.subject)
         .last_update(plan.last_update)
         .next_update(plan.next_update)
         .add_extension(x509.CRLNumber(plan.number), critical=False)
-        .add_extension(aki, critical=False)
+        .add_extension(crypto.authority_key_identifier(issuer.cert), critical=False)
     )
     for serial, reason, when in plan.revocations:
         rb = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
@@ -333,10 +317,8 @@ def build_crl(plan: CrlPlan, issuer: Issuer, digest: str) -> x509.CertificateRev
 
 
 def write_crl(path: str, crl: x509.CertificateRevocationList, fmt: str, mode: int = 0o644) -> None:
-    try:
+    with reported("cannot write CRL", path):
         atomic_write(path, crypto.pem(crl) if fmt == "pem" else crypto.der(crl), mode)
-    except OSError as exc:
-        raise DicomTlsError("cannot write CRL: %s" % exc.strerror, path) from None
 
 
 def summary(plan: CrlPlan, issuer: Issuer) -> dict:

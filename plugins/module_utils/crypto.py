@@ -19,7 +19,7 @@ import datetime
 import hashlib
 import re
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import namehash
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import deps, namehash
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.namehash import subject_hash
 
@@ -63,18 +63,7 @@ _ORDER = ["C", "ST", "L", "O", "OU", "CN", "emailAddress", "DC", "serialNumber",
 UTC = datetime.timezone.utc  # datetime.UTC is Python 3.11+
 
 
-def cryptography_version() -> tuple[int, int]:
-    """(major, minor) of the installed cryptography, (0, 0) when it is absent or unreadable."""
-    try:
-        import cryptography
-
-        major, minor = cryptography.__version__.split(".")[:2]
-        return int(major), int(re.sub(r"\D.*", "", minor) or 0)
-    except (ImportError, ValueError, AttributeError):
-        return (0, 0)
-
-
-_VERSION = cryptography_version()
+_VERSION = deps.installed_version("cryptography")
 
 
 def utcnow() -> datetime.datetime:
@@ -137,8 +126,9 @@ def load_pem_certificates_raw(data: bytes) -> list:
     return [x509.load_pem_x509_certificate(b) for b in PEM_CERT_RE.findall(data)]
 
 
-def isoformat(when: datetime.datetime) -> str:
-    return aware(when).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def isoformat(when: datetime.datetime | None) -> str | None:
+    """The collection's one date form, 2026-01-31T12:00:00Z (UTC); None for None."""
+    return aware(when).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
 
 
 def fingerprint_der(der: bytes) -> str:
@@ -376,18 +366,14 @@ def load_csr(data: bytes, path: str) -> x509.CertificateSigningRequest:
 
 def public_key_der(key) -> bytes:
     """The SubjectPublicKeyInfo DER of a public key, private key, certificate or CSR."""
-    if isinstance(key, (x509.Certificate, x509.CertificateSigningRequest)):
-        key = key.public_key()
-    if hasattr(key, "public_key"):
+    if hasattr(key, "public_key"):  # a private key, certificate or CSR
         key = key.public_key()
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def key_description(key) -> dict:
     """{'key_type': 'rsa'|'ecdsa'|..., 'key_size': bits, 'curve': name or None} of a (public) key."""
-    if hasattr(key, "public_key") and not isinstance(key, (x509.Certificate, x509.CertificateSigningRequest)):
-        key = key.public_key()
-    if isinstance(key, (x509.Certificate, x509.CertificateSigningRequest)):
+    if hasattr(key, "public_key"):  # a private key, certificate or CSR
         key = key.public_key()
     if isinstance(key, rsa.RSAPublicKey):
         return {"key_type": "rsa", "key_size": key.key_size, "curve": None}
@@ -397,10 +383,8 @@ def key_description(key) -> dict:
 
 
 def is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
+    constraints = extension(cert, x509.BasicConstraints)
+    return bool(constraints and constraints.ca)
 
 
 _WEAK_DIGESTS = {"sha1": "SHA-1", "md5": "MD5"}
@@ -491,11 +475,22 @@ def der(obj) -> bytes:
     return obj.public_bytes(serialization.Encoding.DER)
 
 
-def _extension(cert, cls):
+def extension(obj, cls):
+    """The value of the extension ``cls`` of a certificate, CSR, CRL or CRL entry; None when absent
+    (or when cryptography cannot decode the extensions)."""
     try:
-        return cert.extensions.get_extension_for_class(cls).value
+        return obj.extensions.get_extension_for_class(cls).value
     except (x509.ExtensionNotFound, ValueError):
         return None
+
+
+def authority_key_identifier(issuer: x509.Certificate):
+    """The authorityKeyIdentifier of what ``issuer`` signs: its subjectKeyIdentifier, or one derived
+    from its public key when it has none."""
+    ski = extension(issuer, x509.SubjectKeyIdentifier)
+    if ski is not None:
+        return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())
 
 
 def _same_name(name_der: bytes, other_der: bytes) -> bool:
@@ -505,10 +500,10 @@ def _same_name(name_der: bytes, other_der: bytes) -> bool:
 
 def _akid_matches(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """X509_check_akid: the authority key identifier, where present, points at ``issuer``."""
-    akid = _extension(cert, x509.AuthorityKeyIdentifier)
+    akid = extension(cert, x509.AuthorityKeyIdentifier)
     if akid is None:
         return True
-    skid = _extension(issuer, x509.SubjectKeyIdentifier)
+    skid = extension(issuer, x509.SubjectKeyIdentifier)
     if akid.key_identifier is not None and skid is not None and akid.key_identifier != skid.digest:
         return False
     if akid.authority_cert_serial_number is not None and akid.authority_cert_serial_number != issuer.serial_number:
@@ -518,7 +513,7 @@ def _akid_matches(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def _allows(cert: x509.Certificate, usage: str) -> bool:
-    ku = _extension(cert, x509.KeyUsage)
+    ku = extension(cert, x509.KeyUsage)
     return ku is None or getattr(ku, usage)
 
 
@@ -739,11 +734,8 @@ def san_text(names) -> list[str]:
 
 
 def cert_sans(cert) -> list[str]:
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
-        return []
-    return san_text(ext.value)
+    """The subjectAltNames of a certificate or CSR, as san_text writes them."""
+    return san_text(extension(cert, x509.SubjectAlternativeName) or [])
 
 
 # ---------------------------------------------------------------- descriptions

@@ -11,6 +11,7 @@ is 36.0.1, Debian 12's 38.0.4); pydicom and pynetdicom 3.0, which need Python 3.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import traceback
 
@@ -23,15 +24,16 @@ FLOORS = {
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
-    out = []
-    for part in text.split(".")[:2]:
-        digits = ""
-        for ch in part:
-            if not ch.isdigit():
-                break
-            digits += ch
-        out.append(int(digits or 0))
-    return tuple(out)
+    """(major, minor) of a version string, a part's non-digit tail ignored ('42.0rc1' -> (42, 0))."""
+    return tuple(int(re.match(r"\d*", part).group() or 0) for part in text.split(".")[:2])
+
+
+def installed_version(name: str) -> tuple[int, ...]:
+    """(major, minor) of an installed package, (0, 0) when it is absent or unreadable."""
+    try:
+        return _version_tuple(importlib.import_module(name).__version__)
+    except (ImportError, AttributeError):
+        return (0, 0)
 
 
 def _dotted(version: tuple[int, ...]) -> str:

@@ -63,16 +63,9 @@ class Element:
     __slots__ = ("tag", "vr", "hdr", "val", "length", "lfo", "lfs", "end", "items", "frags")
 
     def __init__(self, tag, vr, hdr, val, length, lfo, lfs):
-        self.tag = tag
-        self.vr = vr
-        self.hdr = hdr
-        self.val = val
-        self.length = length
-        self.lfo = lfo
-        self.lfs = lfs
+        self.tag, self.vr, self.hdr, self.val, self.length, self.lfo, self.lfs = tag, vr, hdr, val, length, lfo, lfs
         self.end = val + (length or 0)
-        self.items = None
-        self.frags = None
+        self.items = self.frags = None
 
 
 class Item:
@@ -82,10 +75,7 @@ class Item:
     __slots__ = ("hdr", "val", "length", "lfo", "end", "content_end", "elements")
 
     def __init__(self, hdr, val, length):
-        self.hdr = hdr
-        self.val = val
-        self.length = length
-        self.lfo = hdr + 4
+        self.hdr, self.val, self.length, self.lfo = hdr, val, length, hdr + 4
         self.elements = []
         self.end = self.content_end = val + (length or 0)
 

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 
 class DicomTlsError(Exception):
     """A clear, user-facing failure: names the file (when there is one) and the reason."""
@@ -12,3 +14,12 @@ class DicomTlsError(Exception):
         self.reason = reason
         self.path = path
         super().__init__("%s: %s" % (path, reason) if path else reason)
+
+
+@contextlib.contextmanager
+def reported(what: str, path: str | None):
+    """An OSError inside the block becomes the DicomTlsError '<what>: <its strerror>' naming ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        raise DicomTlsError("%s: %s" % (what, exc.strerror), path) from None

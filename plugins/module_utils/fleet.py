@@ -157,33 +157,17 @@ def echo_pairs(results: dict, servers: list) -> list[dict]:
     ``servers`` at that address (its host:port when none). A client without results (its task did
     not run or failed before echoing) gives one pair with server "(all)" and status not_run."""
     names = {_address(e["host"], e["port"]): e["name"] for e in servers or []}
+    keys = ("client", "server", "status", "reason", "expect", "as_expected")
     out = []
     for client, reg in results.items():
         reg = reg or {}
         if "results" not in reg:
-            out.append(
-                {
-                    "client": client,
-                    "server": "(all)",
-                    "status": "not_run",
-                    "reason": reg.get("msg", "no result"),
-                    "expect": "success",
-                    "as_expected": False,
-                }
-            )
+            out.append(dict(zip(keys, (client, "(all)", "not_run", reg.get("msg", "no result"), "success", False))))
             continue
         for r in reg["results"]:
             address = _address(r.get("host"), r.get("port"))
-            out.append(
-                {
-                    "client": client,
-                    "server": names.get(address, address),
-                    "status": r.get("status"),
-                    "reason": r.get("reason"),
-                    "expect": r.get("expect"),
-                    "as_expected": r.get("as_expected"),
-                }
-            )
+            pair = dict(r, client=client, server=names.get(address, address))
+            out.append({k: pair.get(k) for k in keys})
     return out
 
 
@@ -192,18 +176,17 @@ def expiry_entries(nodes: dict, appliances: list, echo_results: list) -> list[di
     kind}), its subject, not_after and days_remaining ("?" and -1 when unknown); per appliance, the
     certificate it served to the first C-ECHO that reached it (``echo_results``, every
     dicom_tls_echo result of the fleet), or "? (no certificate served)"."""
-    out = []
-    for name, n in nodes.items():
-        c = (n or {}).get("cert") or {}
-        out.append(
-            {
-                "node": name,
-                "subject": c.get("subject", "?"),
-                "not_after": c.get("not_after", "?"),
-                "days_remaining": c.get("days_remaining", -1),
-                "kind": (n or {}).get("kind") or "node",
-            }
-        )
+
+    def row(node, c, kind, unknown="?"):
+        return {
+            "node": node,
+            "subject": c.get("subject", unknown),
+            "not_after": c.get("not_after", "?"),
+            "days_remaining": c.get("days_remaining", -1),
+            "kind": kind,
+        }
+
+    out = [row(name, (n or {}).get("cert") or {}, (n or {}).get("kind") or "node") for name, n in nodes.items()]
     for a in appliances or []:
         address = _address(a["address"], a["port"])
         served = [
@@ -211,14 +194,5 @@ def expiry_entries(nodes: dict, appliances: list, echo_results: list) -> list[di
             for r in echo_results or []
             if _address(r.get("host"), r.get("port")) == address and r.get("peer_certificate")
         ]
-        c = served[0] if served else {}
-        out.append(
-            {
-                "node": a["name"],
-                "subject": c.get("subject", "? (no certificate served)"),
-                "not_after": c.get("not_after", "?"),
-                "days_remaining": c.get("days_remaining", -1),
-                "kind": "appliance",
-            }
-        )
+        out.append(row(a["name"], served[0] if served else {}, "appliance", "? (no certificate served)"))
     return out

@@ -74,7 +74,7 @@ class Entry:
             "subject": self.subject,
             "not_after": crypto.isoformat(self.expires),
             "days_remaining": int((self.expires - now).total_seconds() // 86400),
-            "revocation_date": crypto.isoformat(self.revoked) if self.revoked else None,
+            "revocation_date": crypto.isoformat(self.revoked),
             "revocation_reason": self.reason,
         }
 

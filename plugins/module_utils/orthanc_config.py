@@ -21,7 +21,12 @@ from dataclasses import dataclass, field
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import atomic_write, backup_copy, read_bytes
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
+    atomic_write,
+    backup_copy,
+    read_bytes,
+    read_optional,
+)
 
 _WS = " \t\r\n"
 
@@ -273,6 +278,10 @@ def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json") -> Pla
                 config_dir,
             )
     result = Plan(config_dir, dropin)
+
+    def change(key, name, action, before, after=None):
+        result.changes.append({"key": key, "file": name, "action": action, "before": before, "after": after})
+
     edits: dict[str, list[tuple[int, int, str]]] = {}
     dropin_cfg = files.get(dropin)
     dropin_values = {k: m.value for k, m in dropin_cfg.members.items()} if dropin_cfg else {}
@@ -282,15 +291,7 @@ def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json") -> Pla
         others = [n for n in owners.get(key, []) if n != dropin]
         if others:
             if key not in settings:
-                result.changes.append(
-                    {
-                        "key": key,
-                        "file": dropin,
-                        "action": "removed duplicate",
-                        "before": new_dropin[key],
-                        "after": None,
-                    }
-                )
+                change(key, dropin, "removed duplicate", new_dropin[key])
             del new_dropin[key]
     for key in sorted(settings):
         value = settings[key]
@@ -305,33 +306,15 @@ def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json") -> Pla
                 for m in member.earlier + [member]:
                     new = _render(value, _line_indent(cfg.text, m.start)).replace("\n", newline)
                     edits.setdefault(name, []).append((m.start, m.end, new))
-                result.changes.append(
-                    {"key": key, "file": name, "action": "set", "before": member.value, "after": value}
-                )
+                change(key, name, "set", member.value, value)
             if key in dropin_values:
-                result.changes.append(
-                    {
-                        "key": key,
-                        "file": dropin,
-                        "action": "removed duplicate",
-                        "before": dropin_values[key],
-                        "after": None,
-                    }
-                )
+                change(key, dropin, "removed duplicate", dropin_values[key])
         else:
             result.defined_in[key] = dropin
             before = dropin_values.get(key)
             new_dropin[key] = value
             if key not in dropin_values or before != value or type(before) is not type(value):
-                result.changes.append(
-                    {
-                        "key": key,
-                        "file": dropin,
-                        "action": "set" if key in dropin_values else "added",
-                        "before": before,
-                        "after": value,
-                    }
-                )
+                change(key, dropin, "set" if key in dropin_values else "added", before, value)
     for name, spans in edits.items():
         text = files[name].text
         for start, end, new in sorted(spans, reverse=True):
@@ -371,14 +354,7 @@ def apply(p: Plan, mode: int = 0o644, backup: bool = False) -> list[str]:
 
 def check_private_key_usable(path: str) -> None:
     """Orthanc cannot read a passphrase-protected key: say so before it fails to start."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise DicomTlsError("cannot read the private key: %s" % exc.strerror, path) from None
-    if b"ENCRYPTED" in data or b"Proc-Type: 4,ENCRYPTED" in data:
+    if b"ENCRYPTED" in (read_optional(path) or b""):  # PKCS#8 and the old Proc-Type: 4,ENCRYPTED alike
         raise DicomTlsError(
             "the private key is passphrase-protected; Orthanc (DicomTlsPrivateKey) cannot read it",
             path,

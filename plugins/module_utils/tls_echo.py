@@ -25,7 +25,6 @@ import os
 import re
 import socket
 import ssl
-import stat
 import threading
 import time
 import warnings
@@ -33,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, dicom_ul, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import scratch_file
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import read_bytes, scratch_file
 
 try:
     from cryptography import x509
@@ -244,7 +243,7 @@ def _is_ip(name: str) -> bool:
 
 def _load_pem_certificates(path: str, what: str) -> list:
     """The certificates of a PEM file (other PEM blocks, such as CRLs, are skipped)."""
-    data = _read(path, what)
+    data = read_bytes(path, what)
     try:
         certs = crypto.load_pem_certificates_raw(data)
     except ValueError:
@@ -255,25 +254,10 @@ def _load_pem_certificates(path: str, what: str) -> list:
     return certs
 
 
-def _read(path: str, what: str) -> bytes:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                raise DicomTlsError("%s is not a regular file" % what, path)
-            return fh.read()
-    except FileNotFoundError:
-        raise DicomTlsError("%s does not exist" % what, path) from None
-    except IsADirectoryError:
-        raise DicomTlsError("%s is a directory, not a file" % what, path) from None
-    except OSError as exc:
-        raise DicomTlsError("cannot read %s: %s" % (what, exc.strerror), path) from None
-
-
 def _check_client_identity(target: dict) -> x509.Certificate:
     """The client certificate and key exist, parse, and belong together."""
     certs = _load_pem_certificates(target["client_cert"], "client_cert")
-    data = _read(target["client_key"], "client_key")
+    data = read_bytes(target["client_key"], "client_key")
     passphrase = target["client_key_passphrase"]
     password = passphrase.encode() if isinstance(passphrase, str) else passphrase
     try:
@@ -301,7 +285,7 @@ def _check_client_identity(target: dict) -> x509.Certificate:
 
 def _crl_pem(path: str) -> bytes:
     """A CRL file (PEM, possibly several CRLs, or DER) as PEM bytes OpenSSL can load."""
-    data = _read(path, "CRL file")
+    data = read_bytes(path, "CRL file")
     crl = crypto.load_crl(data, path)
     return data if b"-----BEGIN X509 CRL-----" in data else crypto.crl_pem(crl)
 
@@ -918,7 +902,7 @@ def _trusted(target: dict, load, extra=()) -> list:
     out = []
     for path in paths:
         with contextlib.suppress(DicomTlsError, OSError):
-            found = load(_read(path, "ca_path entry"), path)
+            found = load(read_bytes(path, "ca_path entry"), path)
             out += found if isinstance(found, list) else [found]
     return out
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, namehash, options, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.crypto import fingerprint_der
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError, reported
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsync_dir, locked
 
 ENTRY_RE = re.compile(r"^([0-9a-f]{8})\.(r?)([0-9]+)$")
@@ -69,7 +69,6 @@ class TrustObject:
     fingerprint_sha256: str
     not_after: datetime.datetime | None = None  # certificates
     next_update: datetime.datetime | None = None  # CRLs
-    last_update: datetime.datetime | None = None
     canon: bytes = b""  # canonical subject (cert) / issuer (crl) name
     obj: object = None  # the cryptography object
     self_signed: bool = False
@@ -85,9 +84,9 @@ class TrustObject:
             "fingerprint_sha256": self.fingerprint_sha256,
         }
         if self.kind == "cert":
-            out["not_after"] = _iso(self.not_after)
+            out["not_after"] = crypto.isoformat(self.not_after)
         else:
-            out["next_update"] = _iso(self.next_update)
+            out["next_update"] = crypto.isoformat(self.next_update)
         out["name"] = name
         return out
 
@@ -96,10 +95,6 @@ class TrustObject:
 class Loaded:
     objects: list[TrustObject]
     warnings: list[str] = field(default_factory=list)
-
-
-def _iso(when: datetime.datetime | None) -> str | None:
-    return crypto.isoformat(when) if when else None
 
 
 def to_pem(der: bytes, label: str) -> bytes:
@@ -193,7 +188,6 @@ def _load_crl(der: bytes, source: str, n: int) -> TrustObject:
         issuer_der = namehash.crl_issuer(der)
         canon = namehash.canonical_name(issuer_der)
         next_update = crypto.next_update(crl)
-        last_update = crypto.last_update(crl)
     except (ValueError, namehash.DerError):
         raise DicomTlsError("not a readable CRL (unparsable PEM/DER)", where) from None
     return TrustObject(
@@ -204,7 +198,6 @@ def _load_crl(der: bytes, source: str, n: int) -> TrustObject:
         subject_hash=namehash.canonical_hash(canon),
         fingerprint_sha256=fingerprint_der(der),
         next_update=next_update,
-        last_update=last_update,
         canon=canon,
         obj=crl,
     )
@@ -243,7 +236,7 @@ def load_objects(
                     obj.source,
                 )
             if obj.not_after < now:
-                msg = "certificate '%s' expired on %s" % (obj.subject, _iso(obj.not_after))
+                msg = "certificate '%s' expired on %s" % (obj.subject, crypto.isoformat(obj.not_after))
                 if on_expired == "fail":
                     raise DicomTlsError(msg + " (on_expired: warn or drop to accept this)", obj.source)
                 if on_expired == "drop":
@@ -284,7 +277,7 @@ def load_objects(
             if obj.next_update < now:
                 raise DicomTlsError(
                     "CRL from '%s' expired on %s (nextUpdate): with CRL checking on, dcmtk would refuse "
-                    "every peer; issue a fresh CRL" % (obj.subject, _iso(obj.next_update)),
+                    "every peer; issue a fresh CRL" % (obj.subject, crypto.isoformat(obj.next_update)),
                     obj.source,
                 )
             issuers = by_canon.get(obj.canon, [])
@@ -339,10 +332,8 @@ def read_hashed_dir(path: str, meta: FileMeta) -> Current:
         raise DicomTlsError("exists and is not a directory", path)
     entries: dict[str, tuple[bytes | None, bool]] = {}
     meta_only: set[str] = set()
-    try:
+    with reported("cannot list directory", path):
         names = os.listdir(path)
-    except OSError as exc:
-        raise DicomTlsError("cannot list directory: %s" % exc.strerror, path) from None
     for name in names:
         if not ENTRY_RE.match(name):
             continue
@@ -556,22 +547,18 @@ def apply_hashed_dir(plan: Plan, meta: FileMeta, dir_mode: int = 0o755) -> None:
     if plan.create_dir:
         ensure_dir(path, dir_mode)
     writes = [data for action, _name, data in plan.steps if action == "write"]
-    try:
+    with reported("cannot write into hashed directory", path):
         # 1. every new content written and made durable next to the old entries before any rename
         temps = _write_temps(path, writes, meta)
-    except OSError as exc:
-        raise DicomTlsError("cannot write into hashed directory: %s" % exc.strerror, path) from None
     pending = iter(temps)
     try:
-        # 2-4. renames and unlinks in plan order
-        for action, name, _data in plan.steps:
-            target = os.path.join(path, name)
-            if action == "write":
-                files.replace(next(pending), target)
-            else:
-                files.remove(target)
-    except OSError as exc:
-        raise DicomTlsError("cannot update hashed directory: %s" % exc.strerror, path) from None
+        with reported("cannot update hashed directory", path):  # 2-4. renames and unlinks in plan order
+            for action, name, _data in plan.steps:
+                target = os.path.join(path, name)
+                if action == "write":
+                    files.replace(next(pending), target)
+                else:
+                    files.remove(target)
     finally:
         for tmp in pending:
             with contextlib.suppress(OSError):
@@ -604,20 +591,16 @@ def check_dir_writable(path: str, probe: bool = True) -> None:
         return
     if not os.path.isdir(target):
         raise DicomTlsError("parent directory %s does not exist" % target, path)
-    try:
+    with reported("directory %s is not writable" % target, path):
         files.probe_writable(target, prefix=TMP_PREFIX)
-    except OSError as exc:
-        raise DicomTlsError("directory %s is not writable: %s" % (target, exc.strerror), path) from None
 
 
 def ensure_dir(path: str, dir_mode: int = 0o755) -> bool:
     """Create the hashed directory if missing; True when it was created."""
     if os.path.isdir(path):
         return False
-    try:
+    with reported("cannot create directory", path):
         return files.make_dir(path, dir_mode)
-    except OSError as exc:
-        raise DicomTlsError("cannot create directory: %s" % exc.strerror, path) from None
 
 
 def lock(path: str):
@@ -723,16 +706,14 @@ def plan_bundle(path: str, objects: list[TrustObject], meta: FileMeta) -> Bundle
 
 def apply_bundle(plan: BundlePlan, meta: FileMeta) -> None:
     directory = os.path.dirname(os.path.abspath(plan.path))
-    try:
+    with reported("cannot write bundle", plan.path):
         files.remove_stale_temps([plan.path])
         tmp = files.write_temp(files.check_links(plan.path), plan.data, meta.mode, meta.uid, meta.gid)
-    except OSError as exc:
-        raise DicomTlsError("cannot write bundle: %s" % exc.strerror, plan.path) from None
-    try:
-        files.replace(tmp, files.check_links(plan.path))
-    except OSError as exc:
-        files.remove(tmp)
-        raise DicomTlsError("cannot write bundle: %s" % exc.strerror, plan.path) from None
+        try:
+            files.replace(tmp, files.check_links(plan.path))
+        except OSError:
+            files.remove(tmp)
+            raise
     fsync_dir(directory)
 
 
@@ -742,4 +723,4 @@ def result_entries(plan: Plan) -> list[dict]:
 
 def earliest_next_update(objects: list[TrustObject]) -> str | None:
     dates = [o.next_update for o in objects if o.kind == "crl" and o.next_update]
-    return _iso(min(dates)) if dates else None
+    return crypto.isoformat(min(dates)) if dates else None
