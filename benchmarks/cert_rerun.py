@@ -1,7 +1,10 @@
 """A play that manages 20 node certificates (root, issuing CA, key + CSR on the node, signing, install):
 first run against an idempotent second run, medians of several rounds, ratio printed.
 
-    python benchmarks/cert_rerun.py [--nodes 20] [--rounds 3]
+    python benchmarks/cert_rerun.py [--nodes 20] [--rounds 3] [--plain]
+
+Every ansible-playbook run uses pipelining (ANSIBLE_PIPELINING=1, what docs/rollout.md recommends
+keeping in production), as benchmarks/rollout.py does; --plain runs with Ansible's defaults.
 
 Target (issue 2): the second run takes less than half the time of the first (no key generation,
 no signing, no writes when nothing is due). Ansible's fixed cost per module call (fork, AnsiballZ,
@@ -92,9 +95,12 @@ def tasks(d: str, nodes: int) -> list[dict]:
     return out
 
 
+ENV: dict = {}
+
+
 def timed(d: str, nodes: int) -> float:
     start = time.perf_counter()
-    res = run_tasks(tasks(d, nodes))
+    res = run_tasks(tasks(d, nodes), env=ENV)
     elapsed = time.perf_counter() - start
     if res.rc != 0:
         raise SystemExit(res.output[-3000:])
@@ -134,7 +140,7 @@ def library_run(d: str, nodes: int) -> tuple[float, int]:
 
 def ping_loop(n: int) -> float:
     start = time.perf_counter()
-    run_tasks([{"name": "ping", "ansible.builtin.ping": {}, "loop": list(range(n))}])
+    run_tasks([{"name": "ping", "ansible.builtin.ping": {}, "loop": list(range(n))}], env=ENV)
     return time.perf_counter() - start
 
 
@@ -142,7 +148,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--plain", action="store_true", help="Ansible's defaults (no pipelining)")
     args = ap.parse_args()
+    if not args.plain:
+        ENV["ANSIBLE_PIPELINING"] = "1"
     firsts, seconds = [], []
     for _round in range(args.rounds):
         d = tempfile.mkdtemp(prefix="bench-cert-")
@@ -164,7 +173,10 @@ def main() -> None:
         pings.append(ping_loop(3 * args.nodes + 2))
     f, s = statistics.median(firsts), statistics.median(seconds)
     lf, ls = statistics.median(lib_first), statistics.median(lib_second)
-    print("dicom_cert, %d node certificates (RSA 3072), %d rounds, medians" % (args.nodes, args.rounds))
+    print(
+        "dicom_cert, %d node certificates (RSA 3072), %d rounds, medians; %s"
+        % (args.nodes, args.rounds, "Ansible's defaults" if args.plain else "pipelining")
+    )
     print("  through ansible-playbook: first %.2f s, second %.2f s, ratio %.2f (target < 0.5)" % (f, s, s / f))
     print(
         "  yardstick: %d ansible.builtin.ping calls in one loop: %.2f s"

@@ -106,12 +106,19 @@ def recap(out: str) -> dict[str, dict[str, int]]:
 
 
 def tasks_per_kind(stats: dict[str, dict[str, int]]) -> str:
+    """Tasks run per host of each kind, and (each costs a worker fork too) the skipped ones."""
+
+    def span(values):
+        lo, hi = min(values), max(values)
+        return str(lo) if lo == hi else "%d-%d" % (lo, hi)
+
     parts = []
     for kind in ("ca", "dcmtk", "orthanc"):
-        runs = [s["run"] for h, s in stats.items() if h.startswith(kind)]
-        if runs:
-            lo, hi = min(runs), max(runs)
-            parts.append("%s %s" % (kind, lo if lo == hi else "%d-%d" % (lo, hi)))
+        hosts = [s for h, s in stats.items() if h.startswith(kind)]
+        if hosts:
+            parts.append(
+                "%s %s (+%s skipped)" % (kind, span([s["run"] for s in hosts]), span([s["skipped"] for s in hosts]))
+            )
     return ", ".join(parts)
 
 

@@ -17,7 +17,11 @@ Every run must find all 50 endpoints answering, or the benchmark stops.
 storescp listens on every address, so this runs in a network namespace with only loopback
 (scripts/netns.sh; re-executes itself there when needed):
 
-    .venv/bin/python benchmarks/tls_echo.py [--endpoints 50] [--runs 5]
+    .venv/bin/python benchmarks/tls_echo.py [--endpoints 50] [--runs 5] [--plain]
+
+The ansible-playbook runs (module and floor alike) use pipelining (ANSIBLE_PIPELINING=1, what
+docs/rollout.md recommends keeping in production), as benchmarks/rollout.py does; --plain runs
+them with Ansible's defaults.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ def main() -> int:
     parser.add_argument("--endpoints", type=int, default=50)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--max-workers", type=int, default=16)
+    parser.add_argument("--plain", action="store_true", help="Ansible's defaults (no pipelining)")
     args = parser.parse_args()
     # ansible-playbook from the same venv as this python
     os.environ["PATH"] = os.path.dirname(os.path.abspath(sys.executable)) + os.pathsep + os.environ.get("PATH", "")
@@ -100,7 +105,7 @@ def main() -> int:
         playbook = os.path.join(work, "echo.yml")
         with open(playbook, "w") as fh:
             json.dump(play, fh)
-        env = ansible_env()
+        env = ansible_env() if args.plain else ansible_env(ANSIBLE_PIPELINING="1")
 
         def module():
             proc = subprocess.run(
@@ -139,6 +144,7 @@ def main() -> int:
             )
             for port in ports
         ]
+        te.silence_pynetdicom()
 
         def library():
             results = te.check_many(targets, args.max_workers)
@@ -159,7 +165,10 @@ def main() -> int:
 
     med = {name: statistics.median(values) for name, values in times.items()}
     n = args.endpoints
-    print("dicom_tls_echo benchmark: %d TLS endpoints (storescp +tls, +py), medians of %d runs" % (n, args.runs))
+    print(
+        "dicom_tls_echo benchmark: %d TLS endpoints (storescp +tls, +py), medians of %d runs; %s"
+        % (n, args.runs, "Ansible's defaults" if args.plain else "pipelining")
+    )
     print("  anchor  shell loop of %d echoscu +tls        %7.2f s" % (n, med["anchor"]))
     print("  module  one dicom_tls_echo task (Ansible)    %7.2f s" % med["module"])
     print("  library tls_echo.check_many in-process       %7.2f s" % med["library"])

@@ -10,7 +10,9 @@ is replaced in place, comments and layout of the rest of the file kept), and onl
 defines go to a drop-in file this library owns.
 
 Plan, then apply: ``plan(config_dir, settings, dropin)`` reads the folder and returns the new text
-of each file that must change; ``apply(plan)`` writes them atomically.
+of each file that must change; ``apply(plan)`` writes them atomically. With ``seed_dir`` (Debian's
+stock ``/etc/orthanc``), a folder without ``orthanc.json`` starts as a copy of that folder (every
+file, modes kept) with the settings applied to the copy, in the same run.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import Dic
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
     atomic_write,
     backup_copy,
+    make_dirs,
     read_bytes,
     read_optional,
 )
@@ -205,9 +208,26 @@ def read_folder(config_dir: str) -> dict[str, ConfigFile]:
     for name in sorted(os.listdir(config_dir)):
         full = os.path.join(config_dir, name)
         if name.endswith(".json") and os.path.isfile(full):
-            # bytes that are not UTF-8 (an editor's Latin-1) are kept as they are: jsoncpp reads them
-            raw = read_bytes(full, "Orthanc configuration file")
-            out[name] = parse(raw.decode("utf-8", "surrogateescape"), full)
+            out[name] = _parse_bytes(read_bytes(full, "Orthanc configuration file"), full)
+    return out
+
+
+def _parse_bytes(raw: bytes, path: str) -> ConfigFile:
+    # bytes that are not UTF-8 (an editor's Latin-1) are kept as they are: jsoncpp reads them
+    return parse(raw.decode("utf-8", "surrogateescape"), path)
+
+
+def read_seed(seed_dir: str) -> dict[str, tuple[bytes, int]]:
+    """Every regular file of the stock folder: name -> (bytes, mode)."""
+    if not os.path.isdir(seed_dir):
+        raise DicomTlsError("seed_dir is not a folder (the stock Orthanc configuration to start from)", seed_dir)
+    out = {}
+    for name in sorted(os.listdir(seed_dir)):
+        full = os.path.join(seed_dir, name)
+        if os.path.isfile(full):
+            out[name] = (read_bytes(full, "stock Orthanc configuration file"), os.stat(full).st_mode & 0o7777)
+    if "orthanc.json" not in out:
+        raise DicomTlsError("seed_dir holds no orthanc.json (the stock Orthanc configuration to start from)", seed_dir)
     return out
 
 
@@ -230,6 +250,8 @@ class Plan:
     files: dict[str, str] = field(default_factory=dict)  # file name -> new text
     defined_in: dict[str, str] = field(default_factory=dict)  # key -> file name
     warnings: list[str] = field(default_factory=list)
+    seed_dir: str | None = None
+    seeded: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # copied from seed_dir: (bytes, mode)
 
 
 def _lines(changes: list[dict], side: str) -> str:
@@ -243,10 +265,12 @@ def plan_actions(todo: Plan) -> list[reports.Action]:
     the options that change in it (empty when nothing changes); the diff's sides are those options'
     values before and after."""
     out = []
-    for name in sorted(todo.files):
+    for name in written(todo):
         path = os.path.join(todo.config_dir, name)
         changes = [c for c in todo.changes if c["file"] == name]
         keys = ["%s %s" % (c["key"], c["action"]) for c in changes]
+        if name in todo.seeded:
+            keys.insert(0, "copied from %s" % os.path.join(todo.seed_dir, name))
         action = "updated" if os.path.lexists(path) else "created"
         out.append(
             reports.Action(
@@ -260,11 +284,26 @@ def plan_actions(todo: Plan) -> list[reports.Action]:
     return out
 
 
-def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json") -> Plan:
-    """What to write so that each option of ``settings`` has its value, defined exactly once."""
+def written(todo: Plan) -> list[str]:
+    """The file names the plan writes (changed files and the copies from seed_dir)."""
+    return sorted(set(todo.files) | set(todo.seeded))
+
+
+def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json", seed_dir: str | None = None) -> Plan:
+    """What to write so that each option of ``settings`` has its value, defined exactly once;
+    with ``seed_dir``, a folder without orthanc.json is first planned as a copy of seed_dir."""
     if not dropin.endswith(".json") or os.sep in dropin:
         raise DicomTlsError("the drop-in must be a file name ending in .json, got %r" % dropin, config_dir)
-    files = read_folder(config_dir)
+    seeded: dict[str, tuple[bytes, int]] = {}
+    if seed_dir and not os.path.lexists(os.path.join(config_dir, "orthanc.json")):
+        seeded = read_seed(seed_dir)
+        files = {
+            name: _parse_bytes(data, os.path.join(seed_dir, name))
+            for name, (data, _mode) in seeded.items()
+            if name.endswith(".json")
+        }
+    else:
+        files = read_folder(config_dir)
     owners: dict[str, list[str]] = {}
     for name, cfg in files.items():
         for key in cfg.members:
@@ -277,7 +316,7 @@ def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json") -> Pla
                 % (key, " and ".join(os.path.join(config_dir, n) for n in others)),
                 config_dir,
             )
-    result = Plan(config_dir, dropin)
+    result = Plan(config_dir, dropin, seed_dir=seed_dir if seeded else None, seeded=seeded)
 
     def change(key, name, action, before, after=None):
         result.changes.append({"key": key, "file": name, "action": action, "before": before, "after": after})
@@ -341,9 +380,14 @@ def apply(p: Plan, mode: int = 0o644, backup: bool = False) -> list[str]:
     """Write the changed files; with ``backup``, keep a timestamped copy of each one first.
     Returns the copies made."""
     backups = []
+    if p.seeded:
+        make_dirs(p.config_dir)
+        for name, (data, seed_mode) in sorted(p.seeded.items()):
+            if name not in p.files:
+                atomic_write(os.path.join(p.config_dir, name), data, seed_mode)
     for name, text in sorted(p.files.items()):
         path = os.path.join(p.config_dir, name)
-        file_mode = mode
+        file_mode = p.seeded[name][1] if name in p.seeded else mode
         if os.path.exists(path):
             file_mode = os.stat(path).st_mode & 0o7777
             if backup:

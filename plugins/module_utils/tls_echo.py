@@ -3,8 +3,7 @@
 """A live DICOM C-ECHO over TLS that says why it failed.
 
 One check = TCP connect, TLS handshake, A-ASSOCIATE, C-ECHO, A-RELEASE, all on one connection
-with a Python ``ssl`` context; the DICOM part is dicom_ul's requestor (one blocking exchange in the
-calling thread: no reader threads, no polling). The TLS socket records what happened on the
+driven by pynetdicom with a Python ``ssl`` context. The TLS socket records what happened on the
 wire (which phase failed, the OpenSSL error or alert, whether the server asked for a client
 certificate, the negotiated version and cipher, the peer certificate) so that a failure is
 classified precisely instead of ending as a bare "association aborted".
@@ -12,8 +11,8 @@ classified precisely instead of ending as a bare "association aborted".
     result = check(normalize_target({"host": "127.0.0.1", "port": 11112, "ca_file": "ca.pem"}))
     results = check_many([target_a, target_b], max_workers=16)
 
-Nothing here changes anything on any host; every association is released or aborted and its
-socket closed before a check returns.
+Nothing here changes anything on any host; every association and pynetdicom thread is released
+or aborted and joined before a check returns.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import ipaddress
+import logging
 import os
 import re
 import socket
@@ -30,7 +30,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, dicom_ul, reports
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import read_bytes, scratch_file
 
@@ -40,6 +40,14 @@ try:
     HAS_CRYPTOGRAPHY = True
 except ImportError:  # pragma: no cover - reported by the module
     HAS_CRYPTOGRAPHY = False
+
+try:
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import Verification
+
+    HAS_PYNETDICOM = True
+except ImportError:  # pragma: no cover - reported by the module
+    HAS_PYNETDICOM = False
 
 STATUSES = (
     "success",
@@ -419,17 +427,32 @@ def _certificate_list(data: bytes, tls13: bool) -> list[bytes]:
 
 
 class _RecordingSocket(ssl.SSLSocket):
-    """An SSLSocket that notes each phase and the first error into its ``record`` (set by
-    _connect right after wrapping, before the handshake; a socket without one records nothing).
-    One context serves every target with the same TLS settings, so the record is per socket."""
+    """An SSLSocket that notes each phase and the first error into its ``record``, set by
+    _AttemptContext right after wrapping (before the connect and the handshake). One context
+    serves every target with the same TLS settings, from several threads, so the record belongs
+    to the socket; a socket without one (the unverified look at a refused certificate) records
+    nothing."""
 
     record: WireRecord | None = None
 
     def settimeout(self, value):
-        # Every read and write stays bounded, whatever sets the timeout later.
+        # pynetdicom clears the timeout after connecting; a silent peer would then block its
+        # reader thread (and the process) for ever. Every read and write stays bounded.
         if value is None and self.record is not None:
             value = self.record.io_timeout
         super().settimeout(value)
+
+    def connect(self, addr):
+        # DICOM PDUs go out in several small writes: without TCP_NODELAY each exchange can wait
+        # for the peer's delayed ACK (40 ms on Linux).
+        with contextlib.suppress(OSError):
+            self.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            return super().connect(addr)
+        except BaseException as exc:
+            if self.record is not None:
+                self.record.fail(exc)
+            raise
 
     def do_handshake(self, block=False):
         if self.record is None:
@@ -448,7 +471,7 @@ class _RecordingSocket(ssl.SSLSocket):
         try:
             return super().recv(buflen, flags)
         except BaseException as exc:
-            if self.record is not None and self.record.phase == "dicom":
+            if self.record is not None and self.record.phase == "dicom":  # ssl probes recv() before connecting
                 self.record.fail(exc)
             raise
 
@@ -462,7 +485,7 @@ class _RecordingSocket(ssl.SSLSocket):
 
 
 def _message(conn, direction, version, content_type, msg_type, data) -> None:
-    """The context's ssl message callback: handed to the record of the socket it is about."""
+    """The context's ssl message callback, handed to the record of the socket it is about."""
     record = getattr(conn, "record", None)
     if record is not None:
         record.message(conn, direction, version, content_type, msg_type, data)
@@ -472,6 +495,20 @@ def _instrument(ctx: ssl.SSLContext) -> None:
     ctx.sslsocket_class = _RecordingSocket
     with contextlib.suppress(AttributeError, NotImplementedError):
         ctx._msg_callback = _message
+
+
+class _AttemptContext:
+    """What pynetdicom is given as the SSL context of one attempt (it only calls wrap_socket):
+    the target's shared context, with the socket bound to this attempt's record."""
+
+    def __init__(self, ctx: ssl.SSLContext, record: WireRecord):
+        self.ctx = ctx
+        self.record = record
+
+    def wrap_socket(self, sock, *args, **kwargs):
+        tls = self.ctx.wrap_socket(sock, *args, **kwargs)
+        tls.record = self.record
+        return tls
 
 
 # --------------------------------------------------------------------------------------------
@@ -544,85 +581,49 @@ def _base_result(target: dict) -> dict:
     }
 
 
-def _connect(target: dict, ctx: ssl.SSLContext, record: WireRecord) -> ssl.SSLSocket | None:
-    """TCP connect and TLS handshake; None (the error recorded) when either fails."""
-    try:
-        raw = socket.create_connection((target["host"], target["port"]), timeout=target["timeout"])
-    except OSError as exc:
-        record.fail(exc)
-        return None
-    # DICOM PDUs are small writes: without TCP_NODELAY an exchange can wait for a delayed ACK.
-    with contextlib.suppress(OSError):
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        tls = ctx.wrap_socket(raw, server_hostname=server_hostname(target), do_handshake_on_connect=False)
-    except (OSError, ValueError) as exc:
-        raw.close()
-        record.fail(exc)
-        return None
-    tls.record = record
-    tls.settimeout(target["timeout"])
-    try:
-        tls.do_handshake()  # recorded by the socket
-    except OSError:
-        tls.close()
-        return None
-    return tls
-
-
-def _late_refusal(target: dict, ctx: ssl.SSLContext, seen: _Seen) -> None:
-    """TLS 1.3: a server checks the client certificate after the client's side of the handshake
-    is done, and its refusal (an alert) races with the A-ASSOCIATE-RQ sent at once: when the
-    request reaches a socket the server already closed, the reset can swallow the alert, leaving
-    a bare EOF or reset. Then one more handshake, with nothing sent, waits for the server's word
-    (an alert, or nothing until the timeout: a DICOM server waits for the request)."""
-    rec = seen.record
-    if not (
-        rec.tls_version == "TLSv1.3"
-        and rec.certificate_requested
-        and rec.error_phase == "dicom"
-        and rec.alert_received is None
-        and not _is_timeout(rec.error)
-        and not seen.received
-    ):
-        return
-    probe = WireRecord(min(target["timeout"], 5.0))
-    sock = _connect(dict(target, timeout=probe.io_timeout), ctx, probe)
-    if sock is None:
-        return
-    try:
-        sock.recv(1)
-    except OSError as exc:
-        probe.fail(exc)
-    finally:
-        with contextlib.suppress(OSError):
-            sock.close()
-    if probe.alert_received in _CLIENT_CERT_ALERTS and isinstance(probe.error, ssl.SSLError):
-        rec.error, rec.alert_received = probe.error, probe.alert_received
-
-
 def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
+    if not HAS_PYNETDICOM:
+        raise DicomTlsError("the Python library pynetdicom is required")
     result = _base_result(target)
     seen = _Seen(target)
     seen.security_level = getattr(ctx, "security_level", None)
     timeout = target["timeout"]
 
-    sock = _connect(target, ctx, seen.record)
-    if sock is not None:
-        started = time.monotonic()
-        assoc = dicom_ul.EchoAssociation(sock, target["called_ae_title"], target["calling_ae_title"])
-        try:
-            assoc.run()  # socket errors are in the record; the association then counts as aborted
-        finally:
-            with contextlib.suppress(OSError):
-                sock.close()
+    ae = AE(ae_title=target["calling_ae_title"])
+    ae.add_requested_context(Verification)
+    ae.connection_timeout = timeout
+    ae.acse_timeout = timeout
+    ae.dimse_timeout = timeout
+    ae.network_timeout = timeout
+    handlers = [(evt.EVT_ACSE_RECV, lambda event: seen.received.append(event.primitive))]
+
+    assoc = None
+    started = time.monotonic()
+    try:
+        assoc = ae.associate(
+            target["host"],
+            target["port"],
+            ae_title=target["called_ae_title"],
+            tls_args=(_AttemptContext(ctx, seen.record), server_hostname(target)),
+            evt_handlers=handlers,
+        )
         seen.associate_seconds = time.monotonic() - started
-        seen.assoc = assoc
-        seen.received = assoc.received
-        seen.echo_sent = assoc.echo_sent
-        seen.echo_status = assoc.echo_status
-        seen.echo_error = assoc.echo_error
-        _late_refusal(target, ctx, seen)
+        if not assoc.is_established and not assoc.is_rejected:
+            seen.received.extend(_unread_primitives(assoc))
+        if assoc.is_established:
+            seen.echo_sent = True
+            try:
+                rsp = assoc.send_c_echo()
+            except Exception:  # pynetdicom raises on a dead association
+                rsp = None
+                seen.echo_error = "the association ended before the answer"
+            if rsp is not None and "Status" in rsp:
+                seen.echo_status = int(rsp.Status)
+            assoc.release()
+    finally:
+        if assoc is not None:
+            _finish(assoc)
+    seen.assoc = assoc
 
     record = seen.record
     result["tls_version"] = record.tls_version
@@ -639,6 +640,41 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
     result["status"] = status
     result["reason"] = reason
     return result
+
+
+def _unread_primitives(assoc) -> list:
+    """Primitives the DUL delivered that the ACSE never read.
+
+    pynetdicom 3.0 races with a server that answers the A-ASSOCIATE-RQ and closes the connection
+    at once (Orthanc rejecting a called AE title): when its reader thread has already closed the
+    socket, the requesting thread takes the closed socket for a failed connection and aborts,
+    leaving the A-ASSOCIATE-RJ unread in the queue. Reading it back keeps the right status."""
+    out = []
+    with contextlib.suppress(Exception):
+        while True:
+            out.append(assoc.dul.to_user_queue.get_nowait())
+    return out
+
+
+def _finish(assoc) -> None:
+    """Leave no association or pynetdicom thread behind."""
+    with contextlib.suppress(Exception):
+        if assoc.is_established and not assoc.is_released:
+            assoc.abort()
+    with contextlib.suppress(Exception):
+        if assoc.is_alive():
+            assoc.abort()
+            assoc.join(timeout=10)
+    dul = getattr(assoc, "dul", None)
+    if dul is not None:
+        with contextlib.suppress(Exception):
+            if dul.is_alive():
+                dul.kill_dul()
+                dul.join(timeout=10)
+    with contextlib.suppress(Exception):
+        sock = dul.socket if dul is not None else None
+        if sock is not None and sock.socket is not None:
+            sock.close()
 
 
 def _ssl_reason(exc: BaseException) -> str:
@@ -849,7 +885,7 @@ class _Seen:
                     where,
                     reason,
                 )
-        got_answer = any(getattr(p, "result", None) is not None for p in self.received)
+        got_answer = any(hasattr(p, "result") and p.result is not None for p in self.received)
         abort = _last(self.received, "abort_source")
         if abort is not None:
             source = {0: "the server", 2: "the server's DICOM stack"}.get(abort.abort_source, abort.abort_source)
@@ -878,11 +914,6 @@ class _Seen:
             )
         if rec.tls_version is None:
             return "association_aborted", "%s: the connection ended before the TLS handshake finished" % where
-        if self.assoc is not None and self.assoc.protocol_error:
-            return "association_aborted", "%s answered with bytes that are no DICOM upper layer PDU (%s)" % (
-                where,
-                self.assoc.protocol_error,
-            )
         if self.assoc is not None and self.assoc.is_established is False and got_answer:
             return "association_aborted", "%s accepted the association but no presentation context for Verification" % (
                 where
@@ -1038,3 +1069,8 @@ def check_many(targets: list[dict], max_workers: int = MAX_WORKERS) -> list[dict
     workers = max(1, min(int(max_workers), len(targets)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dicom-tls-echo") as pool:
         return list(pool.map(check, targets, contexts))
+
+
+def silence_pynetdicom() -> None:
+    """pynetdicom logs every failure at ERROR with tracebacks; the result says it better."""
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL + 1)

@@ -20,12 +20,11 @@ description:
     behind ingresses that route TLS by SNI can be checked.
   - Read-only; it changes nothing on any host, and runs for real in check mode.
   - Never leaves an association or a thread behind; every association is released or aborted.
-  - Speaks the DICOM upper layer itself (A-ASSOCIATE, C-ECHO, A-RELEASE, PS3.8 and PS3.7) over
-    Python's C(ssl), so it needs no pydicom or pynetdicom, and one check costs its round trips.
 author:
   - medimg.dicom_tls contributors (@medimg)
 requirements:
-  - python >= 3.9
+  - python >= 3.10 (pynetdicom 3 needs it; on Python 3.9 the module fails saying so)
+  - pynetdicom >= 3.0
   - cryptography >= 36.0
 options:
   host:
@@ -244,9 +243,9 @@ seealso:
   - name: echoscu
     description: The dcmtk tool this module stands in for.
     link: https://support.dcmtk.org/docs/echoscu.html
-  - name: DICOM PS3.8
-    description: The upper layer protocol (A-ASSOCIATE, P-DATA, A-RELEASE) the module speaks itself.
-    link: https://dicom.nema.org/medical/dicom/current/output/html/part08.html
+  - name: pynetdicom
+    description: The DICOM networking library the module uses.
+    link: https://pydicom.github.io/pynetdicom/
 """
 
 EXAMPLES = r"""
@@ -466,19 +465,33 @@ summary:
   sample: {success: 3, client_certificate_rejected: 1}
 """
 
+import sys  # noqa: E402
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import files, shared_options  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.deps import require  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError  # noqa: E402
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.options import AnsibleModule, guard  # noqa: E402
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (  # noqa: E402
-    DEFAULTS,
-    MAX_WORKERS,
-    PROFILES,
-    TARGET_KEYS,
-    check_many,
-    normalize_target,
-)
+
+# pynetdicom imports pydicom, whose pixel-data and test-data support import numpy and requests when
+# they are installed; a C-ECHO needs neither. In this module's own process they are kept out (as if
+# not installed: pydicom treats both as optional), which saves their import on every run.
+_KEPT_OUT = [name for name in ("numpy", "requests") if name not in sys.modules]
+for _name in _KEPT_OUT:
+    sys.modules[_name] = None  # type: ignore[assignment]
+try:
+    from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (  # noqa: E402
+        DEFAULTS,
+        MAX_WORKERS,
+        PROFILES,
+        TARGET_KEYS,
+        check_many,
+        normalize_target,
+        silence_pynetdicom,
+    )
+finally:
+    for _name in _KEPT_OUT:
+        if sys.modules.get(_name, False) is None:
+            del sys.modules[_name]
 
 _PROFILES = list(PROFILES)
 
@@ -548,7 +561,7 @@ def main():
         ranges[prefix + "retries"] = (0, 100, "")
         ranges[prefix + "retry_delay"] = (0, 3600, " seconds", "float")
     guard(module, ranges)
-    require(module, "cryptography")
+    require(module, "cryptography", "pynetdicom")
     params = module.params
     defaults = {key: params[key] for key in TARGET_KEYS if key not in ("host", "port")}
     single = not params["targets"]
@@ -556,6 +569,7 @@ def main():
     if params["max_workers"] < 1:
         module.fail_json(msg="max_workers must be at least 1")
 
+    silence_pynetdicom()
     try:
         targets = []
         for index, raw in enumerate(raw_targets):

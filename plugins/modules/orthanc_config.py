@@ -43,6 +43,14 @@ options:
     description: File name (in O(config_dir)) for options that no other file defines.
     type: str
     default: dicom-tls.json
+  seed_dir:
+    description:
+      - The stock configuration folder a new instance starts from (Debian C(/etc/orthanc)).
+      - When O(config_dir) holds no C(orthanc.json), it is created (0755 when missing) as a copy of every file of
+        this folder, each with its mode, and O(settings) are applied to the copy in the same run (listed in
+        RV(actions) as created, copied from O(seed_dir)). A folder that has its C(orthanc.json) is left to
+        O(settings) alone.
+    type: path
 notes:
   - Ansible's file options (O(mode), O(owner), O(group), SELinux context, O(attributes)) apply to the drop-in
     and to every file the run writes; a file is written with the mode it had (the drop-in 0644) and then set as
@@ -155,6 +163,7 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.orthanc_config im
     plan,
     plan_actions,
 )
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.orthanc_config import written as written_names  # noqa: E402
 
 
 def main():
@@ -164,6 +173,7 @@ def main():
             settings=dict(type="dict", required=True),
             dropin=dict(type="str", default="dicom-tls.json"),
             **shared_options.backup(),
+            seed_dir=dict(type="path"),
         ),
         supports_check_mode=True,
         add_file_common_args=True,
@@ -178,16 +188,17 @@ def main():
         if key_path:
             check_private_key_usable(key_path if key_path.startswith("/") else "%s/%s" % (p["config_dir"], key_path))
         with locked_for(os.path.join(p["config_dir"], p["dropin"]), enabled=not module.check_mode):
-            todo = plan(p["config_dir"], p["settings"], p["dropin"])
+            todo = plan(p["config_dir"], p["settings"], p["dropin"], p["seed_dir"])
             for warning in todo.warnings:
                 module.warn(warning)
             actions = plan_actions(todo)
             backup_files = []
-            if todo.files and not module.check_mode:
+            if (todo.files or todo.seeded) and not module.check_mode:
                 backup_files = apply(todo, backup=p["backup"])
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
-    written = [os.path.join(p["config_dir"], name) for name in sorted(todo.files)]
+    names = written_names(todo)
+    written = [os.path.join(p["config_dir"], name) for name in names]
     dropin = os.path.join(p["config_dir"], p["dropin"])
     actions += file_args.set_attributes(module, sorted(set(written + [dropin])), written)
     result = reports.report(
@@ -195,7 +206,7 @@ def main():
         module._diff,
         changes=[{"key": c["key"], "file": c["file"], "action": c["action"]} for c in todo.changes],
         defined_in=todo.defined_in,
-        files=sorted(todo.files),
+        files=names,
         backup_files=backup_files,
     )
     module.exit_json(**result)

@@ -20,6 +20,7 @@ from support.ansible_run import ROOT, ansible_env, run_module
 from support.pki import TestPKI
 from support.servers import Orthanc, StoreSCP, free_port, stop_pid, wait_port
 
+te.silence_pynetdicom()
 LOOPBACK = "127.0.0.1"
 
 

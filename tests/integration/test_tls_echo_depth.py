@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from support.pki import TestPKI
 from support.servers import StoreSCP
 
+te.silence_pynetdicom()
 NOW = datetime.datetime.now(datetime.UTC)
 DAY = datetime.timedelta(days=1)
 
@@ -123,12 +124,15 @@ def _crl(issuer, revoked=()) -> bytes:
     return builder.sign(issuer.private_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
+def cat(*paths: str) -> bytes:
+    return b"".join(open(p, "rb").read() for p in paths)
+
+
 def _served(pki: TestPKI, case: str):
     """(served chain PEM path, key, untrusted PEMs for openssl verify, leaf path, crl files,
     crl_check, openssl flags) for a chain that fails with verify error 7, 18, 19 or 23."""
     inter, write = pki.inter, pki._write
     leaf = pki._issue("depth-" + case, inter)
-    cat = lambda *paths: b"".join(open(p, "rb").read() for p in paths)  # noqa: E731
     crls, check, flags = [], "none", []
     if case == "leaf-signature":  # 7 at depth 0
         served = write(case + ".served.pem", cat(_tampered(pki, leaf, case + "-leaf"), inter.cert))

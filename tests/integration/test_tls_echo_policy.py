@@ -16,6 +16,8 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils import tls_echo a
 from support.legacy_pki import LegacyPKI, openssl
 from support.servers import StoreSCP, dcmtk
 
+te.silence_pynetdicom()
+
 
 def _verify(level: int, root: str, inter: str, leaf: str) -> tuple[int, int, str] | None:
     out = openssl(

@@ -111,3 +111,37 @@ def test_encrypted_key_is_refused(tmp_path):
     key.write_text("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n")
     with pytest.raises(DicomTlsError, match="passphrase-protected"):
         oc.check_private_key_usable(str(key))
+
+
+def test_new_instance_starts_as_a_copy_of_the_stock_folder(folder, tmp_path):
+    """seed_dir: a folder without orthanc.json is created as a copy of the stock one (every file, its
+    bytes and mode) with the settings applied to the copy, in one plan; the next plan has nothing to do."""
+    dest = str(tmp_path / "instance" / "orthanc")
+    p = oc.plan(dest, TLS, seed_dir=folder)
+    assert oc.written(p) == sorted(os.listdir(folder) + ["dicom-tls.json"])
+    actions = {a.path: a for a in oc.plan_actions(p)}
+    assert actions[os.path.join(dest, "orthanc.json")].action == "created"
+    assert actions[os.path.join(dest, "orthanc.json")].reason.startswith("copied from %s/orthanc.json" % folder)
+    assert not os.path.exists(dest)  # planning writes nothing
+    oc.apply(p)
+    for name in os.listdir(folder):
+        src, out = os.path.join(folder, name), os.path.join(dest, name)
+        assert os.stat(out).st_mode & 0o7777 == os.stat(src).st_mode & 0o7777, name
+        if name != "orthanc.json":
+            assert open(out, "rb").read() == open(src, "rb").read(), name
+    merged = {k: m.value for cfg in oc.read_folder(dest).values() for k, m in cfg.members.items()}
+    assert {k: merged[k] for k in TLS} == TLS
+    again = oc.plan(dest, TLS, seed_dir=folder)
+    assert again.files == {} and again.seeded == {} and oc.plan_actions(again) == []
+
+
+def test_seed_dir_leaves_an_existing_folder_alone(folder, tmp_path):
+    dest = tmp_path / "mine"
+    dest.mkdir()
+    (dest / "orthanc.json").write_text('{\n  "Name" : "mine"\n}\n')
+    p = oc.plan(str(dest), {"Name": "mine"}, seed_dir=folder)
+    assert p.seeded == {} and p.files == {}
+    (tmp_path / "empty-stock").mkdir()
+    with pytest.raises(DicomTlsError, match="seed_dir holds no orthanc.json"):
+        oc.plan(str(tmp_path / "new"), TLS, seed_dir=str(tmp_path / "empty-stock"))
+    assert not os.path.exists(tmp_path / "new")
