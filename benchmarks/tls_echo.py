@@ -92,8 +92,8 @@ def main() -> int:
                     {
                         "medimg.dicom_tls.dicom_tls_echo": {
                             "called_ae_title": "STORESCP",
-                            "client_cert": client.chain,
-                            "client_key": client.key,
+                            "certificate_path": client.chain,
+                            "privatekey_path": client.key,
                             "ca_file": pki.root.cert,
                             "max_workers": args.max_workers,
                             "targets": [{"host": "127.0.0.1", "port": port} for port in ports],
@@ -137,8 +137,8 @@ def main() -> int:
                     "host": "127.0.0.1",
                     "port": port,
                     "called_ae_title": "STORESCP",
-                    "client_cert": client.chain,
-                    "client_key": client.key,
+                    "certificate_path": client.chain,
+                    "privatekey_path": client.key,
                     "ca_file": pki.root.cert,
                 }
             )

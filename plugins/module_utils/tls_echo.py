@@ -96,9 +96,9 @@ DEFAULTS = {
     "port": None,
     "called_ae_title": "ANY-SCP",
     "calling_ae_title": "ECHOSCU",
-    "client_cert": None,
-    "client_key": None,
-    "client_key_passphrase": None,
+    "certificate_path": None,
+    "privatekey_path": None,
+    "privatekey_passphrase": None,
     "ca_file": None,
     "ca_path": None,
     "crl_check": "none",
@@ -113,6 +113,13 @@ DEFAULTS = {
     "expect": "success",
 }
 TARGET_KEYS = tuple(DEFAULTS)
+# The names the client identity had before it took the collection's names (issue 11); still accepted,
+# at the top level of dicom_tls_echo (as Ansible aliases) and in every target dict (normalize_target).
+ALIASES = {
+    "client_cert": "certificate_path",
+    "client_key": "privatekey_path",
+    "client_key_passphrase": "privatekey_passphrase",
+}
 # How many targets check_many checks at the same time unless told otherwise.
 MAX_WORKERS = 16
 
@@ -179,6 +186,11 @@ def normalize_target(target: dict, defaults: dict | None = None) -> dict:
     out = dict(DEFAULTS)
     for source in (defaults or {}), target:
         for key, value in source.items():
+            if key in ALIASES:
+                name = ALIASES[key]
+                if value is not None and source.get(name) is not None and source[name] != value:
+                    raise DicomTlsError("%s and its old name %s are both set, to different values" % (name, key))
+                key = name
             if key not in DEFAULTS:
                 raise DicomTlsError("unknown target option %r (valid: %s)" % (key, ", ".join(TARGET_KEYS)))
             if value is not None:
@@ -204,8 +216,8 @@ def normalize_target(target: dict, defaults: dict | None = None) -> dict:
         raise DicomTlsError("peer_verification must be require or ignore (got %r)" % out["peer_verification"])
     if out["expect"] not in ("success", "failure"):
         raise DicomTlsError("expect must be success or failure (got %r)" % out["expect"])
-    if bool(out["client_cert"]) != bool(out["client_key"]):
-        raise DicomTlsError("client_cert and client_key go together: give both, or neither for anonymous TLS")
+    if bool(out["certificate_path"]) != bool(out["privatekey_path"]):
+        raise DicomTlsError("certificate_path and privatekey_path go together: give both, or neither for anonymous TLS")
     if out["check_hostname"] and out["peer_verification"] == "ignore":
         raise DicomTlsError("check_hostname needs peer_verification: require")
     if out["crl_files"] and isinstance(out["crl_files"], str):
@@ -264,29 +276,29 @@ def _load_pem_certificates(path: str, what: str) -> list:
 
 def _check_client_identity(target: dict) -> x509.Certificate:
     """The client certificate and key exist, parse, and belong together."""
-    certs = _load_pem_certificates(target["client_cert"], "client_cert")
-    data = read_bytes(target["client_key"], "client_key")
-    passphrase = target["client_key_passphrase"]
+    certs = _load_pem_certificates(target["certificate_path"], "certificate_path")
+    data = read_bytes(target["privatekey_path"], "privatekey_path")
+    passphrase = target["privatekey_passphrase"]
     password = passphrase.encode() if isinstance(passphrase, str) else passphrase
     try:
         key = crypto.load_pem_private_key_raw(data, password or None, check_consistency=False)
     except TypeError as exc:
         if "encrypted" in str(exc) and not password:
-            reason = "client_key is encrypted: give client_key_passphrase"
+            reason = "privatekey_path is encrypted: give privatekey_passphrase"
         else:
-            reason = "client_key is not encrypted: drop client_key_passphrase"
-        raise DicomTlsError(reason, target["client_key"]) from None
+            reason = "privatekey_path is not encrypted: drop privatekey_passphrase"
+        raise DicomTlsError(reason, target["privatekey_path"]) from None
     except ValueError:
         if password:
-            reason = "cannot decrypt client_key (wrong client_key_passphrase?) or it is not a PEM private key"
+            reason = "cannot decrypt privatekey_path (wrong privatekey_passphrase?) or it is not a PEM private key"
         else:
-            reason = "client_key is not a PEM private key"
-        raise DicomTlsError(reason, target["client_key"]) from None
+            reason = "privatekey_path is not a PEM private key"
+        raise DicomTlsError(reason, target["privatekey_path"]) from None
     leaf = certs[0]
     if crypto.public_key_der(key) != crypto.public_key_der(leaf):
         raise DicomTlsError(
-            "client_key does not match the certificate in client_cert (%s)" % crypto.name_text(leaf.subject),
-            target["client_key"],
+            "privatekey_path does not match the certificate in certificate_path (%s)" % crypto.name_text(leaf.subject),
+            target["privatekey_path"],
         )
     return leaf
 
@@ -346,12 +358,14 @@ def build_context(target: dict) -> ssl.SSLContext:
             ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
         elif target["crl_check"] == "chain":
             ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
-    if target["client_cert"]:
+    if target["certificate_path"]:
         _check_client_identity(target)
         try:
-            ctx.load_cert_chain(target["client_cert"], target["client_key"], target["client_key_passphrase"])
+            ctx.load_cert_chain(target["certificate_path"], target["privatekey_path"], target["privatekey_passphrase"])
         except ssl.SSLError:
-            raise DicomTlsError("OpenSSL cannot use client_cert with client_key", target["client_cert"]) from None
+            raise DicomTlsError(
+                "OpenSSL cannot use certificate_path with privatekey_path", target["certificate_path"]
+            ) from None
     _instrument(ctx)
     return ctx
 
@@ -577,7 +591,7 @@ def _base_result(target: dict) -> dict:
         "sni_sent": _sni_name(target),
         "peer_certificate": None,
         "echo_status": None,
-        "client_certificate_sent": bool(target["client_cert"]),
+        "client_certificate_sent": bool(target["certificate_path"]),
     }
 
 
@@ -714,13 +728,13 @@ class _Seen:
         self.echo_error: str | None = None
         self.echo_sent = False
         self.where = "%s:%d" % (target["host"], target["port"])
-        self.sent_cert = bool(target["client_cert"])
+        self.sent_cert = bool(target["certificate_path"])
         self.security_level: int | None = None
 
     # -- the sentences ---------------------------------------------------------------------
     def _client(self) -> str:
-        subject = _client_subject(self.target["client_cert"])
-        return "client certificate %s%s" % (self.target["client_cert"], " (%s)" % subject if subject else "")
+        subject = _client_subject(self.target["certificate_path"])
+        return "client certificate %s%s" % (self.target["certificate_path"], " (%s)" % subject if subject else "")
 
     def _trust(self) -> str:
         t = self.target
@@ -1020,7 +1034,7 @@ def _client_subject(path: str | None) -> str | None:
         return None
     if path not in _SUBJECTS:
         try:
-            _SUBJECTS[path] = crypto.name_text(_load_pem_certificates(path, "client_cert")[0].subject)
+            _SUBJECTS[path] = crypto.name_text(_load_pem_certificates(path, "certificate_path")[0].subject)
         except DicomTlsError:
             _SUBJECTS[path] = None
     return _SUBJECTS[path]
@@ -1046,9 +1060,9 @@ _CONTEXT_KEYS = (
     "ca_path",
     "crl_check",
     "crl_files",
-    "client_cert",
-    "client_key",
-    "client_key_passphrase",
+    "certificate_path",
+    "privatekey_path",
+    "privatekey_passphrase",
 )
 
 

@@ -46,21 +46,27 @@ options:
       - Our AE title (C(echoscu -aet)).
     type: str
     default: ECHOSCU
-  client_cert:
+  certificate_path:
     description:
       - PEM file with our certificate (optionally followed by its intermediate CAs), as C(+tls KEY CERT).
-      - With neither O(client_cert) nor O(client_key), anonymous TLS (C(+tla)) is used.
+      - With neither O(certificate_path) nor O(privatekey_path), anonymous TLS (C(+tla)) is used.
+      - Called C(client_cert) before; that name is still accepted, here and in O(targets[]).
     type: path
-  client_key:
+    aliases: [client_cert]
+  privatekey_path:
     description:
-      - PEM private key of O(client_cert). Never shown in a result or a log.
+      - PEM private key of O(certificate_path), as C(+tls KEY CERT). Never shown in a result or a log.
       - Only read, never changed. When other users may read it (a mode with group or other bits, such as
         0644 or 0640), the task warns, naming the file and its mode, and leaves the mode as it is.
+      - Called C(client_key) before; that name is still accepted, here and in O(targets[]).
     type: path
-  client_key_passphrase:
+    aliases: [client_key]
+  privatekey_passphrase:
     description:
-      - Passphrase of O(client_key) when it is encrypted.
+      - Passphrase of O(privatekey_path) when it is encrypted (C(echoscu +ps)/C(+pw)).
+      - Called C(client_key_passphrase) before; that name is still accepted, here and in O(targets[]).
     type: str
+    aliases: [client_key_passphrase]
   ca_file:
     description:
       - PEM file of trusted CA certificates, as C(+cf). May also hold CRLs.
@@ -163,15 +169,18 @@ options:
       calling_ae_title:
         description: See O(calling_ae_title).
         type: str
-      client_cert:
-        description: See O(client_cert).
+      certificate_path:
+        description: See O(certificate_path).
         type: path
-      client_key:
-        description: See O(client_key).
+        aliases: [client_cert]
+      privatekey_path:
+        description: See O(privatekey_path).
         type: path
-      client_key_passphrase:
-        description: See O(client_key_passphrase).
+        aliases: [client_key]
+      privatekey_passphrase:
+        description: See O(privatekey_passphrase).
         type: str
+        aliases: [client_key_passphrase]
       ca_file:
         description: See O(ca_file).
         type: path
@@ -219,6 +228,7 @@ options:
     type: int
     default: 16
 extends_documentation_fragment:
+  - medimg.dicom_tls.privatekey
   - medimg.dicom_tls.trust
 attributes:
   check_mode:
@@ -255,8 +265,8 @@ EXAMPLES = r"""
     port: 11112
     called_ae_title: DCMTK_A
     calling_ae_title: DCMTK_A
-    client_cert: /etc/dicom-tls/dcmtk-a/tls/node.chain.pem
-    client_key: /etc/dicom-tls/dcmtk-a/private/node.key
+    certificate_path: /etc/dicom-tls/dcmtk-a/tls/node.chain.pem
+    privatekey_path: /etc/dicom-tls/dcmtk-a/private/node.key
     ca_file: /etc/dicom-tls/pki/site-ca/root.pem
 
 - name: Anonymous TLS (no client certificate) must be refused by a listener that requires one (-rc)
@@ -274,16 +284,16 @@ EXAMPLES = r"""
     server_name: dcmtk-a.example.org
     check_hostname: true
     called_ae_title: DCMTK_A
-    client_cert: /etc/dicom-tls/dcmtk-a/tls/node.chain.pem
-    client_key: /etc/dicom-tls/dcmtk-a/private/node.key
+    certificate_path: /etc/dicom-tls/dcmtk-a/tls/node.chain.pem
+    privatekey_path: /etc/dicom-tls/dcmtk-a/private/node.key
     ca_file: /etc/dicom-tls/pki/site-ca/root.pem
 
 # A switched-off listener is "no listener" (connection_refused), never an expected refusal:
 # report it with the next task instead of failing this one.
 - name: Several listeners in one task, one of them switched off
   medimg.dicom_tls.dicom_tls_echo:
-    client_cert: /etc/dicom-tls/dcmtk-a/tls/node.chain.pem
-    client_key: /etc/dicom-tls/dcmtk-a/private/node.key
+    certificate_path: /etc/dicom-tls/dcmtk-a/tls/node.chain.pem
+    privatekey_path: /etc/dicom-tls/dcmtk-a/private/node.key
     ca_path: /etc/dicom-tls/dcmtk-a/tls/trust
     targets:
       - {host: 127.0.0.1, port: 11112, called_ae_title: DCMTK_A}
@@ -301,8 +311,8 @@ EXAMPLES = r"""
     host: 127.0.0.1
     port: 11112
     called_ae_title: DCMTK_A
-    client_cert: /etc/dicom-tls/dcmtk-a/tls/node.chain.pem
-    client_key: /etc/dicom-tls/dcmtk-a/private/node.key
+    certificate_path: /etc/dicom-tls/dcmtk-a/tls/node.chain.pem
+    privatekey_path: /etc/dicom-tls/dcmtk-a/private/node.key
     ca_file: /etc/dicom-tls/pki/site-ca/root.pem
     retries: 10
     retry_delay: 2
@@ -480,6 +490,7 @@ for _name in _KEPT_OUT:
     sys.modules[_name] = None  # type: ignore[assignment]
 try:
     from ansible_collections.medimg.dicom_tls.plugins.module_utils.tls_echo import (  # noqa: E402
+        ALIASES,
         DEFAULTS,
         MAX_WORKERS,
         PROFILES,
@@ -502,9 +513,8 @@ _COMMON = dict(
     port=dict(type="int"),
     called_ae_title=dict(type="str"),
     calling_ae_title=dict(type="str"),
-    client_cert=dict(type="path"),
-    client_key=dict(type="path", no_log=False),
-    client_key_passphrase=dict(type="str", no_log=True),
+    certificate_path=dict(type="path"),
+    **shared_options.privatekey(),
     crl_check=dict(type="str", choices=["none", "leaf", "chain"]),
     **shared_options.trust(),
     peer_verification=dict(type="str", choices=["require", "ignore"]),
@@ -516,6 +526,9 @@ _COMMON = dict(
     retry_delay=dict(type="float"),
     expect=dict(type="str", choices=["success", "failure"]),
 )
+# The old names of the client identity (tls_echo.ALIASES), kept as aliases.
+for _old, _new in ALIASES.items():
+    _COMMON[_new]["aliases"] = [_old]
 for _key, _default in DEFAULTS.items():
     if _default is not None:
         _COMMON[_key]["default"] = _default
@@ -551,7 +564,7 @@ def main():
         mutually_exclusive=[("host", "targets")],
         required_one_of=[("host", "targets")],
         required_by={"host": "port"},
-        required_together=[("client_cert", "client_key")],
+        required_together=[("certificate_path", "privatekey_path")],
         supports_check_mode=True,
     )
     ranges = {"max_workers": (1, 1024, "")}
@@ -578,8 +591,8 @@ def main():
             except DicomTlsError as exc:
                 where = "" if single else "targets[%d] (%s:%s): " % (index, raw.get("host"), raw.get("port"))
                 raise DicomTlsError(where + exc.reason, exc.path) from None
-        for key in sorted({t["client_key"] for t in targets if t["client_key"]}):
-            warning = files.loose_key_warning(key, "client_key")
+        for key in sorted({t["privatekey_path"] for t in targets if t["privatekey_path"]}):
+            warning = files.loose_key_warning(key, "privatekey_path")
             if warning:
                 module.warn(warning)
         results = check_many(targets, params["max_workers"])

@@ -74,8 +74,8 @@ def _tasks(d: str, port: int) -> list[dict]:
         "host": "127.0.0.1",
         "port": port,
         "called_ae_title": "STORESCP",
-        "client_cert": d + "/node-chain.pem",
-        "client_key": d + "/node.key",
+        "certificate_path": d + "/node-chain.pem",
+        "privatekey_path": d + "/node.key",
         "ca_file": d + "/ca-bundle.pem",
     }
     return [

@@ -95,7 +95,7 @@ def certs(pki, tmp_path_factory):
 
 
 def client_args(certs, name="client"):
-    return {"client_cert": certs[name].chain, "client_key": certs[name].key}
+    return {"certificate_path": certs[name].chain, "privatekey_path": certs[name].key}
 
 
 @pytest.fixture(scope="module")
@@ -235,9 +235,9 @@ def test_encrypted_client_key_with_passphrase(scp, certs, tmp_path):
     res = echo(
         port=scp.port,
         ca_file=certs["pki"].root.cert,
-        client_cert=certs["client"].chain,
-        client_key=str(path),
-        client_key_passphrase="s3cret",
+        certificate_path=certs["client"].chain,
+        privatekey_path=str(path),
+        privatekey_passphrase="s3cret",
     )
     assert res["status"] == "success", res["reason"]
 
@@ -472,7 +472,7 @@ def test_module_targets_mixed_outcomes_in_check_mode(scp, scp_crl, certs):
                 dict(host=LOOPBACK, port=scp.port, **client_args(certs)),
                 dict(host=LOOPBACK, port=scp_crl.port, ca_path=certs["hashed"], **client_args(certs, "revoked")),
                 dict(host=LOOPBACK, port=scp.port, profile="aes", expect="failure", **client_args(certs)),
-                dict(host=LOOPBACK, port=free_port(), expect="failure", client_key_passphrase=passphrase),
+                dict(host=LOOPBACK, port=free_port(), expect="failure", privatekey_passphrase=passphrase),
             ],
         ),
         check=True,

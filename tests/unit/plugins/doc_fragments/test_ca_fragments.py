@@ -49,7 +49,7 @@ USERS = {
     "dicom_crl": ["medimg.dicom_tls.ca"],
     "dicom_cert_info": ["medimg.dicom_tls.privatekey"],
     "dicom_sign": ["medimg.dicom_tls.privatekey", "medimg.dicom_tls.trust"],
-    "dicom_tls_echo": ["medimg.dicom_tls.trust"],
+    "dicom_tls_echo": ["medimg.dicom_tls.privatekey", "medimg.dicom_tls.trust"],
     "dcmtk_option_files": ["medimg.dicom_tls.backup"],
     "dicom_truststore": ["medimg.dicom_tls.backup"],
     "orthanc_config": ["medimg.dicom_tls.backup"],

@@ -44,7 +44,7 @@ def test_target_values_override_defaults():
         ({"calling_ae_title": "BAD\\AE"}, "calling_ae_title"),
         ({"called_ae_title": "   "}, "not a valid AE title"),
         ({"profile": "tls13"}, "profile 'tls13'"),
-        ({"client_cert": "/x.pem"}, "client_cert and client_key go together"),
+        ({"certificate_path": "/x.pem"}, "certificate_path and privatekey_path go together"),
         ({"check_hostname": True, "peer_verification": "ignore"}, "check_hostname needs"),
         ({"timeout": 0}, "timeout must be positive"),
     ],
@@ -75,7 +75,7 @@ def test_ca_file_without_certificate(tmp_path):
 def test_client_key_must_match_client_cert(pki):
     a, b = pki.node("unit-a"), pki.node("unit-b")
     with pytest.raises(DicomTlsError) as err:
-        te.build_context(target(ca_file=pki.root.cert, client_cert=a.chain, client_key=b.key))
+        te.build_context(target(ca_file=pki.root.cert, certificate_path=a.chain, privatekey_path=b.key))
     assert err.value.path == b.key
     assert "does not match" in err.value.reason and "/CN=unit-a" in err.value.reason
 
@@ -97,14 +97,14 @@ def encrypted_key(pki, tmp_path_factory):
 
 def test_encrypted_key(pki, encrypted_key):
     node, path = encrypted_key
-    common = dict(ca_file=pki.root.cert, client_cert=node.chain, client_key=path)
-    te.build_context(target(client_key_passphrase="right", **common))
+    common = dict(ca_file=pki.root.cert, certificate_path=node.chain, privatekey_path=path)
+    te.build_context(target(privatekey_passphrase="right", **common))
     with pytest.raises(DicomTlsError) as err:
         te.build_context(target(**common))
-    assert "give client_key_passphrase" in err.value.reason and err.value.path == path
+    assert "give privatekey_passphrase" in err.value.reason and err.value.path == path
     with pytest.raises(DicomTlsError) as err:
-        te.build_context(target(client_key_passphrase="wrong", **common))
-    assert "wrong client_key_passphrase" in err.value.reason
+        te.build_context(target(privatekey_passphrase="wrong", **common))
+    assert "wrong privatekey_passphrase" in err.value.reason
     assert "right" not in str(err.value) and "wrong" not in (err.value.path or "")
 
 

@@ -19,10 +19,10 @@ def _args(workspace, work, module):
         sign = workspace.base("dicom_sign", work)
         args = dict(
             workspace.base(module, work),
-            client_cert=sign["certificate_path"],
-            client_key=sign["privatekey_path"],
+            certificate_path=sign["certificate_path"],
+            privatekey_path=sign["privatekey_path"],
         )
-        return args, "client_key", args["client_key"]
+        return args, "privatekey_path", args["privatekey_path"]
     option = "privatekey_path" if module == "dicom_sign" else "issuer_privatekey_path"
     args = workspace.base(module, work)
     return args, option, args[option]
