@@ -238,15 +238,7 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
         return
     path = check_links(path, private=not mode & 0o077)
     directory = os.path.dirname(path) or "."
-    tmp = write_temp(path, data, mode)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _step()
-    fsync_dir(directory)
+    _replace(write_temp(path, data, mode), path, directory)
 
 
 def temp_name_re(path: str):
@@ -518,6 +510,11 @@ def _link_atomically(target: str, path: str) -> None:
     directory = os.path.dirname(path)
     tmp = _random_name(directory, ".%s." % os.path.basename(path), ".tmp", lambda full: os.symlink(target, full))
     _step()
+    _replace(tmp, path, directory)
+
+
+def _replace(tmp: str, path: str, directory: str) -> None:
+    """Rename ``tmp`` over ``path`` (removing ``tmp`` when that fails), then make the rename durable."""
     try:
         os.replace(tmp, path)
     except BaseException:

@@ -231,23 +231,22 @@ def check_distinct(params: dict, outputs: tuple = (), inputs: tuple = ()) -> Non
     )
 
 
+def _identified(pairs):
+    """``(name, path, identity)`` for each ``(name, path)`` pair whose path is a non-empty string."""
+    return ((name, value, _identity(value)) for name, value in pairs if value and isinstance(value, str))
+
+
 def check_distinct_paths(outputs, inputs=()) -> None:
     """``check_distinct`` over ``(name, path)`` pairs, for files a module derives from its options
     (``DIRECTORY/TOOL.args``, ``dest/NAME.pem``, a setting's file relative to a folder)."""
     seen: dict = {}
-    for name, value in outputs:
-        if not value or not isinstance(value, str):
-            continue
-        ident = _identity(value)
+    for name, value, ident in _identified(outputs):
         if ident in seen:
             raise DicomTlsError(
                 "%s and %s name the same file %s: each role needs its own file" % (seen[ident], name, value)
             )
         seen[ident] = name
-    for name, value in inputs:
-        if not value or not isinstance(value, str):
-            continue
-        ident = _identity(value)
+    for name, value, ident in _identified(inputs):
         if ident in seen:
             raise DicomTlsError(
                 "%s names the same file as %s (%s): writing it would destroy that input" % (seen[ident], name, value)
