@@ -25,6 +25,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import signal
 import stat
 import tempfile
@@ -954,16 +955,17 @@ def backup_copy(path: str) -> str:
             )
         except OSError as exc:
             raise DicomTlsError("cannot create the backup %s: %s" % (dest, exc.strerror), path) from None
-        with os.fdopen(out_fd, "wb") as out:
-            os.fchmod(out.fileno(), mode)
-            while True:
-                chunk = src.read(1 << 20)
-                if not chunk:
-                    break
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+        _copy_durably(src, out_fd, mode)
     return dest
+
+
+def _copy_durably(src, out_fd: int, mode: int) -> None:
+    """Copy the open file ``src`` into the new file open as ``out_fd`` with ``mode``, fsynced."""
+    with os.fdopen(out_fd, "wb") as out:
+        os.fchmod(out.fileno(), mode)
+        shutil.copyfileobj(src, out, 1 << 20)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def _copy_tree_nofollow(src_fd: int, dst: str, ignore: tuple[str, ...]) -> None:
@@ -992,15 +994,7 @@ def _copy_tree_nofollow(src_fd: int, dst: str, ignore: tuple[str, ...]) -> None:
                 if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
                     continue
                 out_fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600)
-                with os.fdopen(out_fd, "wb") as out:
-                    os.fchmod(out.fileno(), stat.S_IMODE(st.st_mode))
-                    while True:
-                        chunk = src.read(1 << 20)
-                        if not chunk:
-                            break
-                        out.write(chunk)
-                    out.flush()
-                    os.fsync(out.fileno())
+                _copy_durably(src, out_fd, stat.S_IMODE(st.st_mode))
 
 
 def backup_tree(path: str, ignore: tuple[str, ...] = ()) -> str:
