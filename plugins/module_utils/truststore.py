@@ -156,7 +156,7 @@ def _read_input(item: str, index: int, option: str) -> tuple[bytes, str]:
 
 def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
     where = source if n == 0 else "%s (certificate %d)" % (source, n + 1)
-    cert = crypto.load_der_certificate(der, where, lenient=True)
+    cert = crypto.load_der_certificate(der, where)
     try:
         issuer_der, subject_der = namehash.certificate_names(der)
         not_after = crypto.not_valid_after(cert)
