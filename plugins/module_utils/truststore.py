@@ -570,14 +570,7 @@ def check_parent(path: str) -> None:
     """Check mode (no write): fail when no directory could hold ``path``. A missing parent is fine
     when the nearest existing folder above it is a directory: an earlier task of the same run (the
     certificate's, which writes next to it) would create it."""
-    _check_ancestors(os.path.dirname(os.path.abspath(path)), path)
-
-
-def _check_ancestors(directory: str, path: str) -> None:
-    while not os.path.isdir(directory):
-        if os.path.lexists(directory):
-            raise DicomTlsError("%s exists and is not a directory" % directory, path)
-        directory = os.path.dirname(directory)
+    files.existing_folder(os.path.dirname(os.path.abspath(path)), path)
 
 
 def check_dir_writable(path: str, probe: bool = True) -> None:
@@ -587,7 +580,7 @@ def check_dir_writable(path: str, probe: bool = True) -> None:
     if os.path.lexists(path) and not os.path.isdir(path):
         raise DicomTlsError("exists and is not a directory", path)
     if not probe:  # check mode: see check_parent
-        _check_ancestors(target, path)
+        files.existing_folder(target, path)
         return
     if not os.path.isdir(target):
         raise DicomTlsError("parent directory %s does not exist" % target, path)
