@@ -9,7 +9,6 @@ Check mode is ``plan`` alone; ``changed`` is "the plan is not empty".
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import os
@@ -759,19 +758,13 @@ def apply(p: Plan) -> dict:
     cert = current_certificate(p)
     if p.has("certificate"):
         backup(spec.path)
-        if p.mode != "install":  # an installed certificate is given, not signed
+        if p.mode == "install":  # an installed certificate is given, not signed (and has no database)
+            write_all(cert)
+        else:  # with a database: serial chosen, entry recorded and files written under the ledger's lock
             public_key = p.csr.public_key() if p.mode == "sign_csr" else p.key.public_key()
             signer = p.key if p.mode == "self_signed" else p.issuer_key
-        if spec.database:  # serial chosen, entry recorded and files written under the ledger's lock
-            with ledger.update(spec.database) as book:
-                cert = _sign_certificate(p, public_key, signer, book.new_serial())
-                book.record(cert)
-                signed = cert
-                book.then(lambda: write_all(signed))
-        else:
-            if p.mode != "install":
-                cert = _sign_certificate(p, public_key, signer)
-            write_all(cert)
+            sign = lambda serial: _sign_certificate(p, public_key, signer, serial)  # noqa: E731
+            cert = ledger.issue(spec.database, sign, write_all)
     else:
         if p.has("database"):
             with ledger.update(spec.database) as book:
@@ -806,31 +799,20 @@ def anchor(spec: CertSpec) -> str | None:
     return spec.privatekey_path or spec.path or spec.csr_path
 
 
-@contextlib.contextmanager
 def locked(spec: CertSpec, enabled: bool = True):
-    """Hold the exclusive lock of the spec's files for plan + apply (two runs never interleave),
-    after rolling forward an update a crash interrupted and removing our leftovers (temporaries,
-    earlier generations). ``enabled=False`` (check mode) takes no lock and writes nothing: reads then
-    see the files as that recovery would leave them. Yields the files the recovery completes (add
-    them to the plan with ``add_recovered``)."""
-    where = anchor(spec)
-    with files.locked_for(where, enabled):
-        if not where or not os.path.isdir(os.path.dirname(os.path.abspath(where))):
-            yield []
-        elif enabled:
-            paths = [spec.privatekey_path, spec.path, spec.chain_path, spec.pkcs12_path, spec.csr_path]
-            yield files.recover_group(where, [x for x in paths if x])
-        else:
-            with files.reading_pending(where) as pending:
-                yield pending
+    """files.locked_group for the spec's files: yields the files recovered (see ``add_recovered``)."""
+    paths = [spec.privatekey_path, spec.path, spec.chain_path, spec.pkcs12_path, spec.csr_path]
+    return files.locked_group(anchor(spec), paths, enabled)
+
+
+def recovered_actions(recovered: list[str]) -> list[reports.Action]:
+    """Files an interrupted run left half moved, completed by this run (check mode: the real run): actions."""
+    reason = "an interrupted run left it half updated: its update was completed from the journal"
+    return [Action("recovery", path, "recovered", reason) for path in recovered]
 
 
 def add_recovered(p: Plan, recovered: list[str]) -> None:
-    """Files an interrupted run left half moved, completed by this run (or, in check mode, by the
-    real run): a change of the files on disk, so it is an action and the task reports changed."""
-    for path in recovered:
-        reason = "an interrupted run left it half updated: its update was completed from the journal"
-        p.actions.insert(0, Action("recovery", path, "recovered", reason))
+    p.actions[:0] = recovered_actions(recovered[::-1])
 
 
 def current_certificate(p: Plan) -> x509.Certificate | None:

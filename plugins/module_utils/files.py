@@ -783,6 +783,20 @@ def recover_group(anchor: str, paths=()) -> list[str]:
     return restored
 
 
+@contextlib.contextmanager
+def locked_group(anchor: str | None, paths, enabled: bool = True):
+    """``locked_for(anchor)`` for plan + apply, then ``recover_group`` (beside ``paths``); yields the files
+    it completes. ``enabled=False`` (check mode): no lock, nothing written, reads see what recovery leaves."""
+    with locked_for(anchor, enabled):
+        if not anchor or not os.path.isdir(os.path.dirname(os.path.abspath(anchor))):
+            yield []
+        elif enabled:
+            yield recover_group(anchor, [x for x in paths if x])
+        else:
+            with reading_pending(anchor) as pending:
+                yield pending
+
+
 _pending_reads: dict[str, str] = {}
 
 

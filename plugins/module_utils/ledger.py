@@ -261,6 +261,20 @@ def update(path: str):
             raise
 
 
+def issue(database: str | None, sign, deliver):
+    """``deliver(sign(serial))``, returning the certificate; with a ``database``, under its lock (``update``):
+    the serial a new one of the ledger (else None: random), the certificate recorded before delivery."""
+    if not database:
+        cert = sign(None)
+        deliver(cert)
+        return cert
+    with update(database) as book:
+        cert = sign(book.new_serial())
+        book.record(cert)
+        book.then(lambda: deliver(cert))
+    return cert
+
+
 # ---------------------------------------------------------------- reading it for people
 
 
