@@ -829,9 +829,9 @@ def sign_many(issuer: dict, requests: list[dict], check_mode: bool = False) -> d
     renew_before, backup); each request has ``name``, ``path``, ``csr_content`` and optionally
     ``chain_path``, ``subject`` and ``subject_alt_names`` (the CSR's by default).
 
-    Returns, per name: changed, actions, and (when a certificate exists after the run) serial,
-    not_after, certificate and chain (PEM, what the node installs next to its key); a request that
-    cannot be signed gets failed=True and msg, the others go on."""
+    Returns, per name: changed, actions, backup_files (the copies made before overwriting) and (when
+    a certificate exists after the run) serial, not_after, certificate and chain (PEM, what the node
+    installs next to its key); a request that cannot be signed gets failed=True and msg, the others go on."""
     out: dict[str, dict] = {}
     for req in requests:
         name = req["name"]
@@ -842,11 +842,16 @@ def sign_many(issuer: dict, requests: list[dict], check_mode: bool = False) -> d
             with locked(spec, not check_mode) as recovered:
                 p = plan(spec, check_mode)
                 add_recovered(p, recovered)
-                cert = (predict(p) if check_mode else apply(p))["certificate"]
+                done = predict(p) if check_mode else apply(p)
         except DicomTlsError as exc:
             out[name] = {"changed": False, "failed": True, "msg": str(exc), "path": exc.path}
             continue
-        entry = {"changed": bool(p.actions), "actions": [a.as_dict() for a in p.actions]}
+        cert = done["certificate"]
+        entry = {
+            "changed": bool(p.actions),
+            "actions": [a.as_dict() for a in p.actions],
+            "backup_files": done["backup_files"],
+        }
         if check_mode and p.has("certificate"):
             # what the node would install, signed in memory (None while the CA itself is pending)
             entry["predicted"] = True
