@@ -304,12 +304,11 @@ def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json", seed_d
         }
     else:
         files = read_folder(config_dir)
-    owners: dict[str, list[str]] = {}
+    elsewhere: dict[str, list[str]] = {}  # option -> the files besides the drop-in that define it
     for name, cfg in files.items():
-        for key in cfg.members:
-            owners.setdefault(key, []).append(name)
-    for key, names in sorted(owners.items()):
-        others = [n for n in names if n != dropin]
+        for key in cfg.members if name != dropin else ():
+            elsewhere.setdefault(key, []).append(name)
+    for key, others in sorted(elsewhere.items()):
         if len(others) > 1:
             raise DicomTlsError(
                 "option %r is defined in %s: Orthanc refuses to start; keep it in one file"
@@ -327,16 +326,14 @@ def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json", seed_d
     new_dropin = dict(dropin_values)
     # Options another file defines do not belong in the drop-in (Orthanc would refuse to start).
     for key in list(new_dropin):
-        others = [n for n in owners.get(key, []) if n != dropin]
-        if others:
+        if key in elsewhere:
             if key not in settings:
                 change(key, dropin, "removed duplicate", new_dropin[key])
             del new_dropin[key]
     for key in sorted(settings):
         value = settings[key]
-        others = [n for n in owners.get(key, []) if n != dropin]
-        if others:
-            name = others[0]
+        if key in elsewhere:
+            name = elsewhere[key][0]
             cfg = files[name]
             member = cfg.members[key]
             result.defined_in[key] = name
