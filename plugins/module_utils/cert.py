@@ -290,13 +290,6 @@ def _load_issuer(spec: CertSpec, plan: Plan) -> None:
         plan.issuer_roots = [c for c in chain if crypto.is_self_signed(c)]  # judged (_warn_policy), not copied
 
 
-def _read_key(spec: CertSpec):
-    data = read_optional(spec.privatekey_path)
-    if data is None:
-        return None
-    return crypto.load_private_key(data, spec.privatekey_path, spec.privatekey_passphrase, check_consistency=False)
-
-
 def _signing_key(path: str, passphrase: str | None):
     """A key about to sign, loaded again with OpenSSL's consistency check (plan() skipped it)."""
     return crypto.load_private_key(read_bytes(path, "private key"), path, passphrase)
@@ -429,7 +422,8 @@ def unrecorded(database: str, entries: list, cert: x509.Certificate) -> list:
 
 def _plan_key(p: Plan) -> None:
     spec = p.spec
-    p.key = _read_key(spec)
+    data, path = read_optional(spec.privatekey_path), spec.privatekey_path
+    p.key = None if data is None else crypto.load_private_key(data, path, spec.privatekey_passphrase, False)
     if p.key is None:
         if p.mode == "install" and p.check_mode:
             p.pending = "the private key %s does not exist yet" % spec.privatekey_path

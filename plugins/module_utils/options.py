@@ -128,15 +128,6 @@ def _check_principal(name: str, value) -> None:
         raise DicomTlsError("%s %s: %s (use become: true)" % (name, text, refusal))
 
 
-def check_attributes(name: str, value) -> None:
-    if value is None:
-        return
-    text = str(value)
-    flags = text[1:] if text[:1] in "+-=" else text
-    if not flags or any(c not in CHATTR_FLAGS for c in flags):
-        raise DicomTlsError("%s must be chattr flags like '+i' (%s), got %r" % (name, CHATTR_FLAGS, text[:40]))
-
-
 def check_file_options(spec: dict, params: dict) -> None:
     """mode, owner, group and attributes checked before anything is written (Ansible applies them after)."""
     symbolic = "unsafe_writes" in spec  # Ansible's own file options take symbolic modes
@@ -145,8 +136,10 @@ def check_file_options(spec: dict, params: dict) -> None:
     for name in ("owner", "group"):
         if name in spec:
             _check_principal(name, params.get(name))
-    if "attributes" in spec:
-        check_attributes("attributes", params.get("attributes"))
+    text = str(params.get("attributes")) if "attributes" in spec and params.get("attributes") is not None else None
+    flags = text[1:] if text and text[:1] in "+-=" else text
+    if text is not None and (not flags or any(c not in CHATTR_FLAGS for c in flags)):
+        raise DicomTlsError("attributes must be chattr flags like '+i' (%s), got %r" % (CHATTR_FLAGS, text[:40]))
 
 
 def _walk(name: str, value, depth: int = 0) -> None:

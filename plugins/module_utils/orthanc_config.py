@@ -231,11 +231,6 @@ def read_seed(seed_dir: str) -> dict[str, tuple[bytes, int]]:
     return out
 
 
-def _render(value, indent: str) -> str:
-    text = json.dumps(value, indent=2, ensure_ascii=False)
-    return text.replace("\n", "\n" + indent)
-
-
 def _line_indent(text: str, pos: int) -> str:
     start = text.rfind("\n", 0, pos) + 1
     line = text[start:pos]
@@ -340,7 +335,8 @@ def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json", seed_d
             if member.value != value or type(member.value) is not type(value):
                 newline = "\r\n" if "\r\n" in cfg.text else "\n"  # the file's own line endings
                 for m in member.earlier + [member]:
-                    new = _render(value, _line_indent(cfg.text, m.start)).replace("\n", newline)
+                    indent = newline + _line_indent(cfg.text, m.start)
+                    new = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", indent)
                     edits.setdefault(name, []).append((m.start, m.end, new))
                 change(key, name, "set", member.value, value)
             if key in dropin_values:
