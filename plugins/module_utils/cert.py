@@ -10,6 +10,7 @@ Check mode is ``plan`` alone; ``changed`` is "the plan is not empty".
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -757,8 +758,7 @@ def apply(p: Plan) -> dict:
         else:  # with a database: serial chosen, entry recorded and files written under the ledger's lock
             public_key = p.csr.public_key() if p.mode == "sign_csr" else p.key.public_key()
             signer = p.key if p.mode == "self_signed" else p.issuer_key
-            sign = lambda serial: _sign_certificate(p, public_key, signer, serial)  # noqa: E731
-            cert = ledger.issue(spec.database, sign, write_all)
+            cert = ledger.issue(spec.database, functools.partial(_sign_certificate, p, public_key, signer), write_all)
     else:
         if p.has("database"):
             with ledger.update(spec.database) as book:
