@@ -15,7 +15,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, ledger, reports
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
     backup_copy,
@@ -396,6 +396,14 @@ def _warn_policy(p: Plan) -> None:
             p.warnings.append(warning)
 
 
+def _ledger():
+    """The CA ledger module (ledger.py, with crl.py under it), imported when a task names a database:
+    a node's key, CSR or install never needs it, and every dicom_cert run would pay for its import."""
+    from ansible_collections.medimg.dicom_tls.plugins.module_utils import ledger
+
+    return ledger
+
+
 def _plan_database(p: Plan) -> None:
     """A certificate this CA signs is recorded in the ledger; one already on disk but missing
     from it (issued before the ledger existed) is recorded without being reissued."""
@@ -408,14 +416,14 @@ def _plan_database(p: Plan) -> None:
         if p.check_mode and p.has("certificate"):
             return  # its folder is made by an earlier task of the run (the CA's folders)
         raise DicomTlsError("database: its directory does not exist", spec.database)
-    entries = ledger.check(spec.database)
+    entries = _ledger().check(spec.database)
     if not p.has("certificate") and p.cert is not None:
         p.actions += unrecorded(spec.database, entries, p.cert)
 
 
 def unrecorded(database: str, entries: list, cert: x509.Certificate) -> list:
     """The action that records ``cert`` in the ledger ``database`` (its ``entries``), when it is not there."""
-    if ledger.status_of(entries, cert.serial_number) is not None:
+    if _ledger().status_of(entries, cert.serial_number) is not None:
         return []
     reason = "serial %s is not recorded in the database" % crypto.serial_hex(cert.serial_number)
     return [Action("database", database, "updated", reason)]
@@ -755,13 +763,18 @@ def apply(p: Plan) -> dict:
         backup(spec.path)
         if p.mode == "install":  # an installed certificate is given, not signed (and has no database)
             write_all(cert)
-        else:  # with a database: serial chosen, entry recorded and files written under the ledger's lock
+        else:
             public_key = p.csr.public_key() if p.mode == "sign_csr" else p.key.public_key()
             signer = p.key if p.mode == "self_signed" else p.issuer_key
-            cert = ledger.issue(spec.database, functools.partial(_sign_certificate, p, public_key, signer), write_all)
+            sign = functools.partial(_sign_certificate, p, public_key, signer)
+            if spec.database:  # serial chosen, entry recorded and files written under the ledger's lock
+                cert = _ledger().issue(spec.database, sign, write_all)
+            else:
+                cert = sign(None)
+                write_all(cert)
     else:
         if p.has("database"):
-            with ledger.update(spec.database) as book:
+            with _ledger().update(spec.database) as book:
                 book.record(cert)
         write_all(cert)
     p.cert = cert
