@@ -678,14 +678,8 @@ class _Seen:
         return "client certificate %s%s" % (self.target["certificate_path"], " (%s)" % subject if subject else "")
 
     def _trust(self) -> str:
-        t = self.target
-        if t["ca_file"] and t["ca_path"]:
-            return "ca_file %s and ca_path %s" % (t["ca_file"], t["ca_path"])
-        if t["ca_file"]:
-            return "ca_file %s" % t["ca_file"]
-        if t["ca_path"]:
-            return "ca_path %s" % t["ca_path"]
-        return "the system trust store"
+        named = ["%s %s" % (key, self.target[key]) for key in ("ca_file", "ca_path") if self.target[key]]
+        return " and ".join(named) or "the system trust store"
 
     # -- classification --------------------------------------------------------------------
     def classify(self) -> tuple[str, str]:
@@ -807,10 +801,7 @@ class _Seen:
         return "tls_handshake_failed", "TLS handshake with %s failed with profile %s: %s" % (where, profile, detail)
 
     def _rejection(self):
-        for prim in reversed(self.received):
-            if getattr(prim, "result", None) in (0x01, 0x02):
-                return prim
-        return None
+        return next((prim for prim in reversed(self.received) if getattr(prim, "result", None) in (0x01, 0x02)), None)
 
     def _rejected(self):
         t = self.target
@@ -954,10 +945,7 @@ def _failing_certificate(chain_der: list[bytes], target: dict, code: int | None,
 
 
 def _last(primitives, attr):
-    for prim in reversed(primitives):
-        if getattr(prim, attr, None) is not None:
-            return prim
-    return None
+    return next((prim for prim in reversed(primitives) if getattr(prim, attr, None) is not None), None)
 
 
 # --------------------------------------------------------------------------------------------
