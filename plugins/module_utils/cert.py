@@ -9,13 +9,13 @@ Check mode is ``plan`` alone; ``changed`` is "the plan is not empty".
 
 from __future__ import annotations
 
-import contextlib
 import datetime
+import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, ledger, reports
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, files, reports
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
     backup_copy,
@@ -291,13 +291,6 @@ def _load_issuer(spec: CertSpec, plan: Plan) -> None:
         plan.issuer_roots = [c for c in chain if crypto.is_self_signed(c)]  # judged (_warn_policy), not copied
 
 
-def _read_key(spec: CertSpec):
-    data = read_optional(spec.privatekey_path)
-    if data is None:
-        return None
-    return crypto.load_private_key(data, spec.privatekey_path, spec.privatekey_passphrase, check_consistency=False)
-
-
 def _signing_key(path: str, passphrase: str | None):
     """A key about to sign, loaded again with OpenSSL's consistency check (plan() skipped it)."""
     return crypto.load_private_key(read_bytes(path, "private key"), path, passphrase)
@@ -403,6 +396,14 @@ def _warn_policy(p: Plan) -> None:
             p.warnings.append(warning)
 
 
+def _ledger():
+    """The CA ledger module (ledger.py, with crl.py under it), imported when a task names a database:
+    a node's key, CSR or install never needs it, and every dicom_cert run would pay for its import."""
+    from ansible_collections.medimg.dicom_tls.plugins.module_utils import ledger
+
+    return ledger
+
+
 def _plan_database(p: Plan) -> None:
     """A certificate this CA signs is recorded in the ledger; one already on disk but missing
     from it (issued before the ledger existed) is recorded without being reissued."""
@@ -415,14 +416,14 @@ def _plan_database(p: Plan) -> None:
         if p.check_mode and p.has("certificate"):
             return  # its folder is made by an earlier task of the run (the CA's folders)
         raise DicomTlsError("database: its directory does not exist", spec.database)
-    entries = ledger.check(spec.database)
+    entries = _ledger().check(spec.database)
     if not p.has("certificate") and p.cert is not None:
         p.actions += unrecorded(spec.database, entries, p.cert)
 
 
 def unrecorded(database: str, entries: list, cert: x509.Certificate) -> list:
     """The action that records ``cert`` in the ledger ``database`` (its ``entries``), when it is not there."""
-    if ledger.status_of(entries, cert.serial_number) is not None:
+    if _ledger().status_of(entries, cert.serial_number) is not None:
         return []
     reason = "serial %s is not recorded in the database" % crypto.serial_hex(cert.serial_number)
     return [Action("database", database, "updated", reason)]
@@ -430,7 +431,8 @@ def unrecorded(database: str, entries: list, cert: x509.Certificate) -> list:
 
 def _plan_key(p: Plan) -> None:
     spec = p.spec
-    p.key = _read_key(spec)
+    data, path = read_optional(spec.privatekey_path), spec.privatekey_path
+    p.key = None if data is None else crypto.load_private_key(data, path, spec.privatekey_passphrase, False)
     if p.key is None:
         if p.mode == "install" and p.check_mode:
             p.pending = "the private key %s does not exist yet" % spec.privatekey_path
@@ -759,22 +761,20 @@ def apply(p: Plan) -> dict:
     cert = current_certificate(p)
     if p.has("certificate"):
         backup(spec.path)
-        if p.mode != "install":  # an installed certificate is given, not signed
+        if p.mode == "install":  # an installed certificate is given, not signed (and has no database)
+            write_all(cert)
+        else:
             public_key = p.csr.public_key() if p.mode == "sign_csr" else p.key.public_key()
             signer = p.key if p.mode == "self_signed" else p.issuer_key
-        if spec.database:  # serial chosen, entry recorded and files written under the ledger's lock
-            with ledger.update(spec.database) as book:
-                cert = _sign_certificate(p, public_key, signer, book.new_serial())
-                book.record(cert)
-                signed = cert
-                book.then(lambda: write_all(signed))
-        else:
-            if p.mode != "install":
-                cert = _sign_certificate(p, public_key, signer)
-            write_all(cert)
+            sign = functools.partial(_sign_certificate, p, public_key, signer)
+            if spec.database:  # serial chosen, entry recorded and files written under the ledger's lock
+                cert = _ledger().issue(spec.database, sign, write_all)
+            else:
+                cert = sign(None)
+                write_all(cert)
     else:
         if p.has("database"):
-            with ledger.update(spec.database) as book:
+            with _ledger().update(spec.database) as book:
                 book.record(cert)
         write_all(cert)
     p.cert = cert
@@ -806,31 +806,20 @@ def anchor(spec: CertSpec) -> str | None:
     return spec.privatekey_path or spec.path or spec.csr_path
 
 
-@contextlib.contextmanager
 def locked(spec: CertSpec, enabled: bool = True):
-    """Hold the exclusive lock of the spec's files for plan + apply (two runs never interleave),
-    after rolling forward an update a crash interrupted and removing our leftovers (temporaries,
-    earlier generations). ``enabled=False`` (check mode) takes no lock and writes nothing: reads then
-    see the files as that recovery would leave them. Yields the files the recovery completes (add
-    them to the plan with ``add_recovered``)."""
-    where = anchor(spec)
-    with files.locked_for(where, enabled):
-        if not where or not os.path.isdir(os.path.dirname(os.path.abspath(where))):
-            yield []
-        elif enabled:
-            paths = [spec.privatekey_path, spec.path, spec.chain_path, spec.pkcs12_path, spec.csr_path]
-            yield files.recover_group(where, [x for x in paths if x])
-        else:
-            with files.reading_pending(where) as pending:
-                yield pending
+    """files.locked_group for the spec's files: yields the files recovered (see ``add_recovered``)."""
+    paths = [spec.privatekey_path, spec.path, spec.chain_path, spec.pkcs12_path, spec.csr_path]
+    return files.locked_group(anchor(spec), paths, enabled)
+
+
+def recovered_actions(recovered: list[str]) -> list[reports.Action]:
+    """Files an interrupted run left half moved, completed by this run (check mode: the real run): actions."""
+    reason = "an interrupted run left it half updated: its update was completed from the journal"
+    return [Action("recovery", path, "recovered", reason) for path in recovered]
 
 
 def add_recovered(p: Plan, recovered: list[str]) -> None:
-    """Files an interrupted run left half moved, completed by this run (or, in check mode, by the
-    real run): a change of the files on disk, so it is an action and the task reports changed."""
-    for path in recovered:
-        reason = "an interrupted run left it half updated: its update was completed from the journal"
-        p.actions.insert(0, Action("recovery", path, "recovered", reason))
+    p.actions[:0] = recovered_actions(recovered[::-1])
 
 
 def current_certificate(p: Plan) -> x509.Certificate | None:
@@ -847,9 +836,9 @@ def sign_many(issuer: dict, requests: list[dict], check_mode: bool = False) -> d
     renew_before, backup); each request has ``name``, ``path``, ``csr_content`` and optionally
     ``chain_path``, ``subject`` and ``subject_alt_names`` (the CSR's by default).
 
-    Returns, per name: changed, actions, and (when a certificate exists after the run) serial,
-    not_after, certificate and chain (PEM, what the node installs next to its key); a request that
-    cannot be signed gets failed=True and msg, the others go on."""
+    Returns, per name: changed, actions, backup_files (the copies made before overwriting) and (when
+    a certificate exists after the run) serial, not_after, certificate and chain (PEM, what the node
+    installs next to its key); a request that cannot be signed gets failed=True and msg, the others go on."""
     out: dict[str, dict] = {}
     for req in requests:
         name = req["name"]
@@ -860,11 +849,16 @@ def sign_many(issuer: dict, requests: list[dict], check_mode: bool = False) -> d
             with locked(spec, not check_mode) as recovered:
                 p = plan(spec, check_mode)
                 add_recovered(p, recovered)
-                cert = (predict(p) if check_mode else apply(p))["certificate"]
+                done = predict(p) if check_mode else apply(p)
         except DicomTlsError as exc:
             out[name] = {"changed": False, "failed": True, "msg": str(exc), "path": exc.path}
             continue
-        entry = {"changed": bool(p.actions), "actions": [a.as_dict() for a in p.actions]}
+        cert = done["certificate"]
+        entry = {
+            "changed": bool(p.actions),
+            "actions": [a.as_dict() for a in p.actions],
+            "backup_files": done["backup_files"],
+        }
         if check_mode and p.has("certificate"):
             # what the node would install, signed in memory (None while the CA itself is pending)
             entry["predicted"] = True

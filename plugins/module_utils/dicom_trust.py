@@ -90,8 +90,9 @@ class Signer:
             raise DicomTlsError("private key %s does not match the certificate" % privatekey_path, certificate_path)
         problem = crypto.validity_problem(self.cert)
         if problem:  # a signature made now would name a signer no verifier accepts at its datetime
+            subject = crypto.subject_text(self.cert)
             raise DicomTlsError(
-                "the signer certificate '%s' %s: renew it before signing" % (crypto.subject_text(self.cert), problem),
+                "the signer certificate '%s' %s: sign with a certificate that is valid now" % (subject, problem),
                 certificate_path,
             )
         self.cert_der = crypto.der(self.cert)

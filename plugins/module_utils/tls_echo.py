@@ -42,7 +42,7 @@ except ImportError:  # pragma: no cover - reported by the module
     HAS_CRYPTOGRAPHY = False
 
 try:
-    from pynetdicom import AE, evt
+    from pynetdicom import AE, _config, evt
     from pynetdicom.sop_class import Verification
 
     HAS_PYNETDICOM = True
@@ -603,12 +603,7 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
     seen.security_level = getattr(ctx, "security_level", None)
     timeout = target["timeout"]
 
-    ae = AE(ae_title=target["calling_ae_title"])
-    ae.add_requested_context(Verification)
-    ae.connection_timeout = timeout
-    ae.acse_timeout = timeout
-    ae.dimse_timeout = timeout
-    ae.network_timeout = timeout
+    ae = _application_entity(target["calling_ae_title"], timeout)
     handlers = [(evt.EVT_ACSE_RECV, lambda event: seen.received.append(event.primitive))]
 
     assoc = None
@@ -654,6 +649,30 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
     result["status"] = status
     result["reason"] = reason
     return result
+
+
+_AES: dict = {}
+_AES_LOCK = threading.Lock()
+
+
+def _application_entity(calling_ae_title: str, timeout: float):
+    """The pynetdicom AE that requests Verification as ``calling_ae_title`` with ``timeout``.
+
+    One AE makes any number of associations, from any thread (each association copies the AE's
+    timeouts and requested contexts when it starts), so targets that agree on the calling AE title
+    and the timeout share one instead of building an AE and its presentation context each."""
+    key = (calling_ae_title, timeout)
+    with _AES_LOCK:
+        ae = _AES.get(key)
+        if ae is None:
+            ae = AE(ae_title=calling_ae_title)
+            ae.add_requested_context(Verification)
+            ae.connection_timeout = timeout
+            ae.acse_timeout = timeout
+            ae.dimse_timeout = timeout
+            ae.network_timeout = timeout
+            _AES[key] = ae
+        return ae
 
 
 def _unread_primitives(assoc) -> list:
@@ -1086,5 +1105,12 @@ def check_many(targets: list[dict], max_workers: int = MAX_WORKERS) -> list[dict
 
 
 def silence_pynetdicom() -> None:
-    """pynetdicom logs every failure at ERROR with tracebacks; the result says it better."""
+    """pynetdicom logs every failure at ERROR with tracebacks; the result says it better.
+
+    Its standard event handlers (pynetdicom._config.LOG_HANDLER_LEVEL "standard") also format
+    every PDU and DIMSE message sent and received into log lines, whatever the logger's level;
+    "none", pynetdicom's documented setting, leaves them unbound. Our own EVT_ACSE_RECV handler
+    is bound per association and is not affected."""
     logging.getLogger("pynetdicom").setLevel(logging.CRITICAL + 1)
+    if HAS_PYNETDICOM:
+        _config.LOG_HANDLER_LEVEL = "none"

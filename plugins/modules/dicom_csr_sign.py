@@ -147,7 +147,8 @@ actions:
       reason: "no certificate yet"
 issued:
   description:
-    - Per request name, C(changed), C(actions) (each with its reason) and, when a certificate exists after
+    - Per request name, C(changed), C(actions) (each with its reason), C(backup_files) (the copies O(backup)
+      made of that request's files) and, when a certificate exists after
       the run, C(serial), C(not_after), C(certificate) and C(chain) (PEM, public data).
     - A request that could not be signed has C(failed=true), C(msg) and C(path) instead.
     - In check mode a certificate that would be issued is signed in memory (never written, not recorded in
@@ -159,7 +160,12 @@ issued:
   sample:
     dcmtk-a: {changed: true, serial: 5A1F..., not_after: "2027-01-01T00:00:00Z", certificate: "-----BEGIN...",
               chain: "-----BEGIN...", actions: [{path: /etc/dicom-tls/pki/site-ca/issued/dcmtk-a.pem, action: created,
-              reason: no certificate yet}]}
+              reason: no certificate yet}], backup_files: []}
+backup_files:
+  description: Backups made with O(backup), of every request's files.
+  returned: always
+  type: list
+  elements: str
 """
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import ca_options, file_args, reports, shared_options  # noqa: E402
@@ -232,7 +238,8 @@ def main():
     for r in p["requests"]:
         files = [r["path"], r["chain_path"]]
         actions += file_args.set_attributes(module, files, [a.path for a in actions])
-    module.exit_json(**reports.report(actions, module._diff, issued=issued))
+    backup_files = [f for name in sorted(issued) for f in issued[name].get("backup_files", [])]
+    module.exit_json(**reports.report(actions, module._diff, issued=issued, backup_files=backup_files))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
@@ -129,15 +130,21 @@ def test_nan_never_reaches_orthanc_json(workspace, work):
     _refused(work, "orthanc_config", args, ["settings", "nan"])
 
 
-def test_signature_with_an_expired_signer_is_refused(workspace, work, tmp_path):
+@pytest.mark.parametrize(
+    "days, reason, oracle",
+    [((-30, -1), "has expired", "expired"), ((2, 30), "is not yet valid", "not yet valid")],
+    ids=["expired", "not-yet-valid"],
+)
+def test_signature_with_a_signer_not_valid_now_is_refused(workspace, work, tmp_path, days, reason, oracle):
     from support.pki import TestPKI
 
     pki = TestPKI(str(tmp_path / "pki"), key_type="ecdsa")
     old = pki.node(
-        "expired signer", not_before=NOW - datetime.timedelta(days=30), not_after=NOW - datetime.timedelta(days=1)
+        "signer", not_before=NOW + datetime.timedelta(days=days[0]), not_after=NOW + datetime.timedelta(days=days[1])
     )
     args = dict(workspace.base("dicom_sign", work), privatekey_path=old.key, certificate_path=old.cert)
-    result = _refused(work, "dicom_sign", args, ["expired signer", "has expired"])
+    result = _refused(work, "dicom_sign", args, ["signer", reason, "valid now"])
+    assert "renew" not in result["msg"], result["msg"]  # a certificate that is not valid yet needs no renewal
     assert result["path"] == old.cert
     verify = subprocess.run(
         ["openssl", "verify", "-CAfile", pki.root.cert, "-untrusted", pki.inter.cert, old.cert],
@@ -145,7 +152,7 @@ def test_signature_with_an_expired_signer_is_refused(workspace, work, tmp_path):
         text=True,
         check=False,
     )
-    assert verify.returncode != 0 and "expired" in verify.stdout + verify.stderr
+    assert verify.returncode != 0 and oracle in verify.stdout + verify.stderr
 
 
 def test_commented_stock_orthanc_json_as_dropin_warns(work, tmp_path):
@@ -163,4 +170,11 @@ def test_commented_stock_orthanc_json_as_dropin_warns(work, tmp_path):
     plain.mkdir()
     (plain / "orthanc.json").write_text('{"DicomPort": 4242}\n')
     assert not orthanc_config.plan(str(plain), {"DicomTlsEnabled": True}, dropin="orthanc.json").warnings
+    # a trailing comma (jsoncpp allows it) is not a comment: nothing is lost, nothing to warn about
+    for text in (
+        '{"DicomPort": 4242,}\n',
+        '{"Plugins": ["/usr/share/orthanc/plugins/",],\n "Url": "http://a//b/*c"}\n',
+    ):
+        (plain / "orthanc.json").write_text(text)
+        assert not orthanc_config.plan(str(plain), {"DicomTlsEnabled": True}, dropin="orthanc.json").warnings, text
     assert not orthanc_config.plan(str(folder), {"DicomTlsEnabled": True}).warnings  # its own drop-in
