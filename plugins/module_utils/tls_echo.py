@@ -453,9 +453,9 @@ class _AttemptContext:
 
 def describe_certificate(der: bytes | None, now: datetime.datetime | None = None) -> dict | None:
     """The collection's certificate description (crypto.describe_certificate) of DER bytes, or None."""
-    if not der:
-        return None
-    return crypto.describe_certificate(crypto.load_der_certificate(der, "the server's certificate"), now)
+    return (
+        crypto.describe_certificate(crypto.load_der_certificate(der, "the server's certificate"), now) if der else None
+    )
 
 
 def _fetch_unverified_certificate(target: dict, timeout: float) -> bytes | None:
@@ -564,10 +564,12 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
     status, reason = seen.classify()
     if status == "server_certificate_rejected":
         peer_der = peer_der or _fetch_unverified_certificate(target, timeout)
-        if peer_der and " (depth " not in reason:  # not named yet: say which certificate was refused
-            info = describe_certificate(peer_der)
-            reason = "%s (server certificate %s, issued by %s)" % (reason, info["subject"], info["issuer"])
-    result["peer_certificate"] = describe_certificate(peer_der)
+    try:
+        result["peer_certificate"] = info = describe_certificate(peer_der)
+    except DicomTlsError as exc:  # one OpenSSL would not use either (crypto.Unusable): the reason says why
+        info, reason = None, "%s; %s" % (reason, exc)
+    if info and status == "server_certificate_rejected" and " (depth " not in reason:  # name the one refused
+        reason = "%s (server certificate %s, issued by %s)" % (reason, info["subject"], info["issuer"])
     result["status"] = status
     result["reason"] = reason
     return result

@@ -15,11 +15,13 @@ import re
 import subprocess
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from support import module_run
 from support.ansible_run import run_tasks
+from support.der import LEAF_EXTENSIONS, OID_CN, UTF8, certificate, extension, name_der, new_key
 from support.dicom_files import write_ct
 from support.servers import StoreSCP, dcmtk
-from support.strict_der import make_cases, openssl_rehash_dir, openssl_verdict
+from support.strict_der import NS, make_cases, openssl_rehash_dir, openssl_verdict, pem
 
 
 def echo(port: int, case, *trust) -> bool:
@@ -177,3 +179,32 @@ def test_dicom_sign_verifies_as_dcmsign(readers, name, tmp_path):
         assert failed == (proc.returncode != 0), (option, res.get("msg"), proc.stdout + proc.stderr)
         if failed:
             assert "repeated keyUsage extension" in res["msg"] and name in res["msg"], res["msg"]
+
+
+def test_tls_echo_on_a_server_certificate_openssl_marks_invalid(tmp_path):
+    """storescp serves a leaf with a garbage nsCertType: `openssl verify` refuses it (error 20) and
+    echoscu +cf fails, echoscu -ic (no verification) succeeds; dicom_tls_echo gives the same verdicts
+    with a status (not an error) and says why in its reason."""
+    ca_key, leaf_key = new_key(), new_key()
+    root = name_der([[(OID_CN, UTF8, "Root for a bad leaf")]])
+    leaf = certificate(name_der([[(OID_CN, UTF8, "bad leaf")]]), root, key=leaf_key, signer=ca_key,
+                       extensions=LEAF_EXTENSIONS + (extension(NS, b"\x05\x00", None),))  # fmt: skip
+    paths = {name: str(tmp_path / name) for name in ("ca.pem", "leaf.pem", "key.pem")}
+    for name, data in (("ca.pem", pem(certificate(root, key=ca_key, signer=ca_key))), ("leaf.pem", pem(leaf)),
+                       ("key.pem", leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))):  # fmt: skip
+        open(paths[name], "wb").write(data)
+    proc = subprocess.run(["openssl", "verify", "-CAfile", paths["ca.pem"], paths["leaf.pem"]],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert proc.returncode != 0 and "error 20" in proc.stdout + proc.stderr
+    with StoreSCP(["+tls", paths["key.pem"], paths["leaf.pem"], "-ic"], str(tmp_path)) as scp:
+        for flags, verification in ((["+cf", paths["ca.pem"]], "require"), (["-ic"], "ignore")):
+            argv = [dcmtk("echoscu"), "+tls", paths["key.pem"], paths["leaf.pem"], *flags, "-aec", scp.aet]
+            oracle = subprocess.run(argv + ["127.0.0.1", str(scp.port)], capture_output=True, check=False)
+            args = {"host": "127.0.0.1", "port": scp.port, "called_ae_title": scp.aet, "ca_file": paths["ca.pem"],
+                    "peer_verification": verification, "timeout": 5,
+                    "expect": "success" if oracle.returncode == 0 else "failure"}  # fmt: skip
+            failed, res = module_run.run("dicom_tls_echo", args)
+            assert not failed, (verification, res.get("msg"))
+            assert res["status"] == ("success" if verification == "ignore" else "server_certificate_rejected")
+            assert "nsCertType extension" in res["reason"], res["reason"]
