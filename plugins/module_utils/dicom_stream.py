@@ -402,9 +402,8 @@ class Edits:
 
     def append_item(self, seq: Element, data: bytes, ancestors) -> None:
         """Append an encoded item to an existing sequence."""
-        pos = seq.end if seq.length is not None else seq.end - 8
-        self.splices.append((pos, 0, data, len(self.splices)))
-        self._grow([seq] + _length_nodes(ancestors), len(data))
+        self.insert(seq.end if seq.length is not None else seq.end - 8, data, ancestors)
+        self._grow([seq], len(data))
 
     def delete(self, start: int, end: int, enclosing) -> None:
         """Delete [start, end); ``enclosing`` the sequence (if the range is one of its items)
