@@ -426,23 +426,17 @@ def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> 
         m = 0
         while m in have:
             m += 1
-        for i in sorted((i for i in have if i > m), reverse=True):
-            steps.append(("unlink", nm(i), None))
+        steps += [("unlink", nm(i), None) for i in sorted((i for i in have if i > m), reverse=True)]
         # 1. appends, growing the sequence from its end
-        for j in range(m, n):
-            steps.append(("write", nm(j), want[nm(j)]))
+        steps += [("write", nm(j), want[nm(j)]) for j in range(m, n)]
         # 2. replacements: each new content first visible at a tail copy, then put in place
         replace = [j for j in range(min(m, n)) if differs_entry(current, nm(j), want[nm(j)])]
         tail = max(m, n)
-        for k, j in enumerate(replace):
-            steps.append(("write", nm(tail + k), want[nm(j)]))
-        for j in replace:
-            steps.append(("write", nm(j), want[nm(j)]))
+        steps += [("write", nm(tail + k), want[nm(j)]) for k, j in enumerate(replace)]
+        steps += [("write", nm(j), want[nm(j)]) for j in replace]
         # 3. shrink from the end: surplus old positions and the tail copies
-        for i in range(tail + len(replace) - 1, n - 1, -1):
-            if i < m or i >= tail:
-                steps.append(("unlink", nm(i), None))
-    added, removed, renumbered, rewritten, reattributed = [], [], [], [], []
+        steps += [("unlink", nm(i), None) for i in range(tail + len(replace) - 1, n - 1, -1) if i < m or i >= tail]
+    added, renumbered, rewritten, reattributed = [], [], [], []
     old_by_fp = {}
     for name in sorted(current.entries, key=_sort_key):
         if old_fp[name]:
@@ -457,12 +451,10 @@ def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> 
         elif differs_entry(current, name, want[name]):
             same_bytes = current.entries[name][0] == want[name]
             (reattributed if same_bytes and name in current.meta_only else rewritten).append(name)
-    for name in sorted(current.entries, key=_sort_key):
-        fp = old_fp[name]
-        if fp is None or fp not in new_fps:
-            removed.append(name)
-        elif old_by_fp.get(fp) != name:  # a duplicate of an object kept elsewhere
-            removed.append(name)
+    # unreadable, no longer wanted, or a duplicate of an object kept elsewhere
+    removed = [
+        n for n in sorted(current.entries, key=_sort_key) if old_fp[n] not in new_fps or old_by_fp[old_fp[n]] != n
+    ]
     before = [
         "%s %s" % (name, old_fp[name] or "(unreadable or not a regular file)")
         for name in sorted(current.entries, key=_sort_key)
