@@ -510,12 +510,11 @@ def _plan_certificate(p: Plan) -> None:
         reasons.append("the private key is regenerated")
     elif crypto.public_key_der(cert) != crypto.public_key_der(p.key):
         reasons.append("the certificate does not match the private key")
-    if p.pending:
+    if p.pending:  # the issuer is not there yet: nothing to judge the signature by
         pass
-    elif p.issuer_cert is not None:
-        if not crypto.issued_by(cert, p.issuer_cert):
-            reasons.append("it is not signed by the issuer %s (CA replaced)" % crypto.name_text(p.issuer_cert.subject))
-    elif not crypto.is_self_signed(cert):
+    elif p.issuer_cert is not None and not crypto.issued_by(cert, p.issuer_cert):
+        reasons.append("it is not signed by the issuer %s (CA replaced)" % crypto.name_text(p.issuer_cert.subject))
+    elif p.issuer_cert is None and not crypto.is_self_signed(cert):
         reasons.append("it is not self-signed")
     reasons += identity_changes(cert, p.subject, p.sans, spec.usage)
     due = expiry_due(spec, cert, p.now)

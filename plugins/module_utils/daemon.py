@@ -105,8 +105,6 @@ def start(
             make_parent_dirs(path)
     if chdir:
         make_dirs(chdir)
-    full_env = dict(os.environ)
-    full_env.update(env or {})
     log = open_append(log_path, mode) if log_path else open_append(os.devnull)
     try:
         proc = subprocess.Popen(
@@ -115,7 +113,7 @@ def start(
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=chdir or "/",
-            env=full_env,
+            env=dict(os.environ, **(env or {})),
             start_new_session=True,
             close_fds=True,
         )

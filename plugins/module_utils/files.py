@@ -633,11 +633,7 @@ def _member_names(store: str, paths: list[str], current: str | None) -> list[str
     """The name of each file inside a generation: the one its link already uses, else its base name
     (made unique when another file of the group or of the current generation holds that name)."""
     taken = set(os.listdir(os.path.join(store, current))) if current else set()
-    names: list[str | None] = []
-    for path in paths:
-        member = store_member(path)
-        name = member[1] if member and member[0] == store else None
-        names.append(name)
+    names = [m[1] if m and m[0] == store else None for m in map(store_member, paths)]
     used = {n for n in names if n}
     for i, path in enumerate(paths):
         if names[i]:
