@@ -674,19 +674,14 @@ def write_generation(store: str, files: list[tuple[str, bytes, int]]) -> None:
     #    when there is none yet); an absent file becomes a link that leads nowhere until step 3.
     plain = [(p, n) for p, n in zip(paths, names) if os.path.lexists(p) and not store_member(p)]
     if plain:
+        into = _new_gen(store) if current is None else os.path.join(store, current)
+        for path, name in plain:
+            if not os.path.lexists(os.path.join(into, name)):
+                _copy_in(path, os.path.join(into, name))
+        fsync_dir(into)
         if current is None:
-            first = _new_gen(store)
-            for path, name in plain:
-                _copy_in(path, os.path.join(first, name))
-            fsync_dir(first)
-            _swap_current(store, first)
-            current = os.path.basename(first)
-        else:
-            for path, name in plain:
-                dst = os.path.join(store, current, name)
-                if not os.path.lexists(dst):
-                    _copy_in(path, dst)
-            fsync_dir(os.path.join(store, current))
+            _swap_current(store, into)
+            current = os.path.basename(into)
     for path, name in zip(paths, names):
         member = store_member(path)
         if member and member == (store, name):
