@@ -389,15 +389,20 @@ class Plan:
 
 
 def _fp_of(data: bytes | None) -> str | None:
-    """Fingerprint of the first object in an existing entry (for diffs), None if unreadable."""
-    if not data:
-        return None
-    m = PEM_RE.search(data)
-    try:
-        der = base64.b64decode(b"".join(m.group(2).split())) if m else data
-    except (binascii.Error, ValueError):
-        return None
-    return fingerprint_der(der)
+    """Fingerprint of the first object in an existing entry (PEM or DER; for diffs), None if unreadable."""
+    fingerprints = _pem_fingerprints(data)
+    return fingerprints[0] if fingerprints else fingerprint_der(data) if data else None
+
+
+def _pem_fingerprints(data: bytes | None) -> list[str | None]:
+    """The SHA-256 fingerprint of each PEM block of ``data`` (None for a block with bad base64)."""
+    out = []
+    for m in PEM_RE.finditer(data or b""):
+        try:
+            out.append(fingerprint_der(base64.b64decode(b"".join(m.group(2).split()))))
+        except (binascii.Error, ValueError):
+            out.append(None)
+    return out
 
 
 def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> Plan:
@@ -639,16 +644,6 @@ def plan_actions(plan) -> list[reports.Action]:
     return out
 
 
-def bundle_fingerprints(data: bytes | None) -> list[str]:
-    if not data:
-        return []
-    out = []
-    for m in PEM_RE.finditer(data):
-        with contextlib.suppress(binascii.Error, ValueError):
-            out.append(fingerprint_der(base64.b64decode(b"".join(m.group(2).split()))))
-    return out
-
-
 def plan_bundle(path: str, objects: list[TrustObject], meta: FileMeta) -> BundlePlan:
     certs = [o for o in objects if o.kind == "cert"]
     data = b"".join(o.pem() for o in certs)
@@ -660,7 +655,7 @@ def plan_bundle(path: str, objects: list[TrustObject], meta: FileMeta) -> Bundle
         st = os.lstat(path)
         meta_ok = stat.S_ISREG(st.st_mode) and _meta_ok(st, meta)
         current = files.read_optional(path)
-    old = bundle_fingerprints(current)
+    old = [fp for fp in _pem_fingerprints(current) if fp]
     new = [o.fingerprint_sha256 for o in certs]
     base = os.path.basename(path)
     entries = [o.describe("%s#%d" % (base, i)) for i, o in enumerate(certs)]
