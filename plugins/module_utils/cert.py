@@ -745,8 +745,7 @@ def apply(p: Plan) -> dict:
 
     def write_all(cert):
         if p.has("certificate"):
-            enc = serialization.Encoding.DER if spec.format == "der" else serialization.Encoding.PEM
-            writes.append((spec.path, cert.public_bytes(enc), 0o644))
+            writes.append((spec.path, crypto.der(cert) if spec.format == "der" else crypto.pem(cert), 0o644))
         if p.has("chain"):
             backup(spec.chain_path)
             writes.append((spec.chain_path, chain_bytes(p, cert), 0o644))

@@ -160,7 +160,7 @@ def _blobs(items: list[str] | None, option: str, kind: str, input_format: str):
 
 
 def _load_cert(der: bytes, where: str) -> TrustObject:
-    cert = crypto.load_der_certificate(der, where, lenient=True)
+    cert = crypto.load_der_certificate(der, where)
     try:
         issuer_der, subject_der = namehash.certificate_names(der)
         not_after = crypto.not_valid_after(cert)
