@@ -141,10 +141,8 @@ def usage_differences(cert: x509.Certificate, usage: str) -> list[str]:
         have = crypto.extension(cert, type(wanted))
         if have != wanted:
             out.append("%s is %s, %s wants %s" % (type(wanted).__name__, _short(have), usage, _short(wanted)))
-    for cls in (x509.SubjectKeyIdentifier, x509.AuthorityKeyIdentifier):
-        if crypto.extension(cert, cls) is None:
-            out.append("%s is missing" % cls.__name__)
-    return out
+    missing = [c for c in (x509.SubjectKeyIdentifier, x509.AuthorityKeyIdentifier) if crypto.extension(cert, c) is None]
+    return out + ["%s is missing" % cls.__name__ for cls in missing]
 
 
 def identity_changes(obj, subject: x509.Name, sans: list, usage: str | None = None) -> list[str]:
