@@ -5,7 +5,7 @@ yardstick of Ansible's own cost per host. Several fleet sizes in one run show ho
 per size, the per-host cost of each play, the ratios to the ping play, and the tasks each node ran
 (from the play recap: ok + changed + failed, skipped apart).
 
-    scripts/netns.sh .venv/bin/python benchmarks/rollout.py [--sizes 20,60] [--orthanc-share 0.1] [--rounds 1]
+    scripts/netns.sh .venv/bin/python benchmarks/rollout.py [--sizes 20 60] [--orthanc-share 0.1] [--rounds 1]
 
 Listeners bind every address: run it inside scripts/netns.sh (make benchmarks does).
 Every round starts from an empty state directory and stops its listeners by PID at the end.
@@ -136,6 +136,7 @@ def measure(size: int, orthanc_share: float, rounds: int, forks: int, tuned: boo
     dcmtk = size - orthanc
     first, rerun, ping = [], [], []
     tasks = {}
+    load = ["%.2f" % os.getloadavg()[0]]
     for r in range(rounds):
         state = tempfile.mkdtemp(prefix="bench-rollout-")
         inv = inventory(state, dcmtk, orthanc)
@@ -158,7 +159,9 @@ def measure(size: int, orthanc_share: float, rounds: int, forks: int, tuned: boo
         finally:
             play(inv, os.path.join(ROOT, "playbooks", "stop.yml"), forks)
             shutil.rmtree(state, ignore_errors=True)
+    load.append("%.2f" % os.getloadavg()[0])
     return {
+        "load": load,
         "size": size,
         "dcmtk": dcmtk,
         "orthanc": orthanc,
@@ -171,7 +174,12 @@ def measure(size: int, orthanc_share: float, rounds: int, forks: int, tuned: boo
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="20,60", help="fleet sizes (instances, the CA host apart), comma-separated")
+    ap.add_argument(
+        "--sizes",
+        nargs="+",
+        default=["20", "60"],
+        help="fleet sizes (instances, the CA host apart): --sizes 20 60 or --sizes 20,60",
+    )
     ap.add_argument("--orthanc-share", type=float, default=0.1, help="share of Orthanc instances in each fleet")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--forks", type=int, default=10)
@@ -183,14 +191,18 @@ def main() -> int:
         print("run inside scripts/netns.sh: the listeners bind every address", file=sys.stderr)
         return 2
     tuned = not args.plain
-    results = [measure(int(s), args.orthanc_share, args.rounds, args.forks, tuned) for s in args.sizes.split(",")]
+    sizes = [int(n) for item in args.sizes for n in item.split(",") if n.strip()]
+    results = [measure(n, args.orthanc_share, args.rounds, args.forks, tuned) for n in sizes]
     print(
         "forks %d, %d round(s) per size, medians; %s"
         % (args.forks, args.rounds, "pipelining and a fact cache" if tuned else "Ansible's defaults")
     )
     for m in results:
         n = m["size"]
-        print("fleet: %d instances (%d dcmtk, %d Orthanc)" % (n, m["dcmtk"], m["orthanc"]))
+        print(
+            "fleet: %d instances (%d dcmtk, %d Orthanc); 1-minute load average %s at the start, %s at the end"
+            % (n, m["dcmtk"], m["orthanc"], m["load"][0], m["load"][1])
+        )
         print(
             "  first rollout   %7.1fs  %5.2fs/host  %5.1fx the ping play"
             % (m["first"], m["first"] / n, m["first"] / m["ping"])

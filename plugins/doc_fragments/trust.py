@@ -20,6 +20,8 @@ options:
     description:
       - OpenSSL hashed directory of trusted CA certificates and CRLs (C(HHHHHHHH.N), C(HHHHHHHH.rN)), as
         dcmtk's C(+cd) and OpenSSL's C(-CApath); M(medimg.dicom_tls.dicom_truststore) builds one.
+      - Read as OpenSSL reads it (PEM, numbered from 0 with no gap); a certificate it holds under no such name,
+        or one OpenSSL loads but verifies nothing with, is left out with a warning naming the file.
     type: path
   crl_files:
     description: CRL files (PEM or DER), checked against the issuers in O(ca_file) or O(ca_path).

@@ -154,6 +154,21 @@ def _endpoints(hosts, hostvars):
     return out
 
 
+def _certificate_due(issued, installed, check_mode=False):
+    """Whether the node has certificate work left after the CA's task (install, refusal, prediction)."""
+    if not isinstance(issued or {}, dict) or not isinstance(installed or {}, dict):
+        raise AnsibleFilterError("certificate_due: expected the CA's entry for the node and its key/CSR result (dicts)")
+    return fleet.certificate_due(_plain(issued or {}), _plain(installed or {}), bool(check_mode))
+
+
+def _uses_systemd(setting, facts):
+    """A role's service_manager setting resolved against the host's facts (None: gather service_mgr first)."""
+    if not isinstance(facts or {}, dict):
+        raise AnsibleFilterError("uses_systemd: expected ansible_facts (a dict), got %s" % type(facts).__name__)
+    service_mgr = (facts or {}).get("service_mgr")
+    return fleet.uses_systemd(str(setting), None if service_mgr is None else str(service_mgr))
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -169,4 +184,6 @@ class FilterModule:
             "appliance_endpoints": _appliance_endpoints,
             "echo_pairs": _echo_pairs,
             "expiry_entries": _expiry_entries,
+            "certificate_due": _certificate_due,
+            "uses_systemd": _uses_systemd,
         }

@@ -15,7 +15,6 @@ Three pieces, each plan-then-apply like the rest of the library:
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 from dataclasses import dataclass, field
@@ -200,33 +199,21 @@ def _renewal_reasons(p: Pkcs12Plan) -> list[str]:
     return reasons + (["it " + due] if due else [])
 
 
-@contextlib.contextmanager
 def locked(spec: Pkcs12Spec, enabled: bool = True):
-    """The exclusive lock of the key store for plan + apply; finishes an update a crash
-    interrupted and removes our leftovers first (check mode: no lock, nothing written, reads see
-    what that recovery would leave). Yields the files the recovery completes."""
-    with files.locked_for(spec.path, enabled):
-        if not os.path.isdir(os.path.dirname(os.path.abspath(spec.path))):
-            yield []
-        elif enabled:
-            yield files.recover_group(spec.path, [x for x in (spec.path, spec.certificate_path) if x])
-        else:
-            with files.reading_pending(spec.path) as pending:
-                yield pending
+    """files.locked_group for the key store and its certificate copy (check mode: no lock)."""
+    return files.locked_group(spec.path, [spec.path, spec.certificate_path], enabled)
 
 
 def add_recovered(p: Pkcs12Plan, recovered: list[str]) -> None:
-    """Files an interrupted run left half moved, completed by this run (check mode: by the real run)."""
-    for path in recovered:
-        reason = "an interrupted run left it half updated: its update was completed from the journal"
-        p.actions.append(certlib.Action("recovery", path, "recovered", reason))
+    p.actions += certlib.recovered_actions(recovered)
 
 
-def _write(path: str, data: bytes, mode: int, anchor: str) -> None:
-    """The folders on the way first (0700 above a key store, like a private key's), then the file
-    (a new generation when it lives in the key store's generation store)."""
-    make_parent_dirs(path, 0o700 if mode == 0o600 else 0o755)
-    files.write_group(anchor, [(path, data, mode)])
+def _write(writes: list[tuple[str, bytes, int]], anchor: str) -> None:
+    """The folders on the way first (0700 above a key store, like a private key's), then the files
+    together (files.write_group: a new generation when they live in the key store's generation store)."""
+    for path, _data, mode in writes:
+        make_parent_dirs(path, 0o700 if mode == 0o600 else 0o755)
+    files.write_group(anchor, writes)
 
 
 def apply_pkcs12(p: Pkcs12Plan) -> x509.Certificate:
@@ -242,24 +229,18 @@ def apply_pkcs12(p: Pkcs12Plan) -> x509.Certificate:
             writes = [(spec.path, crypto.pkcs12_bytes(key, cert, cas, spec.passphrase, spec.encryption), 0o600)]
             if spec.certificate_path:
                 writes.append((spec.certificate_path, crypto.cert_pem(cert), 0o644))
-            for path, _data, mode in writes:
-                make_parent_dirs(path, 0o700 if mode == 0o600 else 0o755)
-            files.write_group(spec.path, writes)
+            _write(writes, spec.path)
 
-        if spec.database:
-            with ledger.update(spec.database) as book:
-                cert = certlib._sign_certificate(inner, key.public_key(), inner.issuer_key, book.new_serial())
-                book.record(cert)
-                book.then(lambda: deliver(cert))
-        else:
-            cert = certlib._sign_certificate(inner, key.public_key(), inner.issuer_key)
-            deliver(cert)
-        p.cert, p.key = cert, key
-        return cert
+        def sign(serial):
+            return certlib._sign_certificate(inner, key.public_key(), inner.issuer_key, serial)
+
+        p.cert, p.key = ledger.issue(spec.database, sign, deliver), key
+        return p.cert
     if p.has("pkcs12"):  # same key and certificate, new encryption
-        _write(spec.path, crypto.pkcs12_bytes(p.key, p.cert, cas, spec.passphrase, spec.encryption), 0o600, spec.path)
+        data = crypto.pkcs12_bytes(p.key, p.cert, cas, spec.passphrase, spec.encryption)
+        _write([(spec.path, data, 0o600)], spec.path)
     if p.has("certificate"):
-        _write(spec.certificate_path, crypto.cert_pem(p.cert), 0o644, spec.path)
+        _write([(spec.certificate_path, crypto.cert_pem(p.cert), 0o644)], spec.path)
     if p.has("database"):
         with ledger.update(spec.database) as book:
             book.record(p.cert)

@@ -9,8 +9,8 @@ Check mode is ``plan`` alone; ``changed`` is "the plan is not empty".
 
 from __future__ import annotations
 
-import contextlib
 import datetime
+import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -291,13 +291,6 @@ def _load_issuer(spec: CertSpec, plan: Plan) -> None:
         plan.issuer_roots = [c for c in chain if crypto.is_self_signed(c)]  # judged (_warn_policy), not copied
 
 
-def _read_key(spec: CertSpec):
-    data = read_optional(spec.privatekey_path)
-    if data is None:
-        return None
-    return crypto.load_private_key(data, spec.privatekey_path, spec.privatekey_passphrase, check_consistency=False)
-
-
 def _signing_key(path: str, passphrase: str | None):
     """A key about to sign, loaded again with OpenSSL's consistency check (plan() skipped it)."""
     return crypto.load_private_key(read_bytes(path, "private key"), path, passphrase)
@@ -438,7 +431,8 @@ def unrecorded(database: str, entries: list, cert: x509.Certificate) -> list:
 
 def _plan_key(p: Plan) -> None:
     spec = p.spec
-    p.key = _read_key(spec)
+    data, path = read_optional(spec.privatekey_path), spec.privatekey_path
+    p.key = None if data is None else crypto.load_private_key(data, path, spec.privatekey_passphrase, False)
     if p.key is None:
         if p.mode == "install" and p.check_mode:
             p.pending = "the private key %s does not exist yet" % spec.privatekey_path
@@ -752,8 +746,7 @@ def apply(p: Plan) -> dict:
 
     def write_all(cert):
         if p.has("certificate"):
-            enc = serialization.Encoding.DER if spec.format == "der" else serialization.Encoding.PEM
-            writes.append((spec.path, cert.public_bytes(enc), 0o644))
+            writes.append((spec.path, crypto.der(cert) if spec.format == "der" else crypto.pem(cert), 0o644))
         if p.has("chain"):
             backup(spec.chain_path)
             writes.append((spec.chain_path, chain_bytes(p, cert), 0o644))
@@ -767,19 +760,17 @@ def apply(p: Plan) -> dict:
     cert = current_certificate(p)
     if p.has("certificate"):
         backup(spec.path)
-        if p.mode != "install":  # an installed certificate is given, not signed
+        if p.mode == "install":  # an installed certificate is given, not signed (and has no database)
+            write_all(cert)
+        else:
             public_key = p.csr.public_key() if p.mode == "sign_csr" else p.key.public_key()
             signer = p.key if p.mode == "self_signed" else p.issuer_key
-        if spec.database:  # serial chosen, entry recorded and files written under the ledger's lock
-            with _ledger().update(spec.database) as book:
-                cert = _sign_certificate(p, public_key, signer, book.new_serial())
-                book.record(cert)
-                signed = cert
-                book.then(lambda: write_all(signed))
-        else:
-            if p.mode != "install":
-                cert = _sign_certificate(p, public_key, signer)
-            write_all(cert)
+            sign = functools.partial(_sign_certificate, p, public_key, signer)
+            if spec.database:  # serial chosen, entry recorded and files written under the ledger's lock
+                cert = _ledger().issue(spec.database, sign, write_all)
+            else:
+                cert = sign(None)
+                write_all(cert)
     else:
         if p.has("database"):
             with _ledger().update(spec.database) as book:
@@ -814,31 +805,20 @@ def anchor(spec: CertSpec) -> str | None:
     return spec.privatekey_path or spec.path or spec.csr_path
 
 
-@contextlib.contextmanager
 def locked(spec: CertSpec, enabled: bool = True):
-    """Hold the exclusive lock of the spec's files for plan + apply (two runs never interleave),
-    after rolling forward an update a crash interrupted and removing our leftovers (temporaries,
-    earlier generations). ``enabled=False`` (check mode) takes no lock and writes nothing: reads then
-    see the files as that recovery would leave them. Yields the files the recovery completes (add
-    them to the plan with ``add_recovered``)."""
-    where = anchor(spec)
-    with files.locked_for(where, enabled):
-        if not where or not os.path.isdir(os.path.dirname(os.path.abspath(where))):
-            yield []
-        elif enabled:
-            paths = [spec.privatekey_path, spec.path, spec.chain_path, spec.pkcs12_path, spec.csr_path]
-            yield files.recover_group(where, [x for x in paths if x])
-        else:
-            with files.reading_pending(where) as pending:
-                yield pending
+    """files.locked_group for the spec's files: yields the files recovered (see ``add_recovered``)."""
+    paths = [spec.privatekey_path, spec.path, spec.chain_path, spec.pkcs12_path, spec.csr_path]
+    return files.locked_group(anchor(spec), paths, enabled)
+
+
+def recovered_actions(recovered: list[str]) -> list[reports.Action]:
+    """Files an interrupted run left half moved, completed by this run (check mode: the real run): actions."""
+    reason = "an interrupted run left it half updated: its update was completed from the journal"
+    return [Action("recovery", path, "recovered", reason) for path in recovered]
 
 
 def add_recovered(p: Plan, recovered: list[str]) -> None:
-    """Files an interrupted run left half moved, completed by this run (or, in check mode, by the
-    real run): a change of the files on disk, so it is an action and the task reports changed."""
-    for path in recovered:
-        reason = "an interrupted run left it half updated: its update was completed from the journal"
-        p.actions.insert(0, Action("recovery", path, "recovered", reason))
+    p.actions[:0] = recovered_actions(recovered[::-1])
 
 
 def current_certificate(p: Plan) -> x509.Certificate | None:

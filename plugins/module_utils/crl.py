@@ -43,7 +43,6 @@ def utcnow() -> datetime.datetime:
     return crypto.utcnow().replace(microsecond=0)
 
 
-iso = crypto.isoformat
 serial_hex = crypto.serial_hex
 
 
@@ -204,17 +203,20 @@ def plan_actions(plan: CrlPlan, path: str, existing) -> list[reports.Action]:
     diff's sides."""
     if not plan.changed:
         return []
-    action = reports.Action(path, "created" if existing is None else "updated", plan.reason)
-    if existing is not None:
-        action.before = {
-            "crl_number": existing.number,
-            "last_update": iso(crypto.last_update(existing.crl)),
-            "next_update": iso(crypto.next_update(existing.crl)),
-            "revoked_serials": [serial_hex(s) for s in sorted(existing.entries)],
-        }
-    else:
-        action.before = ""
-    return [action]
+    if existing is None:
+        return [reports.Action(path, "created", plan.reason, before="")]
+    crl = existing.crl
+    before = _facts(existing.number, crypto.last_update(crl), crypto.next_update(crl), sorted(existing.entries))
+    return [reports.Action(path, "updated", plan.reason, before=before)]
+
+
+def _facts(number, last_update, next_update, serials) -> dict:
+    return {
+        "crl_number": number,
+        "last_update": crypto.isoformat(last_update),
+        "next_update": crypto.isoformat(next_update),
+        "revoked_serials": [serial_hex(s) for s in serials],
+    }
 
 
 def _same_entry(want: Revocation, have: tuple[str | None, datetime.datetime]) -> bool:
@@ -273,7 +275,7 @@ def plan_crl(
         reason = "existing CRL has no CRL Number"
     elif crypto.extension(existing.crl, x509.AuthorityKeyIdentifier) is None:
         reason = "existing CRL has no Authority Key Identifier"
-    elif _digest_name(existing.crl) != digest and not _is_eddsa(issuer.key):
+    elif getattr(existing.crl.signature_hash_algorithm, "name", None) != digest and not _is_eddsa(issuer.key):
         reason = "digest changed to %s" % digest
     if reason is None:
         return CrlPlan(
@@ -287,11 +289,6 @@ def plan_crl(
         )
     number = (existing.number + 1) if existing and existing.number is not None else 1
     return CrlPlan(reason, number, revocations, now, now + validity, removed, added)
-
-
-def _digest_name(crl) -> str | None:
-    alg = crl.signature_hash_algorithm
-    return alg.name if alg else None
 
 
 def _is_eddsa(key) -> bool:
@@ -322,11 +319,6 @@ def write_crl(path: str, crl: x509.CertificateRevocationList, fmt: str, mode: in
 
 
 def summary(plan: CrlPlan, issuer: Issuer) -> dict:
-    return {
-        "crl_number": plan.number,
-        "last_update": iso(plan.last_update),
-        "next_update": iso(plan.next_update),
-        "revoked_serials": [serial_hex(s) for s, _r, _d in plan.revocations],
-        "issuer_hash": namehash.subject_hash(crypto.der(issuer.cert)),
-        "reason": plan.reason,
-    }
+    out = _facts(plan.number, plan.last_update, plan.next_update, [s for s, _r, _d in plan.revocations])
+    out.update(issuer_hash=namehash.subject_hash(crypto.der(issuer.cert)), reason=plan.reason)
+    return out

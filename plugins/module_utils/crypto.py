@@ -14,12 +14,15 @@ versions added (``not_valid_after_utc``, ``datetime.UTC``, ``unsafe_skip_rsa_key
 
 from __future__ import annotations
 
+import base64
+import collections
 import contextlib
 import datetime
 import hashlib
+import os
 import re
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils import deps, namehash
+from ansible_collections.medimg.dicom_tls.plugins.module_utils import deps, files, namehash
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.namehash import subject_hash
 
@@ -32,7 +35,7 @@ try:
 except ImportError:  # reported by the module (deps.require)
     pass
 
-PEM_CERT_RE = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL)
+_PEM_RE = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
 
 # Subject attribute names accepted in `subject` (OpenSSL short and long names) -> NameOID attribute.
 NAME_OIDS = {
@@ -120,12 +123,6 @@ def load_pem_private_key_raw(data: bytes, password: bytes | None, check_consiste
     return serialization.load_der_private_key(data, password=password, **extra)
 
 
-def load_pem_certificates_raw(data: bytes) -> list:
-    """Every certificate of a PEM bundle (other PEM blocks skipped); ValueError on a bad block.
-    ``x509.load_pem_x509_certificates`` is cryptography 39+; this works on every version."""
-    return [x509.load_pem_x509_certificate(b) for b in PEM_CERT_RE.findall(data)]
-
-
 def isoformat(when: datetime.datetime | None) -> str | None:
     """The collection's one date form, 2026-01-31T12:00:00Z (UTC); None for None."""
     return aware(when).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
@@ -138,7 +135,7 @@ def fingerprint_der(der: bytes) -> str:
 
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint of a certificate (see fingerprint_der)."""
-    return cert.fingerprint(hashes.SHA256()).hex(":")
+    return fingerprint_der(der(cert))
 
 
 def serial_hex(serial: int) -> str:
@@ -178,33 +175,42 @@ def load_private_key(data: bytes, path: str, passphrase: str | None = None, chec
 
 
 def load_certificates(data: bytes, path: str) -> list[x509.Certificate]:
-    """Every certificate in a PEM file (several allowed) or the one in a DER file."""
-    if b"-----BEGIN" in data:
-        try:
-            certs = load_pem_certificates_raw(data)
-        except (ValueError, x509.InvalidVersion):
-            raise DicomTlsError("unparsable PEM certificate (damaged base64 or not X.509)", path) from None
-        if not certs:
-            raise DicomTlsError("no PEM certificate found (unparsable PEM)", path)
-        return certs
-    return [load_der_certificate(data, path)]
+    """Every certificate of a PEM file (other PEM blocks skipped) or the one of a DER file, each
+    read as load_der_certificate reads it."""
+    if b"-----BEGIN" not in data:
+        return [load_der_certificate(data, path)]
+    certs = [load_der_certificate(der, path) for der in _pem_blocks(data, path, b"CERTIFICATE")]
+    if not certs:
+        raise DicomTlsError("no PEM certificate found (unparsable PEM)", path)
+    return certs
 
 
-def load_der_certificate(data: bytes, path: str, lenient: bool = False) -> x509.Certificate:
-    """One DER certificate (``path`` names where the bytes came from).
-
-    ``lenient``: judged as OpenSSL 3 (so dcmtk) judges it: what OpenSSL loads and verifies with but
-    cryptography's strict DER parser refuses is read from its DER form (_strict_form; the caller
-    keeps its own bytes for what it stores or fingerprints); what OpenSSL refuses is refused with
-    OpenSSL's reason."""
+def _pem_blocks(data: bytes, path: str, label: bytes) -> list[bytes]:
+    """The DER of each PEM block ``label`` in ``data``."""
     try:
+        return [
+            base64.b64decode(b"".join(body.split()), validate=True)
+            for lab, body in _PEM_RE.findall(data)
+            if lab == label
+        ]
+    except ValueError:
+        what = "CRL" if b"CRL" in label else "X.509 certificate"
+        raise DicomTlsError("not a readable %s (unparsable PEM/DER)" % what, path) from None
+
+
+class Unusable(DicomTlsError):
+    """A certificate OpenSSL 3 (so dcmtk) loads but verifies nothing with."""
+
+
+def load_der_certificate(data: bytes, path: str) -> x509.Certificate:
+    """One DER certificate (``path`` names where the bytes came from), judged as OpenSSL 3 (so
+    dcmtk) judges it: what OpenSSL loads but cryptography's strict DER parser refuses is read from its
+    DER form (_strict_form), and keeps its own bytes (der, pem, fingerprint) and signed bytes
+    (signature_valid); what OpenSSL refuses is refused with OpenSSL's reason (Unusable where OpenSSL
+    loads it but verifies nothing with it)."""
+    cert = None
+    with contextlib.suppress(ValueError, x509.InvalidVersion):
         cert = x509.load_der_x509_certificate(data)
-        if not lenient:
-            return cert
-    except (ValueError, x509.InvalidVersion):
-        if not lenient:
-            raise DicomTlsError("not a readable X.509 certificate (unparsable PEM/DER)", path) from None
-        cert = None
     try:
         tbs, head, exts, tail = _strict_form(data)
         fields = [namehash.children(e, *namehash.read_tlv(e)[1:3]) for e in exts]
@@ -212,11 +218,13 @@ def load_der_certificate(data: bytes, path: str, lenient: bool = False) -> x509.
         critical = {o for o, f in zip(oids, fields) if len(f) == 3}  # DEFAULT FALSE is left out
         strict = cert or x509.load_der_x509_certificate(_assemble(head, exts, tail))
     except _OpenSSLRefuses as exc:
-        raise DicomTlsError("not a certificate OpenSSL 3 or dcmtk can use: %s" % exc, path) from None
-    except (ValueError, IndexError, x509.InvalidVersion):  # DerError too
+        raise (Unusable if exc.args[1:] else DicomTlsError)(
+            "not a certificate OpenSSL 3 or dcmtk can use: %s" % exc.args[0], path
+        ) from None
+    except (ValueError, IndexError, RecursionError, x509.InvalidVersion):  # DerError too
         raise DicomTlsError("not a readable X.509 certificate (unparsable PEM/DER)", path) from None
     if critical - _OPENSSL_HANDLES:
-        raise DicomTlsError(
+        raise Unusable(
             "certificate has a critical extension OpenSSL 3 does not handle (%s): openssl verify refuses what it "
             "signs (error 34, unhandled critical extension), and so does dcmtk"
             % ", ".join(sorted(critical - _OPENSSL_HANDLES)),
@@ -237,7 +245,7 @@ def load_der_certificate(data: bytes, path: str, lenient: bool = False) -> x509.
                 bad.add(o)
     refused = sorted(_OPENSSL_DECODES[o] for o in bad if o in _OPENSSL_DECODES)
     if refused:
-        raise DicomTlsError(
+        raise Unusable(
             "certificate has an undecodable or repeated %s extension: OpenSSL 3 marks it invalid and trusts "
             "nothing it signs (openssl verify error 20), nor does dcmtk" % " and ".join(refused),
             path,
@@ -245,12 +253,12 @@ def load_der_certificate(data: bytes, path: str, lenient: bool = False) -> x509.
     if bad:
         strict = x509.load_der_x509_certificate(_assemble(head, [e for e, o in zip(exts, oids) if o not in bad], tail))
     if strict is not cert:
-        _ORIGINAL_TBS[der(strict)] = tbs
+        _READ_AS[strict.public_bytes(serialization.Encoding.DER)] = (data, tbs)
     return strict
 
 
 class _OpenSSLRefuses(namehash.DerError):
-    """An encoding OpenSSL refuses too (its reason)."""
+    """An encoding OpenSSL refuses too: (its reason[, True where OpenSSL loads it but verifies nothing with it])."""
 
 
 def _dotted(oid: bytes) -> str:
@@ -280,9 +288,9 @@ _OPENSSL_DECODES = {
 _OPENSSL_HANDLES = {"2.5.29.%d" % n for n in (15, 17, 19, 30, 31, 32, 33, 36, 37, 54)}
 _OPENSSL_HANDLES |= {"2.16.840.1.113730.1.1", "1.3.6.1.5.5.7.1.7", "1.3.6.1.5.5.7.1.8", "1.3.6.1.5.5.7.1.14"}
 _OPENSSL_HANDLES.add("1.3.6.1.5.5.7.48.1.5")
-# The signed bytes of certificates read through _strict_form, by the DER of the object: signatures
-# are checked over what was signed.
-_ORIGINAL_TBS: dict[bytes, bytes] = {}
+# (bytes as read, signed bytes) of certificates read through _strict_form, by the DER of the object:
+# they are stored and fingerprinted as read and their signatures checked over what was signed.
+_READ_AS: dict[bytes, tuple[bytes, bytes]] = {}
 _PRINTABLE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
 _TIME_FORMS = {0x17: re.compile(rb"[0-9]{12}Z"), 0x18: re.compile(rb"[0-9]{14}Z")}
 
@@ -336,7 +344,8 @@ def _der(data: bytes, tag: int, start: int, end: int, ext: bool = False) -> byte
     elif tag in _TIME_FORMS and not _TIME_FORMS[tag].fullmatch(body):
         raise _OpenSSLRefuses(
             "its date %r is not in RFC 5280's form (YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ): openssl verify refuses it "
-            "(error 13/14, format error in certificate's notBefore/notAfter field)" % body.decode("latin-1")
+            "(error 13/14, format error in certificate's notBefore/notAfter field)" % body.decode("latin-1"),
+            True,
         )
     elif tag == 0x13 and body.isascii() and not set(body) <= _PRINTABLE:
         tag = 0x0C
@@ -445,8 +454,8 @@ def signature_valid(obj, issuer) -> bool:
         if hasattr(obj, attr):
             data = getattr(obj, attr)
             break
-    if _ORIGINAL_TBS and isinstance(obj, x509.Certificate):
-        data = _ORIGINAL_TBS.get(der(obj), data)
+    if _READ_AS and isinstance(obj, x509.Certificate):
+        data = _READ_AS.get(obj.public_bytes(serialization.Encoding.DER), (None, data))[1]
     try:
         digest = obj.signature_hash_algorithm
         if isinstance(key, rsa.RSAPublicKey):
@@ -471,8 +480,9 @@ def signature_valid(obj, issuer) -> bool:
 
 
 def der(obj) -> bytes:
-    """DER of a certificate, CSR or CRL."""
-    return obj.public_bytes(serialization.Encoding.DER)
+    """DER of a certificate (the bytes it was read from), CSR or CRL."""
+    out = obj.public_bytes(serialization.Encoding.DER)
+    return _READ_AS[out][0] if out in _READ_AS else out
 
 
 def extension(obj, cls):
@@ -745,7 +755,6 @@ def describe_certificate(cert: x509.Certificate, now: datetime.datetime | None =
     """Facts about a certificate for results, diffs and reports (no key material)."""
     now = now or utcnow()
     not_after = not_valid_after(cert)
-    der = cert.public_bytes(serialization.Encoding.DER)
     info = {
         "serial": serial_hex(cert.serial_number),
         "subject": subject_text(cert),
@@ -754,7 +763,7 @@ def describe_certificate(cert: x509.Certificate, now: datetime.datetime | None =
         "not_after": isoformat(not_after),
         "days_remaining": int((not_after - now).total_seconds() // 86400),
         "fingerprint_sha256": fingerprint(cert),
-        "subject_hash": subject_hash(der),
+        "subject_hash": subject_hash(der(cert)),
         "subject_alt_names": cert_sans(cert),
         "is_ca": is_ca(cert),
         "self_signed": is_self_signed(cert),
@@ -764,8 +773,13 @@ def describe_certificate(cert: x509.Certificate, now: datetime.datetime | None =
 
 
 def pem(obj) -> bytes:
-    """PEM of a certificate, CSR or CRL."""
-    return obj.public_bytes(serialization.Encoding.PEM)
+    """PEM of a certificate (the bytes it was read from), CSR or CRL."""
+    data = der(obj)
+    if data == obj.public_bytes(serialization.Encoding.DER):
+        return obj.public_bytes(serialization.Encoding.PEM)
+    b64 = base64.b64encode(data)
+    lines = b"\n".join(b64[i : i + 64] for i in range(0, len(b64), 64))
+    return b"-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----\n" % lines
 
 
 cert_pem = csr_pem = crl_pem = pem
@@ -779,6 +793,76 @@ def load_crl(data: bytes, path: str) -> x509.CertificateRevocationList:
         return x509.load_der_x509_crl(data)
     except ValueError:
         raise DicomTlsError("not a readable CRL (unparsable PEM/DER)", path) from None
+
+
+# ---------------------------------------------------------------- trust material
+
+Trust = collections.namedtuple("Trust", "certificates crls notes")
+_HASHED = re.compile(r"([0-9a-f]{8})\.(r?)([0-9]+)")
+
+
+def read_trust(ca_file: str | None = None, ca_path: str | None = None, crl_files=()) -> Trust:
+    """The certificates and CRLs OpenSSL 3 and dcmtk read from ca_file (+cf, -CAfile: PEM),
+    ca_path (+cd, -CApath: PEM files named HHHHHHHH.N for certificates and HHHHHHHH.rN for CRLs by
+    the subject hash, probed from 0 up to the first missing number) and crl_files (PEM or DER).
+
+    What OpenSSL cannot load in ca_file or crl_files is an error. Left out, each with a note (one
+    sentence naming the file and the reason): a certificate OpenSSL loads but verifies nothing with
+    (Unusable), a ca_path entry it cannot read, and a certificate in ca_path under no name OpenSSL
+    looks it up by."""
+    certs, crls, notes, strays = [], [], [], []
+    if ca_file:
+        data = files.read_bytes(ca_file, "ca_file")
+        blocks = _pem_blocks(data, ca_file, b"CERTIFICATE")
+        if not blocks:
+            raise DicomTlsError("no PEM certificate found (DER is converted with openssl x509 -inform der)", ca_file)
+        for block in blocks:
+            try:
+                certs.append(load_der_certificate(block, ca_file))
+            except Unusable as exc:
+                notes.append("%s, left out" % exc)
+        crls += [load_crl(block, ca_file) for block in _pem_blocks(data, ca_file, b"X509 CRL")]
+    if ca_path:
+        if not os.path.isdir(ca_path):
+            raise DicomTlsError("ca_path is not a directory", ca_path)
+        names = set(os.listdir(ca_path))
+        for name in sorted(names):
+            full, hashed = os.path.join(ca_path, name), _HASHED.fullmatch(name)
+            if not hashed or any("%s.%s%d" % (*hashed.groups()[:2], n) not in names for n in range(int(hashed[3]))):
+                strays += [full] if os.path.isfile(full) and not name.startswith(".") else []
+                continue
+            try:
+                data = files.read_bytes(full, "ca_path entry")
+                label = b"X509 CRL" if hashed[2] else b"CERTIFICATE"
+                blocks = _pem_blocks(data, full, label)
+                if not blocks:
+                    raise DicomTlsError(
+                        "holds no PEM %s, the form OpenSSL reads in a hashed directory" % label.decode(), full
+                    )
+                if hashed[2]:
+                    crls += [load_crl(block, full) for block in blocks]
+                    continue
+                found = [load_der_certificate(block, full) for block in blocks]
+            except DicomTlsError as exc:
+                notes.append("%s, left out" % exc)
+                continue
+            kept = [c for c in found if subject_hash(der(c)) == hashed[1]]
+            certs += kept
+            strays += [full] if len(kept) < len(found) else []
+    known = {der(c) for c in certs}
+    for full in strays:
+        with contextlib.suppress(DicomTlsError):
+            for cert in load_certificates(files.read_bytes(full), full):
+                if der(cert) not in known:
+                    notes.append(
+                        "%s: certificate '%s' is under no name OpenSSL and dcmtk look it up by (%s.N by its subject "
+                        "hash, numbered from 0 with no gap), left out: openssl rehash or dicom_truststore names it"
+                        % (full, subject_text(cert), subject_hash(der(cert)))
+                    )
+    for path in crl_files or ():
+        data = files.read_bytes(path, "CRL file")
+        crls += [load_crl(block, path) for block in _pem_blocks(data, path, b"X509 CRL")] or [load_crl(data, path)]
+    return Trust(certs, crls, notes)
 
 
 # ---------------------------------------------------------------- PKCS#12

@@ -141,7 +141,10 @@ class Runner:
                 params.get("ca_file"), params.get("ca_path"), params.get("untrusted_certs"), params.get("crl_files")
             )
             if state == "verified" and self.trust.empty:
-                raise DicomTlsError("verification needs trusted certificates: ca_file or ca_path holds none")
+                raise DicomTlsError(
+                    "verification needs trusted certificates: ca_file or ca_path holds none%s"
+                    % "".join("; " + note for note in self.trust.notes)
+                )
 
     def _inputs(self):
         for src, dst, explicit in targets(self.p["path"], self.p.get("recursive", False), self.p.get("dest")):

@@ -75,15 +75,7 @@ def _text(buf, elem) -> str:
 
 
 def _find(elements, tag):
-    for elem in elements:
-        if elem.tag == tag:
-            return elem
-    return None
-
-
-def _us(buf, elem):
-    raw = _value(buf, elem)
-    return struct.unpack_from("<H", raw)[0] if len(raw) >= 2 else None
+    return next((elem for elem in elements if elem.tag == tag), None)
 
 
 _DT = re.compile(r"^(\d{4})(\d\d)(\d\d)(\d\d)?(\d\d)?(\d\d)?(?:\.(\d{1,6}))?([+-]\d{4})?$")
@@ -189,7 +181,8 @@ class SignatureRecord:
 def _mac_id(buf, item):
     """The MAC ID of a signature or MAC Parameters item, None when it has none."""
     mid = _find(item.elements, MAC_ID)
-    return _us(buf, mid) if mid is not None else None
+    raw = _value(buf, mid) if mid is not None else b""
+    return struct.unpack_from("<H", raw)[0] if len(raw) >= 2 else None
 
 
 def _items(seq) -> list:
@@ -332,10 +325,6 @@ def meets_profile(rec: SignatureRecord, profile: str) -> bool:
 # ---------------------------------------------------------------- signing
 
 
-def _dt_now() -> str:
-    return crypto.utcnow().strftime("%Y%m%d%H%M%S.%f+0000")
-
-
 class SignRequest:
     """What a new signature should be: signer, algorithm, profile, tags (None = all), item
     location (None = main dataset), purpose code (None = none)."""
@@ -431,7 +420,7 @@ def _build(f, req, elements, ancestors, content_end, location, tags):
     used = {_mac_id(f.buf, item) for seq in (macs, sigs) for item in _items(seq)}
     mac_id = next(i for i in range(0x10000) if i not in used)
     uid = generate_uid()
-    when = _dt_now()
+    when = crypto.utcnow().strftime("%Y%m%d%H%M%S.%f+0000")
     ts = f.mac_transfer_syntax()
 
     def encode(*elements) -> bytes:  # (tag, VR, value) in the file's encoding

@@ -297,13 +297,7 @@ _NEVER = frozenset((0x00080001, MAC_PARAMETERS_SEQ, 0xFFFCFFFC, ITEM_DELIM, SEQ_
 
 
 def contains_un(elem: Element) -> bool:
-    if elem.vr == "UN":
-        return True
-    for item in elem.items or ():
-        for sub in item.elements:
-            if contains_un(sub):
-                return True
-    return False
+    return elem.vr == "UN" or any(contains_un(sub) for item in elem.items or () for sub in item.elements)
 
 
 def unsignable_reason(elem: Element) -> str | None:
@@ -452,16 +446,9 @@ class Edits:
 
 
 def _length_nodes(ancestors):
-    nodes = []
-    for seq, item in ancestors:
-        nodes.append(seq)
-        nodes.append(item)
-    return nodes
+    return [node for pair in ancestors for node in pair]
 
 
 def insertion_point(elements, tag: int, fallback: int) -> int:
     """Offset where an element with ``tag`` goes to keep ascending tag order."""
-    for elem in elements:
-        if elem.tag > tag:
-            return elem.hdr
-    return fallback
+    return next((elem.hdr for elem in elements if elem.tag > tag), fallback)

@@ -6,7 +6,6 @@ verifying DICOM signatures (trusted anchors, untrusted intermediates, optional C
 from __future__ import annotations
 
 import hashlib
-import os
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, namehash
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
@@ -132,28 +131,12 @@ class SignerChainVerifier:
     check is done at the current time as dcmsign does, and cached per signer certificate."""
 
     def __init__(self, ca_file=None, ca_path=None, untrusted_certs=None, crl_files=None):
-        self.trusted = []
-        self.untrusted = []
-        self.crls = []
-        if ca_file:
-            self.trusted += crypto.load_certificates(read_bytes(ca_file, "ca_file"), ca_file)
-        if ca_path:
-            if not os.path.isdir(ca_path):
-                raise DicomTlsError("ca_path is not a directory", ca_path)
-            for name in sorted(os.listdir(ca_path)):
-                full = os.path.join(ca_path, name)
-                if not os.path.isfile(full):
-                    continue
-                data = read_bytes(full)
-                stem, _dot, suffix = name.rpartition(".")
-                if suffix.startswith("r") and suffix[1:].isdigit() and len(stem) == 8:
-                    self.crls.append(crypto.load_crl(data, full))
-                elif b"-----BEGIN CERTIFICATE" in data:
-                    self.trusted += crypto.load_certificates(data, full)
-        for path in untrusted_certs or ():
-            self.untrusted += crypto.load_certificates(read_bytes(path, "untrusted certificate file"), path)
-        for path in crl_files or ():
-            self.crls.append(crypto.load_crl(read_bytes(path, "CRL file"), path))
+        self.trusted, self.crls, self.notes = crypto.read_trust(ca_file, ca_path, crl_files)
+        self.untrusted = [
+            cert
+            for path in untrusted_certs or ()
+            for cert in crypto.load_certificates(read_bytes(path, "untrusted certificate file"), path)
+        ]
         self.trusted_der = {crypto.der(c) for c in self.trusted}
         self._cache = {}
 

@@ -29,13 +29,6 @@ def create_mode(mode, default: int = DEFAULT_MODE) -> int:
         return default
 
 
-def _attribute_reason(before: dict, after: dict) -> str:
-    words = [
-        "%s %s -> %s" % (k, before.get(k), after[k]) for k in ("mode", "owner", "group", "attributes") if k in after
-    ]
-    return ", ".join(words) or "SELinux context differs"
-
-
 def set_attributes(module, paths, planned=(), keep_mode=()) -> list:
     """Set owner, group, mode, SELinux context and attributes of each existing path as the module's file
     options say (in check mode: only look), and return an ``attributes_changed`` Action for each path
@@ -52,6 +45,8 @@ def set_attributes(module, paths, planned=(), keep_mode=()) -> list:
             args["mode"] = None
         seen = {"before": {}, "after": {}}
         if module.set_fs_attributes_if_different(args, False, diff=seen) and path not in planned:
-            reason = _attribute_reason(seen["before"], seen["after"])
-            actions.append(Action(path, "attributes_changed", reason, before=seen["before"], after=seen["after"]))
+            before, after = seen["before"], seen["after"]
+            keys = [k for k in ("mode", "owner", "group", "attributes") if k in after]
+            reason = ", ".join("%s %s -> %s" % (k, before.get(k), after[k]) for k in keys) or "SELinux context differs"
+            actions.append(Action(path, "attributes_changed", reason, before=before, after=after))
     return actions

@@ -30,7 +30,7 @@ import signal
 import stat
 import tempfile
 
-from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError, reported
 
 # ---------------------------------------------------------------- crash-test hook
 
@@ -95,9 +95,7 @@ def check_links(path: str, private: bool = False) -> str:
         nxt = os.path.join(current, name)
         try:
             st = os.lstat(nxt)
-        except FileNotFoundError:
-            return os.path.join(nxt, *parts) if parts else nxt
-        except OSError:
+        except OSError:  # missing (or unreadable): the rest of the path is taken as written
             return os.path.join(nxt, *parts) if parts else nxt
         if stat.S_ISLNK(st.st_mode):
             seen += 1
@@ -144,16 +142,8 @@ def _read_regular(path: str) -> bytes:
     as the real run will find it (``reading_pending``)."""
     if _pending_reads and os.path.abspath(path) in _pending_reads:
         path = _pending_reads[os.path.abspath(path)]
-    fd = _open_regular(path)
-    try:
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
+    with os.fdopen(_open_regular(path), "rb") as fh:
+        return fh.read()
 
 
 def read_bytes(path: str, what: str = "file") -> bytes:
@@ -185,19 +175,21 @@ def check_writable_dir(path: str) -> None:
     mounts, immutable directories and pseudo file systems still refuse.
     A missing directory is fine when the nearest existing one above it is writable: the module
     that writes the file creates the folders on the way (make_parent_dirs)."""
-    directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise DicomTlsError("is a directory, not a file", path)
+    directory = existing_folder(os.path.dirname(os.path.abspath(path)), path)
+    with reported("directory %s is not writable" % directory, path):
+        probe_writable(directory, suffix="")
+
+
+def existing_folder(directory: str, path: str) -> str:
+    """The nearest existing folder at or above ``directory`` (where the missing ones would be made);
+    something else than a folder on the way is refused, naming ``path``."""
     while not os.path.isdir(directory):
         if os.path.lexists(directory):
             raise DicomTlsError("%s exists and is not a directory" % directory, path)
         directory = os.path.dirname(directory)
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=directory)
-    except OSError as exc:
-        raise DicomTlsError("directory %s is not writable: %s" % (directory, exc.strerror), path) from None
-    os.close(fd)
-    os.unlink(probe)
+    return directory
 
 
 def make_parent_dirs(path: str, mode: int = 0o755) -> list[str]:
@@ -352,7 +344,7 @@ def loose_key_warning(path: str | None, option: str) -> str | None:
 def set_mode(path: str, mode: int) -> None:
     """chmod a regular file through a descriptor opened without following a symbolic link (a link of
     ours into a generation store leads to the file it names)."""
-    fd = os.open(real_path(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(real_path(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _CLOEXEC)
     try:
         os.fchmod(fd, mode)
     finally:
@@ -369,9 +361,9 @@ def make_dir(path: str, mode: int = 0o755) -> bool:
     return True
 
 
-def probe_writable(directory: str, prefix: str = ".probe.") -> None:
+def probe_writable(directory: str, prefix: str = ".probe.", suffix: str = ".probe") -> None:
     """Create and remove a temporary file in ``directory`` (raises OSError when it cannot)."""
-    fd, probe = tempfile.mkstemp(prefix=prefix, suffix=".probe", dir=directory)
+    fd, probe = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
     os.close(fd)
     with contextlib.suppress(OSError):
         os.unlink(probe)
@@ -526,17 +518,12 @@ def _replace(tmp: str, path: str, directory: str) -> None:
     fsync_dir(directory)
 
 
-def _store_dir_mode(directory: str) -> tuple[int, int]:
-    """A folder of the store gets its parent's mode without group/other write, and its group."""
-    st = os.stat(directory)
-    return stat.S_IMODE(st.st_mode) & 0o755 | 0o700, st.st_gid
-
-
 def _make_store_dir(path: str, parent: str) -> None:
-    mode, gid = _store_dir_mode(parent)
-    os.chmod(path, mode)
+    """A folder of the store gets its parent's mode without group/other write, and its group."""
+    st = os.stat(parent)
+    os.chmod(path, stat.S_IMODE(st.st_mode) & 0o755 | 0o700)
     with contextlib.suppress(OSError):
-        os.chown(path, -1, gid)
+        os.chown(path, -1, st.st_gid)
 
 
 def _new_gen(store: str) -> str:
@@ -585,8 +572,6 @@ def clean_store(store: str, drop_empty: bool = True) -> list[str]:
     """Remove what a run left in a generation store besides the current generation: earlier
     generations and half-made ones, temporary links; and the store itself when no generation is
     in use (``drop_empty``). Returns the names removed."""
-    import shutil
-
     keep = _current_gen(store)
     removed = []
     try:
@@ -615,8 +600,6 @@ def clean_store(store: str, drop_empty: bool = True) -> list[str]:
 
 def remove_store(anchor: str) -> bool:
     """Remove the generation store of ``anchor`` (its key is being removed); True if there was one."""
-    import shutil
-
     store = store_path(anchor)
     if not os.path.isdir(store) or os.path.islink(store):
         return False
@@ -800,6 +783,20 @@ def recover_group(anchor: str, paths=()) -> list[str]:
     return restored
 
 
+@contextlib.contextmanager
+def locked_group(anchor: str | None, paths, enabled: bool = True):
+    """``locked_for(anchor)`` for plan + apply, then ``recover_group`` (beside ``paths``); yields the files
+    it completes. ``enabled=False`` (check mode): no lock, nothing written, reads see what recovery leaves."""
+    with locked_for(anchor, enabled):
+        if not anchor or not os.path.isdir(os.path.dirname(os.path.abspath(anchor))):
+            yield []
+        elif enabled:
+            yield recover_group(anchor, [x for x in paths if x])
+        else:
+            with reading_pending(anchor) as pending:
+                yield pending
+
+
 _pending_reads: dict[str, str] = {}
 
 
@@ -853,11 +850,6 @@ def _flock(fd: int):
         os.close(fd)
 
 
-def lock_path_for(path: str) -> str:
-    """The directory whose lock guards ``path`` (see ``locked_for``)."""
-    return os.path.dirname(os.path.abspath(path))
-
-
 _held: dict = {}  # (pid, st_dev, st_ino) of the folders this process holds locked -> depth
 _RENDEZVOUS_ENV = "DICOM_TLS_LOCK_RENDEZVOUS"
 _met = [False]
@@ -901,7 +893,7 @@ def locked_for(path: str | None, enabled: bool = True):
         yield
         return
     _rendezvous()
-    directory = check_links(lock_path_for(path))
+    directory = check_links(os.path.dirname(os.path.abspath(path)))
     try:
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC)
     except FileNotFoundError:
@@ -1003,8 +995,6 @@ def backup_tree(path: str, ignore: tuple[str, ...] = ()) -> str:
     Built in a fresh private temporary folder and renamed: the backup is whole or absent.
     Nothing is followed: the folder itself is reached through the symlink policy and opened with
     O_NOFOLLOW, every entry is read relative to it without following a link."""
-    import shutil
-
     real = check_links(path)
     parent = os.path.dirname(os.path.abspath(path.rstrip("/")))
     dest = _backup_name(path)

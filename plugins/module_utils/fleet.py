@@ -5,6 +5,8 @@ plugins/filter/ are thin wrappers): which CSRs the CA signs, what each node is o
 
 from __future__ import annotations
 
+import hashlib
+
 # The layout of one CA's folder on the CA host (the pki role writes it, the node roles read it).
 CA_FILES = {
     "root": "root.pem",
@@ -196,3 +198,34 @@ def expiry_entries(nodes: dict, appliances: list, echo_results: list) -> list[di
         ]
         out.append(row(a["name"], served[0] if served else {}, "appliance", "? (no certificate served)"))
     return out
+
+
+def certificate_due(issued: dict, installed: dict, check_mode: bool = False) -> bool:
+    """Whether a node has certificate work left after the CA's task: the CA refused its CSR (the
+    node says why), the CA returned a certificate or chain that is not byte for byte the node's file
+    (``installed``: the node's key/CSR step, with the SHA-256 of its files as ``path_sha256`` and
+    ``chain_path_sha256``), or, in check mode, an issue is predicted while the CA does not exist yet.
+    ``issued`` is the node's entry of dicom_csr_sign's ``issued`` (empty when it has none)."""
+    issued = issued or {}
+    installed = installed or {}
+    if issued.get("failed"):
+        return True
+    if "chain" in issued:
+        cert = hashlib.sha256((issued.get("certificate") or "").encode("utf-8")).hexdigest()
+        chain = hashlib.sha256((issued["chain"] or "").encode("utf-8")).hexdigest()
+        if installed.get("path_sha256") != cert or installed.get("chain_path_sha256") != chain:
+            return True
+    return bool(check_mode and issued.get("predicted"))
+
+
+def uses_systemd(setting: str, service_mgr: str | None) -> bool | None:
+    """A role's ``service_manager`` setting resolved: True for systemd (``systemd``, or ``auto`` on a
+    host whose service manager is systemd), False for the role's other manager (a pid-file daemon,
+    cron), None for ``auto`` while the host's service manager is not known yet (gather it first)."""
+    if setting == "systemd":
+        return True
+    if setting != "auto":
+        return False
+    if service_mgr is None:
+        return None
+    return service_mgr == "systemd"

@@ -171,10 +171,6 @@ def read(path: str) -> list[Entry]:
     return parse(read_optional(path) or b"", path)
 
 
-def entry_for(cert: x509.Certificate) -> Entry:
-    return Entry("V", crypto.not_valid_after(cert), cert.serial_number, crypto.name_text(cert.subject))
-
-
 # ---------------------------------------------------------------- changing it
 
 
@@ -201,15 +197,14 @@ class Ledger:
         """Add a V entry for an issued certificate (nothing when its serial is there already)."""
         if self.find(cert.serial_number) is not None:
             return False
-        self.entries.append(entry_for(cert))
+        expires, subject = crypto.not_valid_after(cert), crypto.name_text(cert.subject)
+        self.entries.append(Entry("V", expires, cert.serial_number, subject))
         return True
 
     def revoke(self, serial: int, when: datetime.datetime, reason: str | None) -> bool:
         """Mark an entry R with its date and reason; False when it is not listed or already so."""
         e = self.find(serial)
-        if e is None:
-            return False
-        if e.revoked_as(when, reason):
+        if e is None or e.revoked_as(when, reason):
             return False
         openssl_reason(reason, self.path)
         e.status, e.revoked, e.reason = "R", when, reason
@@ -218,14 +213,6 @@ class Ledger:
     def then(self, delivery) -> None:
         """Run ``delivery()`` once the ledger is written; if it fails the ledger is put back."""
         self.deliveries.append(delivery)
-
-
-def lock_path(path: str) -> str:
-    return path + ".lock"
-
-
-def attr_path(path: str) -> str:
-    return path + ".attr"
 
 
 def check(path: str) -> list[Entry]:
@@ -240,7 +227,7 @@ def update(path: str):
     when it changed) and run the deliveries. Nothing is written when the block raises; a delivery
     that raises puts the previous ledger back."""
     check_writable_dir(path)
-    with locked(lock_path(path)):
+    with locked(path + ".lock"):
         before = read_optional(path)
         book = Ledger(path, parse(before or b"", path))
         yield book
@@ -248,8 +235,8 @@ def update(path: str):
         written = after != (before or b"")
         if written:
             atomic_write(path, after, 0o644)
-        if not os.path.exists(attr_path(path)):
-            atomic_write(attr_path(path), ATTR, 0o644)
+        if not os.path.exists(path + ".attr"):
+            atomic_write(path + ".attr", ATTR, 0o644)
         try:
             for delivery in book.deliveries:
                 delivery()
@@ -259,6 +246,20 @@ def update(path: str):
             elif written:
                 atomic_write(path, before, 0o644)
             raise
+
+
+def issue(database: str | None, sign, deliver):
+    """``deliver(sign(serial))``, returning the certificate; with a ``database``, under its lock (``update``):
+    the serial a new one of the ledger (else None: random), the certificate recorded before delivery."""
+    if not database:
+        cert = sign(None)
+        deliver(cert)
+        return cert
+    with update(database) as book:
+        cert = sign(book.new_serial())
+        book.record(cert)
+        book.then(lambda: deliver(cert))
+    return cert
 
 
 # ---------------------------------------------------------------- reading it for people

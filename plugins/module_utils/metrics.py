@@ -14,6 +14,7 @@ import math
 import re
 
 from ansible_collections.medimg.dicom_tls.plugins.module_utils import crypto, reports
+from ansible_collections.medimg.dicom_tls.plugins.module_utils.crl import parse_date
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import DicomTlsError
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import (
     atomic_write,
@@ -75,12 +76,6 @@ def render(families: dict) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
 
 
-def _timestamp(value, where: str) -> float:
-    from ansible_collections.medimg.dicom_tls.plugins.module_utils.crl import parse_date
-
-    return parse_date(value, where).timestamp()
-
-
 def previous_last_success(path: str) -> float | None:
     """The last-success time kept in the file from an earlier run (None when there is none)."""
     data = read_optional(path) or b""
@@ -108,7 +103,7 @@ def build(
         if c.get("not_after") in (None, "", "?"):
             continue  # not read (node down, no certificate served): no series rather than a false one
         labels = {"name": name, "kind": c.get("kind") or "node"}
-        fam["certificate_not_after_timestamp_seconds"].append((labels, _timestamp(c["not_after"], where)))
+        fam["certificate_not_after_timestamp_seconds"].append((labels, parse_date(c["not_after"], where).timestamp()))
     for item in crl_files or []:
         crl = crypto.load_crl(read_bytes(item["path"], "CRL"), item["path"])
         labels = {"ca": item.get("ca") or item["path"]}

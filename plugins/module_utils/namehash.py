@@ -10,6 +10,7 @@ T61String with Latin-1 bytes, ...).
 from __future__ import annotations
 
 import hashlib
+import re
 
 # String types OpenSSL folds to a canonical UTF8String (ASN1_MASK_CANON), with their codec.
 _CANON_CODECS = {
@@ -21,7 +22,6 @@ _CANON_CODECS = {
     0x1C: "utf-32-be",  # UniversalString
     0x1E: "utf-16-be",  # BMPString
 }
-_SPACE = frozenset(b" \t\n\v\f\r")
 # Universal tags OpenSSL accepts as an attribute value when it parses a Name (DirectoryString-like
 # mask B_ASN1_PRINTABLE through ASN1_tag2bit): BIT STRING, UTF8String, SEQUENCE, NumericString,
 # PrintableString, T61String, IA5String, UniversalString, BMPString and the tags it maps to
@@ -101,19 +101,8 @@ def _canon_value(tag: int, value: bytes) -> bytes:
         text = value.decode(codec).encode("utf-8")
     except UnicodeDecodeError as exc:
         raise DerError("name attribute is not valid %s" % codec) from exc
-    text = text.strip(b" \t\n\v\f\r")
-    out = bytearray()
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c in _SPACE:
-            out.append(0x20)
-            while i < len(text) and text[i] in _SPACE:
-                i += 1
-            continue
-        out.append(c + 32 if 0x41 <= c <= 0x5A else c)
-        i += 1
-    return encode_tlv(0x0C, bytes(out))
+    # spaces trimmed, each run of them one space, ASCII letters lowercase (bytes.lower() changes only A-Z)
+    return encode_tlv(0x0C, re.sub(rb"[ \t\n\v\f\r]+", b" ", text.strip(b" \t\n\v\f\r")).lower())
 
 
 def canonical_name(name_der: bytes) -> bytes:

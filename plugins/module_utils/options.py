@@ -103,9 +103,21 @@ def principal_id(name: str, value, kind: str, lookup) -> int:
         raise DicomTlsError("%s: no such %s %r on this host" % (name, kind, text[:64])) from None
 
 
-def _check_principal(name: str, value, kind: str, lookup, may_give, refusal: str):
-    """owner/group: ``value`` names an existing ``kind`` (by name or number) that ``may_give`` (called
-    with its numeric id, only when not running as root) allows the running user to hand files to."""
+# owner and group: an existing user or group (by name or number) that the running user may give files
+# to, when not root: only itself (a user), a group it belongs to.
+_PRINCIPALS = {
+    "owner": ("user", pwd.getpwnam, lambda uid: uid == os.geteuid(), "only root can give files to another user"),
+    "group": (
+        "group",
+        grp.getgrnam,
+        lambda gid: gid == os.getegid() or gid in os.getgroups(),
+        "the running user is not in that group",
+    ),
+}
+
+
+def _check_principal(name: str, value) -> None:
+    kind, lookup, may_give, refusal = _PRINCIPALS[name]
     if value is None:
         return
     text = str(value)
@@ -116,45 +128,18 @@ def _check_principal(name: str, value, kind: str, lookup, may_give, refusal: str
         raise DicomTlsError("%s %s: %s (use become: true)" % (name, text, refusal))
 
 
-def check_owner(name: str, value) -> None:
-    """owner: an existing user, and one the running user may give files to (only root gives them away)."""
-    _check_principal(
-        name, value, "user", pwd.getpwnam, lambda uid: uid == os.geteuid(), "only root can give files to another user"
-    )
-
-
-def check_group(name: str, value) -> None:
-    """group: an existing group the running user may give files to (root, or a group it belongs to)."""
-    _check_principal(
-        name,
-        value,
-        "group",
-        grp.getgrnam,
-        lambda gid: gid == os.getegid() or gid in os.getgroups(),
-        "the running user is not in that group",
-    )
-
-
-def check_attributes(name: str, value) -> None:
-    if value is None:
-        return
-    text = str(value)
-    flags = text[1:] if text[:1] in "+-=" else text
-    if not flags or any(c not in CHATTR_FLAGS for c in flags):
-        raise DicomTlsError("%s must be chattr flags like '+i' (%s), got %r" % (name, CHATTR_FLAGS, text[:40]))
-
-
 def check_file_options(spec: dict, params: dict) -> None:
     """mode, owner, group and attributes checked before anything is written (Ansible applies them after)."""
     symbolic = "unsafe_writes" in spec  # Ansible's own file options take symbolic modes
     if "mode" in spec:
         check_mode("mode", params.get("mode"), symbolic)
-    if "owner" in spec:
-        check_owner("owner", params.get("owner"))
-    if "group" in spec:
-        check_group("group", params.get("group"))
-    if "attributes" in spec:
-        check_attributes("attributes", params.get("attributes"))
+    for name in ("owner", "group"):
+        if name in spec:
+            _check_principal(name, params.get(name))
+    text = str(params.get("attributes")) if "attributes" in spec and params.get("attributes") is not None else None
+    flags = text[1:] if text and text[:1] in "+-=" else text
+    if text is not None and (not flags or any(c not in CHATTR_FLAGS for c in flags)):
+        raise DicomTlsError("attributes must be chattr flags like '+i' (%s), got %r" % (CHATTR_FLAGS, text[:40]))
 
 
 def _walk(name: str, value, depth: int = 0) -> None:

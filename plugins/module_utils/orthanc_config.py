@@ -231,11 +231,6 @@ def read_seed(seed_dir: str) -> dict[str, tuple[bytes, int]]:
     return out
 
 
-def _render(value, indent: str) -> str:
-    text = json.dumps(value, indent=2, ensure_ascii=False)
-    return text.replace("\n", "\n" + indent)
-
-
 def _line_indent(text: str, pos: int) -> str:
     start = text.rfind("\n", 0, pos) + 1
     line = text[start:pos]
@@ -304,12 +299,11 @@ def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json", seed_d
         }
     else:
         files = read_folder(config_dir)
-    owners: dict[str, list[str]] = {}
+    elsewhere: dict[str, list[str]] = {}  # option -> the files besides the drop-in that define it
     for name, cfg in files.items():
-        for key in cfg.members:
-            owners.setdefault(key, []).append(name)
-    for key, names in sorted(owners.items()):
-        others = [n for n in names if n != dropin]
+        for key in cfg.members if name != dropin else ():
+            elsewhere.setdefault(key, []).append(name)
+    for key, others in sorted(elsewhere.items()):
         if len(others) > 1:
             raise DicomTlsError(
                 "option %r is defined in %s: Orthanc refuses to start; keep it in one file"
@@ -327,23 +321,22 @@ def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json", seed_d
     new_dropin = dict(dropin_values)
     # Options another file defines do not belong in the drop-in (Orthanc would refuse to start).
     for key in list(new_dropin):
-        others = [n for n in owners.get(key, []) if n != dropin]
-        if others:
+        if key in elsewhere:
             if key not in settings:
                 change(key, dropin, "removed duplicate", new_dropin[key])
             del new_dropin[key]
     for key in sorted(settings):
         value = settings[key]
-        others = [n for n in owners.get(key, []) if n != dropin]
-        if others:
-            name = others[0]
+        if key in elsewhere:
+            name = elsewhere[key][0]
             cfg = files[name]
             member = cfg.members[key]
             result.defined_in[key] = name
             if member.value != value or type(member.value) is not type(value):
                 newline = "\r\n" if "\r\n" in cfg.text else "\n"  # the file's own line endings
                 for m in member.earlier + [member]:
-                    new = _render(value, _line_indent(cfg.text, m.start)).replace("\n", newline)
+                    indent = newline + _line_indent(cfg.text, m.start)
+                    new = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", indent)
                     edits.setdefault(name, []).append((m.start, m.end, new))
                 change(key, name, "set", member.value, value)
             if key in dropin_values:

@@ -180,13 +180,5 @@ def expiry_table(certificates: list[dict], warn_days: int = 30) -> str:
     for cert in sorted(certificates, key=lambda c: int(c["days_remaining"])):
         days = int(cert["days_remaining"])
         state = "EXPIRED" if days < 0 else ("renew soon" if days <= warn_days else "ok")
-        rows.append(
-            [
-                str(cert.get("node", "")),
-                str(cert.get("subject", "")),
-                str(cert.get("not_after", "")),
-                str(days),
-                state,
-            ]
-        )
+        rows.append([str(cert.get(key, "")) for key in ("node", "subject", "not_after")] + [str(days), state])
     return _table(["node", "subject", "not_after", "days", "state"], rows)

@@ -21,7 +21,6 @@ import contextlib
 import datetime
 import ipaddress
 import logging
-import os
 import re
 import socket
 import ssl
@@ -35,13 +34,6 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.errors import Dic
 from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import read_bytes, scratch_file
 
 try:
-    from cryptography import x509
-
-    HAS_CRYPTOGRAPHY = True
-except ImportError:  # pragma: no cover - reported by the module
-    HAS_CRYPTOGRAPHY = False
-
-try:
     from pynetdicom import AE, _config, evt
     from pynetdicom.sop_class import Verification
 
@@ -49,17 +41,6 @@ try:
 except ImportError:  # pragma: no cover - reported by the module
     HAS_PYNETDICOM = False
 
-STATUSES = (
-    "success",
-    "connection_refused",
-    "timeout",
-    "tls_handshake_failed",
-    "server_certificate_rejected",
-    "client_certificate_rejected",
-    "association_rejected",
-    "association_aborted",
-    "echo_failed",
-)
 # Outcomes worth another attempt: the listener may still be starting.
 RETRYABLE = ("connection_refused", "timeout")
 
@@ -147,7 +128,6 @@ _TLS_REASONS = {
     "DH_KEY_TOO_SMALL": "the server's Diffie-Hellman key is too small for this profile",
     "UNSAFE_LEGACY_RENEGOTIATION_DISABLED": "the server does not support secure renegotiation",
 }
-_TLS_VERSION_NAMES = {0x0301: "TLSv1", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}
 # TLS record content types, handshake message type and alert descriptions (RFC 8446, 5246).
 _ALERT, _HANDSHAKE = 21, 22
 _CERTIFICATE, _CERTIFICATE_REQUEST = 11, 13
@@ -261,61 +241,27 @@ def _is_ip(name: str) -> bool:
     return True
 
 
-def _load_pem_certificates(path: str, what: str) -> list:
-    """The certificates of a PEM file (other PEM blocks, such as CRLs, are skipped)."""
-    data = read_bytes(path, what)
-    try:
-        certs = crypto.load_pem_certificates_raw(data)
-    except ValueError:
-        certs = []
-    if not certs:
-        hint = " (DER? convert it with openssl x509 -inform der)" if b"-----BEGIN" not in data else ""
-        raise DicomTlsError("%s holds no PEM certificate%s" % (what, hint), path)
-    return certs
-
-
-def _check_client_identity(target: dict) -> x509.Certificate:
-    """The client certificate and key exist, parse, and belong together."""
-    certs = _load_pem_certificates(target["certificate_path"], "certificate_path")
-    data = read_bytes(target["privatekey_path"], "privatekey_path")
-    passphrase = target["privatekey_passphrase"]
-    password = passphrase.encode() if isinstance(passphrase, str) else passphrase
-    try:
-        key = crypto.load_pem_private_key_raw(data, password or None, check_consistency=False)
-    except TypeError as exc:
-        if "encrypted" in str(exc) and not password:
-            reason = "privatekey_path is encrypted: give privatekey_passphrase"
-        else:
-            reason = "privatekey_path is not encrypted: drop privatekey_passphrase"
-        raise DicomTlsError(reason, target["privatekey_path"]) from None
-    except ValueError:
-        if password:
-            reason = "cannot decrypt privatekey_path (wrong privatekey_passphrase?) or it is not a PEM private key"
-        else:
-            reason = "privatekey_path is not a PEM private key"
-        raise DicomTlsError(reason, target["privatekey_path"]) from None
-    leaf = certs[0]
+def _check_client_identity(target: dict) -> str:
+    """The client certificate and key exist, parse, and belong together: the certificate's subject."""
+    cert_path, key_path = target["certificate_path"], target["privatekey_path"]
+    leaf = crypto.load_certificate(read_bytes(cert_path, "certificate_path"), cert_path)
+    key = crypto.load_private_key(
+        read_bytes(key_path, "privatekey_path"), key_path, target["privatekey_passphrase"], check_consistency=False
+    )
     if crypto.public_key_der(key) != crypto.public_key_der(leaf):
         raise DicomTlsError(
-            "privatekey_path does not match the certificate in certificate_path (%s)" % crypto.name_text(leaf.subject),
-            target["privatekey_path"],
+            "privatekey_path does not match the certificate in certificate_path (%s)" % crypto.subject_text(leaf),
+            key_path,
         )
-    return leaf
+    return crypto.subject_text(leaf)
 
 
-def _crl_pem(path: str) -> bytes:
-    """A CRL file (PEM, possibly several CRLs, or DER) as PEM bytes OpenSSL can load."""
-    data = read_bytes(path, "CRL file")
-    crl = crypto.load_crl(data, path)
-    return data if b"-----BEGIN X509 CRL-----" in data else crypto.crl_pem(crl)
-
-
-def build_context(target: dict) -> ssl.SSLContext:
-    """The client ``ssl.SSLContext`` for a normalized target; bad input raises DicomTlsError."""
-    if not HAS_CRYPTOGRAPHY:
-        raise DicomTlsError("the Python library cryptography is required")
+def build_context(target: dict, warn=None) -> ssl.SSLContext:
+    """The client ``ssl.SSLContext`` for a normalized target; bad input raises DicomTlsError. What
+    crypto.read_trust leaves out of ca_file/ca_path is passed to ``warn`` (one sentence each)."""
     min_version, max_version, suites, _option, legacy = PROFILES[target["profile"]]
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.trust, ctx.client_subject = crypto.Trust([], [], []), None
     try:
         with warnings.catch_warnings():
             # TLS 1.0/1.1 are deprecated in Python; profiles bcp195, aes and null offer them on purpose.
@@ -335,21 +281,22 @@ def build_context(target: dict) -> ssl.SSLContext:
         ctx.check_hostname = bool(target["check_hostname"])
         ctx.hostname_checks_common_name = False  # as documented: the subjectAltName only, never the CN
         ctx.verify_mode = ssl.CERT_REQUIRED
+        trust = crypto.read_trust(target["ca_file"], target["ca_path"])
+        crls = crypto.read_trust(crl_files=target["crl_files"]).crls
+        ctx.trust = trust._replace(crls=trust.crls + crls)
+        for note in trust.notes if warn else ():
+            warn(note)
         if target["ca_file"]:
-            _load_pem_certificates(target["ca_file"], "ca_file")
             try:
                 ctx.load_verify_locations(cafile=target["ca_file"])
             except ssl.SSLError:
                 raise DicomTlsError("OpenSSL cannot load the certificates of ca_file", target["ca_file"]) from None
         if target["ca_path"]:
-            if not os.path.isdir(target["ca_path"]):
-                raise DicomTlsError("ca_path is not a directory", target["ca_path"])
             ctx.load_verify_locations(capath=target["ca_path"])
         if not target["ca_file"] and not target["ca_path"]:
             ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
-        if target["crl_files"]:
-            pem = b"".join(_crl_pem(path) for path in target["crl_files"])
-            with scratch_file(pem, prefix="dicom-tls-crls-", suffix=".pem") as name:
+        if crls:
+            with scratch_file(b"".join(map(crypto.pem, crls)), prefix="dicom-tls-crls-", suffix=".pem") as name:
                 try:
                     ctx.load_verify_locations(cafile=name)
                 except ssl.SSLError:
@@ -359,7 +306,7 @@ def build_context(target: dict) -> ssl.SSLContext:
         elif target["crl_check"] == "chain":
             ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
     if target["certificate_path"]:
-        _check_client_identity(target)
+        ctx.client_subject = _check_client_identity(target)
         try:
             ctx.load_cert_chain(target["certificate_path"], target["privatekey_path"], target["privatekey_passphrase"])
         except ssl.SSLError:
@@ -600,7 +547,7 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
         raise DicomTlsError("the Python library pynetdicom is required")
     result = _base_result(target)
     seen = _Seen(target)
-    seen.security_level = getattr(ctx, "security_level", None)
+    seen.ctx = ctx
     timeout = target["timeout"]
 
     ae = _application_entity(target["calling_ae_title"], timeout)
@@ -748,11 +695,11 @@ class _Seen:
         self.echo_sent = False
         self.where = "%s:%d" % (target["host"], target["port"])
         self.sent_cert = bool(target["certificate_path"])
-        self.security_level: int | None = None
+        self.ctx = None
 
     # -- the sentences ---------------------------------------------------------------------
     def _client(self) -> str:
-        subject = _client_subject(self.target["certificate_path"])
+        subject = self.ctx.client_subject
         return "client certificate %s%s" % (self.target["certificate_path"], " (%s)" % subject if subject else "")
 
     def _trust(self) -> str:
@@ -828,12 +775,13 @@ class _Seen:
                 ),
             )
         hint = _VERIFY_HINTS.get(err.verify_code)
-        located = _failing_certificate(self.record.peer_chain, self.target, err.verify_code, self.security_level)
-        return "server_certificate_rejected", "the server certificate of %s failed verification against %s: %s%s" % (
+        located = _failing_certificate(self.record.peer_chain, self.target, err.verify_code, self.ctx)
+        return "server_certificate_rejected", "the server certificate of %s failed verification against %s: %s%s%s" % (
             self.where,
             self._trust(),
             what,
             ": %s" % located if located else " (%s)" % hint if hint and hint != what else "",
+            "".join("; %s" % note for note in self.ctx.trust.notes),
         )
 
     def _tls_failure(self, err):
@@ -956,28 +904,13 @@ class _Seen:
         )
 
 
-def _trusted(target: dict, load, extra=()) -> list:
-    """What ``load`` (crypto.load_certificates or load_crl) reads from ``extra``, ca_file and the
-    entries of ca_path (unreadable entries skipped): where OpenSSL looks for issuers and CRLs."""
-    paths = list(extra) + ([target["ca_file"]] if target["ca_file"] else [])
-    if target["ca_path"]:
-        with contextlib.suppress(OSError):
-            paths += sorted(os.path.join(target["ca_path"], n) for n in os.listdir(target["ca_path"]))
-    out = []
-    for path in paths:
-        with contextlib.suppress(DicomTlsError, OSError):
-            found = load(read_bytes(path, "ca_path entry"), path)
-            out += found if isinstance(found, list) else [found]
-    return out
-
-
 _POLICY = (
     "; OpenSSL security level %s, this host's default used by profile %s, refuses it; dcmtk runs OpenSSL at "
     "level 0 and accepts it (profiles bcp195, aes and null run at level 0 too: to connect anyway, not to fix it)"
 )
 
 
-def _failing_certificate(chain_der: list[bytes], target: dict, code: int | None, level=None) -> str | None:
+def _failing_certificate(chain_der: list[bytes], target: dict, code: int | None, ctx) -> str | None:
     """The certificate an OpenSSL verify error is about, with its date or issuer.
 
     The chain is built as OpenSSL builds it (issuers from ca_file/ca_path first, then the server's
@@ -989,7 +922,7 @@ def _failing_certificate(chain_der: list[bytes], target: dict, code: int | None,
         return None
     if not sent or code not in (2, 7, 9, 10, 18, 19, 20, 23, 66, 67, 68):
         return None
-    pool = [(c, "trusted CA") for c in _trusted(target, crypto.load_certificates)]
+    pool = [(c, "trusted CA") for c in ctx.trust.certificates]
     pool += [
         (c, "%s CA sent by the server" % ("root" if crypto.is_self_signed(c) else "intermediate")) for c in sent[1:]
     ]
@@ -1010,7 +943,7 @@ def _failing_certificate(chain_der: list[bytes], target: dict, code: int | None,
                     crypto.subject_text(cert),
                     depth,
                     weak,
-                    _POLICY % (level if level is not None else "?", target["profile"]),
+                    _POLICY % (getattr(ctx, "security_level", "?"), target["profile"]),
                 )
         return None
     named = "%s %s (depth %d)"
@@ -1020,7 +953,7 @@ def _failing_certificate(chain_der: list[bytes], target: dict, code: int | None,
             return (named + " has a signature that does not verify with the key of its issuer %s") % (
                 role, crypto.subject_text(cert), depth, crypto.subject_text(issuer),
             )  # fmt: skip
-    crls = _trusted(target, crypto.load_crl, target["crl_files"]) if code == 23 else []
+    crls = ctx.trust.crls if code == 23 else []
     for depth, (cert, role) in depths[:-1] if code == 23 else ():  # bottom-up, as check_revocation
         for crl in crls:
             entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
@@ -1043,20 +976,6 @@ def _failing_certificate(chain_der: list[bytes], target: dict, code: int | None,
             role, crypto.subject_text(cert), depth, crypto.issuer_text(cert),
         )  # fmt: skip
     return None
-
-
-_SUBJECTS: dict = {}
-
-
-def _client_subject(path: str | None) -> str | None:
-    if not path:
-        return None
-    if path not in _SUBJECTS:
-        try:
-            _SUBJECTS[path] = crypto.name_text(_load_pem_certificates(path, "certificate_path")[0].subject)
-        except DicomTlsError:
-            _SUBJECTS[path] = None
-    return _SUBJECTS[path]
 
 
 def _last(primitives, attr):
@@ -1085,7 +1004,7 @@ _CONTEXT_KEYS = (
 )
 
 
-def check_many(targets: list[dict], max_workers: int = MAX_WORKERS) -> list[dict]:
+def check_many(targets: list[dict], max_workers: int = MAX_WORKERS, warn=None) -> list[dict]:
     """Check normalized targets concurrently; results in the order of ``targets``.
 
     All contexts are built first, so bad input fails before any connection is made; targets with
@@ -1095,7 +1014,7 @@ def check_many(targets: list[dict], max_workers: int = MAX_WORKERS) -> list[dict
     for target in targets:
         key = tuple(repr(target[k]) for k in _CONTEXT_KEYS)
         if key not in built:
-            built[key] = build_context(target)
+            built[key] = build_context(target, warn)
         contexts.append(built[key])
     if len(targets) == 1:
         return [check(targets[0], contexts[0])]

@@ -145,18 +145,22 @@ def _split_blobs(data: bytes, source: str, kind: str, input_format: str) -> list
     return blobs
 
 
-def _read_input(item: str, index: int, option: str) -> tuple[bytes, str]:
-    """An input is inline PEM text (contains '-----BEGIN') or a path."""
-    if "-----BEGIN " in item:
-        return item.encode("utf-8"), "%s[%d]" % (option, index)
-    if not item.strip():
-        raise DicomTlsError("%s[%d] is empty: give a file path or PEM text" % (option, index))
-    return files.read_bytes(item, "file (an item of %s)" % option), item
+def _blobs(items: list[str] | None, option: str, kind: str, input_format: str):
+    """(DER, where) of every object of ``kind`` in the items of ``option``: each inline PEM text
+    (contains '-----BEGIN') or a path; ``where`` names the item and, after its first, the object."""
+    for index, item in enumerate(items or []):
+        if "-----BEGIN " in item:
+            data, source = item.encode("utf-8"), "%s[%d]" % (option, index)
+        elif not item.strip():
+            raise DicomTlsError("%s[%d] is empty: give a file path or PEM text" % (option, index))
+        else:
+            data, source = files.read_bytes(item, "file (an item of %s)" % option), item
+        for n, der in enumerate(_split_blobs(data, source, kind, input_format)):
+            yield der, source if n == 0 else "%s (%s %d)" % (source, "certificate" if kind == "cert" else "CRL", n + 1)
 
 
-def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
-    where = source if n == 0 else "%s (certificate %d)" % (source, n + 1)
-    cert = crypto.load_der_certificate(der, where, lenient=True)
+def _load_cert(der: bytes, where: str) -> TrustObject:
+    cert = crypto.load_der_certificate(der, where)
     try:
         issuer_der, subject_der = namehash.certificate_names(der)
         not_after = crypto.not_valid_after(cert)
@@ -181,8 +185,7 @@ def _load_cert(der: bytes, source: str, n: int) -> TrustObject:
     )
 
 
-def _load_crl(der: bytes, source: str, n: int) -> TrustObject:
-    where = source if n == 0 else "%s (CRL %d)" % (source, n + 1)
+def _load_crl(der: bytes, where: str) -> TrustObject:
     crl = crypto.load_crl(der, where)
     try:
         issuer_der = namehash.crl_issuer(der)
@@ -221,40 +224,35 @@ def load_objects(
     warnings: list[str] = []
     objects: list[TrustObject] = []
     seen: set[str] = set()
-    for i, item in enumerate(certificates or []):
-        data, source = _read_input(item, i, "certificates")
-        for n, der in enumerate(_split_blobs(data, source, "cert", input_format)):
-            obj = _load_cert(der, source, n)
-            if obj.fingerprint_sha256 in seen:
+    for der, where in _blobs(certificates, "certificates", "cert", input_format):
+        obj = _load_cert(der, where)
+        if obj.fingerprint_sha256 in seen:
+            continue
+        seen.add(obj.fingerprint_sha256)
+        if not obj.self_signed and not allow_non_root:
+            raise DicomTlsError(
+                "certificate '%s' is not self-signed (issued by '%s'): dcmtk accepts only root "
+                "(self-signed) certificates as trust anchors; give the root CA, or set "
+                "allow_non_root: true" % (obj.subject, crypto.issuer_text(obj.obj)),
+                obj.source,
+            )
+        if obj.not_after < now:
+            msg = "certificate '%s' expired on %s" % (obj.subject, crypto.isoformat(obj.not_after))
+            if on_expired == "fail":
+                raise DicomTlsError(msg + " (on_expired: warn or drop to accept this)", obj.source)
+            if on_expired == "drop":
+                warnings.append("%s: %s; dropped (on_expired: drop)" % (obj.source, msg))
                 continue
-            seen.add(obj.fingerprint_sha256)
-            if not obj.self_signed and not allow_non_root:
-                raise DicomTlsError(
-                    "certificate '%s' is not self-signed (issued by '%s'): dcmtk accepts only root "
-                    "(self-signed) certificates as trust anchors; give the root CA, or set "
-                    "allow_non_root: true" % (obj.subject, crypto.issuer_text(obj.obj)),
-                    obj.source,
-                )
-            if obj.not_after < now:
-                msg = "certificate '%s' expired on %s" % (obj.subject, crypto.isoformat(obj.not_after))
-                if on_expired == "fail":
-                    raise DicomTlsError(msg + " (on_expired: warn or drop to accept this)", obj.source)
-                if on_expired == "drop":
-                    warnings.append("%s: %s; dropped (on_expired: drop)" % (obj.source, msg))
-                    continue
-                warnings.append("%s: %s; kept (on_expired: warn)" % (obj.source, msg))
-            weak = crypto.policy_warning(obj.obj, obj.source)
-            if weak:
-                warnings.append(weak)
-            objects.append(obj)
+            warnings.append("%s: %s; kept (on_expired: warn)" % (obj.source, msg))
+        weak = crypto.policy_warning(obj.obj, obj.source)
+        if weak:
+            warnings.append(weak)
+        objects.append(obj)
     certs = list(objects)
-    extra: list[TrustObject] = []
-    for i, item in enumerate(crl_issuers or []):
-        data, source = _read_input(item, i, "crl_issuers")
-        for n, der in enumerate(_split_blobs(data, source, "cert", input_format)):
-            extra.append(_load_cert(der, source, n))
+    extra = [_load_cert(der, where) for der, where in _blobs(crl_issuers, "crl_issuers", "cert", input_format)]
     for obj in extra:
-        parents = [c for c in certs + extra if c is not obj and c.canon == _issuer_canon(obj)]
+        issuer_canon = namehash.canonical_name(namehash.certificate_names(obj.der)[0])
+        parents = [c for c in certs + extra if c is not obj and c.canon == issuer_canon]
         if not any(crypto.signature_valid(obj.obj, c.obj) for c in parents):
             raise DicomTlsError(
                 "CRL issuer certificate '%s' is not issued by a certificate of the store (nor by another "
@@ -265,36 +263,30 @@ def load_objects(
     by_canon: dict[bytes, list[TrustObject]] = {}
     for c in certs:
         by_canon.setdefault(c.canon, []).append(c)
-    for i, item in enumerate(crls or []):
-        data, source = _read_input(item, i, "crls")
-        for n, der in enumerate(_split_blobs(data, source, "crl", input_format)):
-            obj = _load_crl(der, source, n)
-            if obj.fingerprint_sha256 in seen:
-                continue
-            seen.add(obj.fingerprint_sha256)
-            if obj.next_update is None:
-                raise DicomTlsError("CRL from '%s' has no nextUpdate" % obj.subject, obj.source)
-            if obj.next_update < now:
-                raise DicomTlsError(
-                    "CRL from '%s' expired on %s (nextUpdate): with CRL checking on, dcmtk would refuse "
-                    "every peer; issue a fresh CRL" % (obj.subject, crypto.isoformat(obj.next_update)),
-                    obj.source,
-                )
-            issuers = by_canon.get(obj.canon, [])
-            if not any(crypto.crl_issued_by(obj.obj, c.obj) for c in issuers):
-                why = "no certificate in the store has its name" if not issuers else "its signature does not verify"
-                raise DicomTlsError(
-                    "CRL issuer '%s' is not in the store (%s): a CRL that no trusted CA issued is of no "
-                    "use to a reader; add its CA to certificates, or to crl_issuers for an intermediate"
-                    % (obj.subject, why),
-                    obj.source,
-                )
-            objects.append(obj)
+    for der, where in _blobs(crls, "crls", "crl", input_format):
+        obj = _load_crl(der, where)
+        if obj.fingerprint_sha256 in seen:
+            continue
+        seen.add(obj.fingerprint_sha256)
+        if obj.next_update is None:
+            raise DicomTlsError("CRL from '%s' has no nextUpdate" % obj.subject, obj.source)
+        if obj.next_update < now:
+            raise DicomTlsError(
+                "CRL from '%s' expired on %s (nextUpdate): with CRL checking on, dcmtk would refuse "
+                "every peer; issue a fresh CRL" % (obj.subject, crypto.isoformat(obj.next_update)),
+                obj.source,
+            )
+        issuers = by_canon.get(obj.canon, [])
+        if not any(crypto.crl_issued_by(obj.obj, c.obj) for c in issuers):
+            why = "no certificate in the store has its name" if not issuers else "its signature does not verify"
+            raise DicomTlsError(
+                "CRL issuer '%s' is not in the store (%s): a CRL that no trusted CA issued is of no "
+                "use to a reader; add its CA to certificates, or to crl_issuers for an intermediate"
+                % (obj.subject, why),
+                obj.source,
+            )
+        objects.append(obj)
     return Loaded(objects, warnings)
-
-
-def _issuer_canon(obj: TrustObject) -> bytes:
-    return namehash.canonical_name(namehash.certificate_names(obj.der)[0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,10 +355,6 @@ def _meta_ok(st: os.stat_result, meta: FileMeta) -> bool:
     )
 
 
-def entry_name(h: str, kind: str, n: int) -> str:
-    return "%s.%s%d" % (h, "r" if kind == "crl" else "", n)
-
-
 def desired_entries(objects: list[TrustObject]) -> dict[str, TrustObject]:
     """Entry name -> object, numbering each (hash, kind) sequence from 0 in input order."""
     counters: dict[tuple[str, str], int] = {}
@@ -375,7 +363,7 @@ def desired_entries(objects: list[TrustObject]) -> dict[str, TrustObject]:
         key = (obj.subject_hash, obj.kind)
         n = counters.get(key, 0)
         counters[key] = n + 1
-        out[entry_name(obj.subject_hash, obj.kind, n)] = obj
+        out["%s.%s%d" % (obj.subject_hash, "r" if obj.kind == "crl" else "", n)] = obj
     return out
 
 
@@ -509,12 +497,6 @@ def _sort_key(name: str):
 # Applying
 
 
-def _write_temp(directory: str, data: bytes, meta: FileMeta, sync: bool = True) -> str:
-    return files.write_temp(
-        os.path.join(directory, "x"), data, meta.mode, meta.uid, meta.gid, sync=sync, prefix=TMP_PREFIX
-    )
-
-
 STALE_TEMP_RE = re.compile(r"^%s[A-Za-z0-9_]{8}\.(tmp|probe)$" % re.escape(TMP_PREFIX))
 
 
@@ -530,7 +512,11 @@ def _write_temps(directory: str, contents: list[bytes], meta: FileMeta) -> list[
     temps: list[str] = []
     try:
         for data in contents:
-            temps.append(_write_temp(directory, data, meta, sync=False))
+            temps.append(
+                files.write_temp(
+                    os.path.join(directory, "x"), data, meta.mode, meta.uid, meta.gid, sync=False, prefix=TMP_PREFIX
+                )
+            )
         if not files.syncfs(directory):
             for tmp in temps:
                 files.fsync_file(tmp)
@@ -570,14 +556,7 @@ def check_parent(path: str) -> None:
     """Check mode (no write): fail when no directory could hold ``path``. A missing parent is fine
     when the nearest existing folder above it is a directory: an earlier task of the same run (the
     certificate's, which writes next to it) would create it."""
-    _check_ancestors(os.path.dirname(os.path.abspath(path)), path)
-
-
-def _check_ancestors(directory: str, path: str) -> None:
-    while not os.path.isdir(directory):
-        if os.path.lexists(directory):
-            raise DicomTlsError("%s exists and is not a directory" % directory, path)
-        directory = os.path.dirname(directory)
+    files.existing_folder(os.path.dirname(os.path.abspath(path)), path)
 
 
 def check_dir_writable(path: str, probe: bool = True) -> None:
@@ -587,7 +566,7 @@ def check_dir_writable(path: str, probe: bool = True) -> None:
     if os.path.lexists(path) and not os.path.isdir(path):
         raise DicomTlsError("exists and is not a directory", path)
     if not probe:  # check mode: see check_parent
-        _check_ancestors(target, path)
+        files.existing_folder(target, path)
         return
     if not os.path.isdir(target):
         raise DicomTlsError("parent directory %s does not exist" % target, path)

@@ -393,7 +393,10 @@ def main():
         if warning:
             module.warn(warning)
     try:
-        result = Runner(params, check_mode=module.check_mode).run()
+        runner = Runner(params, check_mode=module.check_mode)
+        for note in runner.trust.notes if runner.trust else ():
+            module.warn(note)
+        result = runner.run()
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
     actions = result["actions"]

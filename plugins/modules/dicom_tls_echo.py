@@ -595,7 +595,7 @@ def main():
             warning = files.loose_key_warning(key, "privatekey_path")
             if warning:
                 module.warn(warning)
-        results = check_many(targets, params["max_workers"])
+        results = check_many(targets, params["max_workers"], module.warn)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)
 

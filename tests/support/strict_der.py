@@ -100,6 +100,7 @@ class Case:
     ca: str  # PEM of the root's bytes exactly as built
     leaf: str  # client/server certificate it signed (serverAuth, clientAuth, DNS:localhost, IP:127.0.0.1)
     key: str  # the leaf's key
+    ca_key: str  # the root's key
 
 
 def pem(der: bytes, label: str = "CERTIFICATE") -> bytes:
@@ -118,13 +119,15 @@ def make_cases(directory, names=None) -> list[Case]:
         leaf_name = name_der([[(OID_O, UTF8, "Hospital")], [(OID_CN, UTF8, "node " + name)]])
         leaf = certificate(leaf_name, subject, key=leaf_key, signer=ca_key, extensions=LEAF_EXTENSIONS, serial=b"\x10")
         base = os.path.join(str(directory), name)
-        key_pem = leaf_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        key_pem, ca_key_pem = (
+            k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            for k in (leaf_key, ca_key)
         )
-        for suffix, data in ((".ca.pem", pem(ca)), (".leaf.pem", pem(leaf)), (".key.pem", key_pem)):
+        files = {".ca.pem": pem(ca), ".leaf.pem": pem(leaf), ".key.pem": key_pem, ".ca-key.pem": ca_key_pem}
+        for suffix, data in files.items():
             with open(base + suffix, "wb") as fh:
                 fh.write(data)
-        out.append(Case(name, base + ".ca.pem", base + ".leaf.pem", base + ".key.pem"))
+        out.append(Case(name, *(base + suffix for suffix in (".ca.pem", ".leaf.pem", ".key.pem", ".ca-key.pem"))))
     return out
 
 

@@ -222,3 +222,34 @@ def test_expiry_entries_of_nodes_and_of_what_appliances_served():
             "kind": "appliance",
         },
     ]
+
+
+CERT, CHAIN = "-----BEGIN CERTIFICATE-----\nA\n", "-----BEGIN CERTIFICATE-----\nA\nB\n"
+
+
+def _sha(text):
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_certificate_due_only_when_the_node_does_not_hold_what_the_ca_returned():
+    issued = {"certificate": CERT, "chain": CHAIN, "changed": False}
+    held = {"path_sha256": _sha(CERT), "chain_path_sha256": _sha(CHAIN)}
+    assert F["certificate_due"](issued, held) is False
+    assert F["certificate_due"](issued, dict(held, chain_path_sha256=_sha(""))) is True
+    assert F["certificate_due"](issued, dict(held, path_sha256=None)) is True
+    assert F["certificate_due"](issued, {}) is True
+
+
+def test_certificate_due_for_a_refusal_and_for_a_prediction_in_check_mode():
+    assert F["certificate_due"]({"failed": True, "msg": "expired CA"}, {}) is True
+    assert F["certificate_due"]({"predicted": True}, {}, True) is True
+    assert F["certificate_due"]({"predicted": True}, {}, False) is False
+    assert F["certificate_due"]({}, {}) is False
+    assert F["certificate_due"](None, None) is False
+
+
+def test_certificate_due_refuses_what_is_not_a_result():
+    with pytest.raises(AnsibleFilterError, match="certificate_due"):
+        F["certificate_due"]("issued", {})

@@ -34,9 +34,9 @@ def _text(call) -> str:
 
 # (module, option, file name or None, content, words we say, the library's text)
 CASES = [
-    ("dicom_cert_info", "path", "bad.pem", BAD_PEM_CERT, "unparsable PEM certificate",
+    ("dicom_cert_info", "path", "bad.pem", BAD_PEM_CERT, "not a readable X.509 certificate",
      lambda: _text(lambda: x509.load_pem_x509_certificate(BAD_PEM_CERT))),
-    ("dicom_cert", "issuer_cert_path", "bad.pem", BAD_PEM_CERT, "unparsable PEM certificate",
+    ("dicom_cert", "issuer_cert_path", "bad.pem", BAD_PEM_CERT, "not a readable X.509 certificate",
      lambda: _text(lambda: x509.load_pem_x509_certificate(BAD_PEM_CERT))),
     ("dicom_cert", "issuer_privatekey_path", "bad.key", BAD_KEY, "not a readable private key",
      lambda: _text(lambda: serialization.load_pem_private_key(BAD_KEY, None))),
@@ -54,9 +54,9 @@ CASES = [
      lambda: _text(lambda: x509.load_der_x509_crl(BAD_DER))),
     ("dicom_tls_echo", "crl_files", "bad.crl", BAD_PEM_CRL, "not a readable CRL",
      lambda: _text(lambda: x509.load_pem_x509_crl(BAD_PEM_CRL))),
-    ("dicom_tls_echo", "ca_file", "bad.pem", BAD_PEM_CERT, "holds no PEM certificate",
+    ("dicom_tls_echo", "ca_file", "bad.pem", BAD_PEM_CERT, "not a readable X.509 certificate",
      lambda: _text(lambda: x509.load_pem_x509_certificate(BAD_PEM_CERT))),
-    ("dicom_sign", "certificate_path", "bad.pem", BAD_PEM_CERT, "unparsable PEM certificate",
+    ("dicom_sign", "certificate_path", "bad.pem", BAD_PEM_CERT, "not a readable X.509 certificate",
      lambda: _text(lambda: x509.load_pem_x509_certificate(BAD_PEM_CERT))),
     ("dicom_sign", "privatekey_path", "bad.key", BAD_KEY, "not a readable private key",
      lambda: _text(lambda: serialization.load_pem_private_key(BAD_KEY, None))),
