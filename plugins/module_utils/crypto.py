@@ -233,11 +233,16 @@ def load_der_certificate(data: bytes, path: str) -> x509.Certificate:
     # An extension cryptography cannot decode, or one listed twice: where OpenSSL 3 decodes it too,
     # OpenSSL marks the certificate invalid and verifies nothing it signed; one OpenSSL ignores is
     # left out of the object here as well.
-    bad = set()
+    bad = {
+        o for e, o, f in zip(exts, oids, fields) if o in _SHAPES and not re.match(_SHAPES[o], _shape(e, *f[-1][1:3]))
+    }
+    ca = any(o == "2.5.29.19" and b"\x01\x01\xff" in e[f[-1][1] : f[-1][2]] for e, o, f in zip(exts, oids, fields))
+    if _PROXY in oids and (ca or {"2.5.29.17", "2.5.29.18"} & set(oids)):  # OpenSSL takes it for a forgery
+        bad.add(_PROXY)
     try:
         strict.extensions  # noqa: B018 - decoded lazily
     except (ValueError, x509.DuplicateExtension):
-        bad = {o for o in oids if oids.count(o) > 1}
+        bad |= {o for o in oids if oids.count(o) > 1}
         for ext, o in zip(exts, oids):
             try:
                 x509.load_der_x509_certificate(_assemble(head, [ext], tail)).extensions  # noqa: B018
@@ -246,8 +251,9 @@ def load_der_certificate(data: bytes, path: str) -> x509.Certificate:
     refused = sorted(_OPENSSL_DECODES[o] for o in bad if o in _OPENSSL_DECODES)
     if refused:
         raise Unusable(
-            "certificate has an undecodable or repeated %s extension: OpenSSL 3 marks it invalid and trusts "
-            "nothing it signs (openssl verify error 20), nor does dcmtk" % " and ".join(refused),
+            "certificate has an undecodable or repeated %s extension%s: OpenSSL 3 marks it invalid and trusts "
+            "nothing it signs (openssl verify error 20), nor does dcmtk"
+            % (" and ".join(refused), " (or a proxyCertInfo on a CA or beside an alternative name)" * (_PROXY in bad)),
             path,
         )
     if bad:
@@ -259,6 +265,21 @@ def load_der_certificate(data: bytes, path: str) -> x509.Certificate:
 
 class _OpenSSLRefuses(namehash.DerError):
     """An encoding OpenSSL refuses too: (its reason[, True where OpenSSL loads it but verifies nothing with it])."""
+
+
+def _shape(data: bytes, start: int, end: int) -> str:
+    """The structure of the DER elements in data[start:end]: each tag in hex, a constructed one's content in
+    brackets, "xx" for what OpenSSL's decoder refuses in itself (no DER, a BIT STRING without an unused-bits
+    count or with more than 7, a NULL with content)."""
+    try:
+        kids = namehash.children(data, start, end)
+    except namehash.DerError:
+        return "xx"
+    out = ""
+    for tag, s, e, _h in kids:
+        bad = tag == 0x03 and (s == e or data[s] > 7) or tag == 0x05 and s != e
+        out += "xx" if bad else "%02x" % tag + ("(%s)" % _shape(data, s, e) if tag & 0x20 else "")
+    return out
 
 
 def _dotted(oid: bytes) -> str:
@@ -283,6 +304,20 @@ _OPENSSL_DECODES = {
     "2.5.29.17": "subjectAltName",
     "2.5.29.30": "nameConstraints",
     "2.5.29.31": "cRLDistributionPoints",
+    "2.16.840.1.113730.1.1": "nsCertType",
+    "1.3.6.1.5.5.7.1.14": "proxyCertInfo",
+    "1.3.6.1.5.5.7.1.7": "sbgp-ipAddrBlock",
+    "1.3.6.1.5.5.7.1.8": "sbgp-autonomousSysNum",
+}
+_PROXY = "1.3.6.1.5.5.7.1.14"
+# Of those, the ones cryptography leaves undecoded: the shape OpenSSL's decoder needs (_shape's form;
+# bytes after the value are not read). ASIdentifierChoice: inherit NULL or a list of ids and ranges.
+_AS_IDS = r"(05|30\((02|30\(0202\))*\))"
+_SHAPES = {
+    "2.16.840.1.113730.1.1": r"03",  # BIT STRING
+    _PROXY: r"30\((02)?30\(06(04)?\)\)",  # pCPathLenConstraint, proxyPolicy (language, policy)
+    "1.3.6.1.5.5.7.1.7": r"30\((30\(04(05|30\((03|30\(0303\))*\))\))*\)",  # IPAddressFamily: prefixes, ranges
+    "1.3.6.1.5.5.7.1.8": r"30\((a0\(%s\))?(a1\(%s\))?\)" % (_AS_IDS, _AS_IDS),  # asnum, rdi
 }
 # Critical extensions OpenSSL 3 handles (X509_supported_extension); any other makes it refuse.
 _OPENSSL_HANDLES = {"2.5.29.%d" % n for n in (15, 17, 19, 30, 31, 32, 33, 36, 37, 54)}

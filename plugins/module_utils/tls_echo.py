@@ -47,28 +47,17 @@ RETRYABLE = ("connection_refused", "timeout")
 _GCM_ECDHE_RSA = ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384"]
 _GCM_ECDHE_ECDSA = ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384"]
 _GCM_DHE_RSA = ["DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384"]
+_GCM_RSA, _AES = _GCM_ECDHE_RSA + _GCM_DHE_RSA, ["AES128-SHA"]
 
 # dcmtk's security profiles seen from the client side: (minimum, maximum, TLS <= 1.2 suites,
 # dcmtk option). Profiles that allow TLS < 1.2, SHA-1 or NULL suites need OpenSSL security
 # level 0, as dcmtk's own servers run with.
 PROFILES = {
     "rfc8996": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3, _GCM_ECDHE_RSA + _GCM_ECDHE_ECDSA, "+pg", False),
-    "bcp195-nd": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3, _GCM_ECDHE_RSA + _GCM_DHE_RSA, "+py", False),
-    "bcp195": (
-        ssl.TLSVersion.TLSv1,
-        ssl.TLSVersion.TLSv1_3,
-        _GCM_ECDHE_RSA + _GCM_DHE_RSA + ["AES128-SHA"],
-        "+px",
-        True,
-    ),
-    "bcp195-ex": (
-        ssl.TLSVersion.TLSv1_2,
-        ssl.TLSVersion.TLSv1_2,
-        _GCM_ECDHE_RSA + _GCM_DHE_RSA + _GCM_ECDHE_ECDSA,
-        "+pz",
-        False,
-    ),
-    "aes": (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_2, ["AES128-SHA"], "+pa", True),
+    "bcp195-nd": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3, _GCM_RSA, "+py", False),
+    "bcp195": (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_3, _GCM_RSA + _AES, "+px", True),
+    "bcp195-ex": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2, _GCM_RSA + _GCM_ECDHE_ECDSA, "+pz", False),
+    "aes": (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_2, _AES, "+pa", True),
     "null": (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_2, ["NULL-SHA"], "+pn", True),
 }
 
@@ -128,29 +117,13 @@ _TLS_REASONS = {
     "DH_KEY_TOO_SMALL": "the server's Diffie-Hellman key is too small for this profile",
     "UNSAFE_LEGACY_RENEGOTIATION_DISABLED": "the server does not support secure renegotiation",
 }
-# TLS record content types, handshake message type and alert descriptions (RFC 8446, 5246).
+# TLS record content types, handshake message types and alert descriptions (RFC 8446, 5246, 7507, 7301)
 _ALERT, _HANDSHAKE = 21, 22
 _CERTIFICATE, _CERTIFICATE_REQUEST = 11, 13
+# (ssl.AlertDescription names the others)
 _ALERTS = {
-    10: "unexpected_message",
-    20: "bad_record_mac",
-    40: "handshake_failure",
-    42: "bad_certificate",
-    43: "unsupported_certificate",
-    44: "certificate_revoked",
-    45: "certificate_expired",
-    46: "certificate_unknown",
-    47: "illegal_parameter",
-    48: "unknown_ca",
-    49: "access_denied",
-    50: "decode_error",
-    51: "decrypt_error",
-    70: "protocol_version",
-    71: "insufficient_security",
-    80: "internal_error",
     86: "inappropriate_fallback",
     109: "missing_extension",
-    112: "unrecognized_name",
     116: "certificate_required",
     120: "no_application_protocol",
 }
@@ -369,7 +342,9 @@ class WireRecord:
         elif content_type == _HANDSHAKE and msg_type == _CERTIFICATE_REQUEST:
             self.certificate_requested = True
         elif content_type == _ALERT and len(data) >= 2 and data[1] != 0:  # 0: close_notify
-            self.alert_received = _ALERTS.get(data[1], "alert %d" % data[1])
+            known = data[1] in ssl.AlertDescription._value2member_map_
+            name = ssl.AlertDescription(data[1]).name[18:].lower() if known else _ALERTS.get(data[1])
+            self.alert_received = name or "alert %d" % data[1]
 
 
 def _certificate_list(data: bytes, tls13: bool) -> list[bytes]:
@@ -703,14 +678,8 @@ class _Seen:
         return "client certificate %s%s" % (self.target["certificate_path"], " (%s)" % subject if subject else "")
 
     def _trust(self) -> str:
-        t = self.target
-        if t["ca_file"] and t["ca_path"]:
-            return "ca_file %s and ca_path %s" % (t["ca_file"], t["ca_path"])
-        if t["ca_file"]:
-            return "ca_file %s" % t["ca_file"]
-        if t["ca_path"]:
-            return "ca_path %s" % t["ca_path"]
-        return "the system trust store"
+        named = ["%s %s" % (key, self.target[key]) for key in ("ca_file", "ca_path") if self.target[key]]
+        return " and ".join(named) or "the system trust store"
 
     # -- classification --------------------------------------------------------------------
     def classify(self) -> tuple[str, str]:
@@ -832,10 +801,7 @@ class _Seen:
         return "tls_handshake_failed", "TLS handshake with %s failed with profile %s: %s" % (where, profile, detail)
 
     def _rejection(self):
-        for prim in reversed(self.received):
-            if getattr(prim, "result", None) in (0x01, 0x02):
-                return prim
-        return None
+        return next((prim for prim in reversed(self.received) if getattr(prim, "result", None) in (0x01, 0x02)), None)
 
     def _rejected(self):
         t = self.target
@@ -979,10 +945,7 @@ def _failing_certificate(chain_der: list[bytes], target: dict, code: int | None,
 
 
 def _last(primitives, attr):
-    for prim in reversed(primitives):
-        if getattr(prim, attr, None) is not None:
-            return prim
-    return None
+    return next((prim for prim in reversed(primitives) if getattr(prim, attr, None) is not None), None)
 
 
 # --------------------------------------------------------------------------------------------

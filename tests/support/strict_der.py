@@ -39,6 +39,11 @@ from support.der import (
 BC, KU = CA_EXTENSIONS
 _NOW = datetime.datetime.now(datetime.UTC)
 _GARBAGE = b"\x05\x00"  # a NULL where the extension's structure belongs
+NS, PCI = "2.16.840.1.113730.1.1", "1.3.6.1.5.5.7.1.14"  # nsCertType, proxyCertInfo
+IP_BLOCKS, AS_IDS = "1.3.6.1.5.5.7.1.7", "1.3.6.1.5.5.7.1.8"  # RFC 3779 sbgp-ipAddrBlock, sbgp-autonomousSysNum
+NS_CA = tlv(0x03, b"\x01\x06")  # nsCertType sslCA, emailCA
+PROXY_ANY = "1.3.6.1.5.5.7.21.1"  # id-ppl-inheritAll
+IP_10 = tlv(0x30, tlv(0x30, tlv(0x04, b"\x00\x01") + tlv(0x30, tlv(0x03, b"\x00\x0a"))))  # IPv4 10.0.0.0/8
 
 
 def _bc(critical=b"\xff", ca=b"\xff"):
@@ -86,6 +91,22 @@ CASES = {
     "critical-subjectkeyidentifier": dict(extensions=(BC, KU, extension("2.5.29.14", tlv(0x04, b"\x01" * 20)))),
     "critical-certificatepolicies": dict(
         extensions=(BC, KU, extension("2.5.29.32", tlv(0x30, tlv(0x30, oid("2.5.29.32.0")))))
+    ),
+    # extensions OpenSSL decodes when it first looks at a certificate and cryptography does not decode
+    "garbage-nscerttype": dict(extensions=(BC, KU, extension(NS, _GARBAGE, None))),
+    "nscerttype-unused-bits-9": dict(extensions=(BC, KU, extension(NS, tlv(0x03, b"\x09\x06"), None))),
+    "duplicate-nscerttype": dict(extensions=(BC, KU, extension(NS, NS_CA, None), extension(NS, NS_CA, None))),
+    "nscerttype-with-trailing-bytes": dict(extensions=(BC, KU, extension(NS, NS_CA + _GARBAGE, None))),
+    "garbage-proxycertinfo": dict(extensions=(BC, KU, extension(PCI, _GARBAGE, None))),
+    "proxycertinfo-on-a-ca": dict(extensions=(BC, KU, extension(PCI, tlv(0x30, tlv(0x30, oid(PROXY_ANY))), None))),
+    "garbage-ipaddrblock": dict(extensions=(BC, KU, extension(IP_BLOCKS, _GARBAGE, None))),
+    "ipaddrblock-10-0-0-0-8": dict(extensions=(BC, KU, extension(IP_BLOCKS, IP_10, None))),
+    "ipaddrblock-family-not-octets": dict(
+        extensions=(BC, KU, extension(IP_BLOCKS, tlv(0x30, tlv(0x30, tlv(0x02, b"\x01") + tlv(0x05, b""))), None))
+    ),
+    "garbage-asidentifiers": dict(extensions=(BC, KU, extension(AS_IDS, _GARBAGE, None))),
+    "asidentifiers-as-64512": dict(
+        extensions=(BC, KU, extension(AS_IDS, tlv(0x30, tlv(0xA0, tlv(0x30, tlv(0x02, b"\x00\xfc\x00")))), None))
     ),
     # dates
     "utctime-without-seconds": dict(not_before=utc_time(_NOW - datetime.timedelta(hours=1), "%y%m%d%H%MZ")),

@@ -27,6 +27,15 @@ REASONS = {
     "utctime-without-seconds": "format error in certificate's notBefore/notAfter field",
     "utctime-with-offset": "+0100' is not in RFC 5280's form",
     "generalizedtime-fraction": "error 13/14",
+    # extensions OpenSSL decodes and cryptography does not: OpenSSL marks the certificate invalid (error 20)
+    "garbage-nscerttype": "undecodable or repeated nsCertType extension",
+    "nscerttype-unused-bits-9": "undecodable or repeated nsCertType extension",
+    "duplicate-nscerttype": "undecodable or repeated nsCertType extension",
+    "garbage-proxycertinfo": "proxyCertInfo extension",
+    "proxycertinfo-on-a-ca": "a proxyCertInfo on a CA",
+    "garbage-ipaddrblock": "sbgp-ipAddrBlock extension",
+    "ipaddrblock-family-not-octets": "sbgp-ipAddrBlock extension",
+    "garbage-asidentifiers": "sbgp-autonomousSysNum extension",
 }
 
 
