@@ -11,7 +11,7 @@ inventory (local connection) and
 2. one dicom_csr_sign task on the CA host (run_once, delegate_to) signs every CSR of the play that
    is due, reading the CA once, and records what it issues in the CA's index.txt;
 3. a node installs the chain the CA returned (dicom_cert certificate_content) only when it differs
-   from what the node holds, as the roles do.
+   from what the node holds (the certificate_due filter, the roles' condition).
 The root and issuing CA are two dicom_cert tasks on the CA host. A rerun is then 2 + 1 + one task
 per node, each finding nothing due, instead of 2 + 3 per node.
 
@@ -166,9 +166,9 @@ def roles_play(d: str) -> list[dict]:
                         "certificate_content": "{{ signed.issued[inventory_hostname].chain }}",
                         "chain_path": node + "-chain.pem",
                     },
-                    "when": "node_csr.path_sha256 | default(none) != signed.issued[inventory_hostname].certificate"
-                    " | hash('sha256') or node_csr.chain_path_sha256 | default(none)"
-                    " != signed.issued[inventory_hostname].chain | hash('sha256')",
+                    # the condition under which the roles include their install (node_certificate.yml)
+                    "when": "signed.issued[inventory_hostname] | default({})"
+                    " | medimg.dicom_tls.certificate_due(node_csr, ansible_check_mode)",
                 },
             ],
         },

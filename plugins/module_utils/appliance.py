@@ -16,6 +16,7 @@ Three pieces, each plan-then-apply like the rest of the library:
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 from dataclasses import dataclass, field
 
@@ -231,9 +232,7 @@ def apply_pkcs12(p: Pkcs12Plan) -> x509.Certificate:
                 writes.append((spec.certificate_path, crypto.cert_pem(cert), 0o644))
             _write(writes, spec.path)
 
-        def sign(serial):
-            return certlib._sign_certificate(inner, key.public_key(), inner.issuer_key, serial)
-
+        sign = functools.partial(certlib._sign_certificate, inner, key.public_key(), inner.issuer_key)
         p.cert, p.key = ledger.issue(spec.database, sign, deliver), key
         return p.cert
     if p.has("pkcs12"):  # same key and certificate, new encryption

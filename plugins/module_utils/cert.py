@@ -141,10 +141,8 @@ def usage_differences(cert: x509.Certificate, usage: str) -> list[str]:
         have = crypto.extension(cert, type(wanted))
         if have != wanted:
             out.append("%s is %s, %s wants %s" % (type(wanted).__name__, _short(have), usage, _short(wanted)))
-    for cls in (x509.SubjectKeyIdentifier, x509.AuthorityKeyIdentifier):
-        if crypto.extension(cert, cls) is None:
-            out.append("%s is missing" % cls.__name__)
-    return out
+    missing = [c for c in (x509.SubjectKeyIdentifier, x509.AuthorityKeyIdentifier) if crypto.extension(cert, c) is None]
+    return out + ["%s is missing" % cls.__name__ for cls in missing]
 
 
 def identity_changes(obj, subject: x509.Name, sans: list, usage: str | None = None) -> list[str]:
@@ -510,12 +508,11 @@ def _plan_certificate(p: Plan) -> None:
         reasons.append("the private key is regenerated")
     elif crypto.public_key_der(cert) != crypto.public_key_der(p.key):
         reasons.append("the certificate does not match the private key")
-    if p.pending:
+    if p.pending:  # the issuer is not there yet: nothing to judge the signature by
         pass
-    elif p.issuer_cert is not None:
-        if not crypto.issued_by(cert, p.issuer_cert):
-            reasons.append("it is not signed by the issuer %s (CA replaced)" % crypto.name_text(p.issuer_cert.subject))
-    elif not crypto.is_self_signed(cert):
+    elif p.issuer_cert is not None and not crypto.issued_by(cert, p.issuer_cert):
+        reasons.append("it is not signed by the issuer %s (CA replaced)" % crypto.name_text(p.issuer_cert.subject))
+    elif p.issuer_cert is None and not crypto.is_self_signed(cert):
         reasons.append("it is not self-signed")
     reasons += identity_changes(cert, p.subject, p.sans, spec.usage)
     due = expiry_due(spec, cert, p.now)

@@ -254,12 +254,8 @@ def plan_crl(
     elif not existing.signed_by_issuer:
         reason = "issuer changed (existing CRL is not signed by the issuer certificate)"
     elif added or removed:
-        parts = []
-        if added:
-            parts.append("revoked %s" % ", ".join(added))
-        if removed:
-            parts.append("no longer revoked %s" % ", ".join(removed))
-        reason = "revoked set changed: " + "; ".join(parts)
+        changes = (("revoked %s", added), ("no longer revoked %s", removed))
+        reason = "revoked set changed: " + "; ".join(form % ", ".join(serials) for form, serials in changes if serials)
     elif any(not _same_entry(r, have[r.serial]) for r in desired):
         reason = "revocation reason or date changed"
     elif crypto.next_update(existing.crl) is None or crypto.next_update(existing.crl) <= now:

@@ -48,18 +48,11 @@ def running_pid(pidfile: str, command: list[str] | None = None) -> tuple[int | N
 
     With ``command``, a live process whose executable differs is not ours (a recycled PID)."""
     try:
-        data = read_optional(pidfile)
-        if data is None:
-            return None, None
-        pid = int(data.split()[0])
+        pid = int((read_optional(pidfile) or b"").split()[0])  # no file, or no number in it: not running
     except (ValueError, IndexError):
         return None, None
-    if not _alive(pid):
-        return None, None
-    argv = cmdline(pid)
-    if not argv:
-        return None, None
-    if command and os.path.basename(argv[0]) != os.path.basename(command[0]):
+    argv = cmdline(pid) if _alive(pid) else None
+    if not argv or (command and os.path.basename(argv[0]) != os.path.basename(command[0])):
         return None, None
     return pid, argv
 
@@ -105,8 +98,6 @@ def start(
             make_parent_dirs(path)
     if chdir:
         make_dirs(chdir)
-    full_env = dict(os.environ)
-    full_env.update(env or {})
     log = open_append(log_path, mode) if log_path else open_append(os.devnull)
     try:
         proc = subprocess.Popen(
@@ -115,7 +106,7 @@ def start(
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=chdir or "/",
-            env=full_env,
+            env=dict(os.environ, **(env or {})),
             start_new_session=True,
             close_fds=True,
         )

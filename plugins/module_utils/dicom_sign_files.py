@@ -175,13 +175,10 @@ class Runner:
             except DicomTlsError as exc:
                 problems = [exc.reason]
                 entry["signatures"] = []
+            entry["action"] = "failed" if problems else "verified"
             if problems:
-                entry["action"] = "failed"
                 entry["reason"] = "; ".join(problems)
-                self.totals["failed"] += 1
-            else:
-                entry["action"] = "verified"
-                self.totals["verified"] += 1
+            self.totals[entry["action"]] += 1
             self.files.append(entry)
         return self.result()
 

@@ -67,7 +67,8 @@ NOT_IN_STREAM = frozenset((CERTIFICATE_OF_SIGNER, SIGNATURE, TIMESTAMP_TYPE, TIM
 
 
 def _value(buf, elem) -> bytes:
-    return bytes(buf[elem.val : elem.val + (elem.length or 0)]) if elem.length else b""
+    """The stored bytes of ``elem`` (b"" for an absent element, None)."""
+    return bytes(buf[elem.val : elem.val + elem.length]) if elem is not None and elem.length else b""
 
 
 def _text(buf, elem) -> str:
@@ -180,8 +181,7 @@ class SignatureRecord:
 
 def _mac_id(buf, item):
     """The MAC ID of a signature or MAC Parameters item, None when it has none."""
-    mid = _find(item.elements, MAC_ID)
-    raw = _value(buf, mid) if mid is not None else b""
+    raw = _value(buf, _find(item.elements, MAC_ID))
     return struct.unpack_from("<H", raw)[0] if len(raw) >= 2 else None
 
 
@@ -214,9 +214,9 @@ def _check_one(f, elements, path, sig_item, mac_items, trust, retry_old_format, 
     buf = f.buf
     rec = SignatureRecord(location_text(path), elements, sig_item)
     get = {e.tag: e for e in sig_item.elements}
-    rec.uid = _text(buf, get[SIGNATURE_UID]) if SIGNATURE_UID in get else ""
+    rec.uid = _text(buf, get.get(SIGNATURE_UID))
     rec.mac_id = _mac_id(buf, sig_item)
-    rec.datetime = _text(buf, get[SIGNATURE_DATETIME]) if SIGNATURE_DATETIME in get else ""
+    rec.datetime = _text(buf, get.get(SIGNATURE_DATETIME))
     rec.timestamp = TIMESTAMP in get
     purpose = get.get(PURPOSE_CODE_SEQ)
     if purpose is not None and purpose.items:
@@ -234,13 +234,13 @@ def _check_one(f, elements, path, sig_item, mac_items, trust, retry_old_format, 
     if mac is None:
         return bad("no MAC Parameters item with MAC ID %d" % rec.mac_id)
     mget = {e.tag: e for e in mac.elements}
-    alg_name = _text(buf, mget[MAC_ALGORITHM]) if MAC_ALGORITHM in mget else ""
+    alg_name = _text(buf, mget.get(MAC_ALGORITHM))
     alg = BY_DICOM_NAME.get(alg_name)
     rec.algorithm = alg.name if alg else alg_name
     if alg is None:
         return bad("unsupported MAC algorithm %r" % alg_name)
-    rec.mac_ts = _text(buf, mget[MAC_TS_UID]) if MAC_TS_UID in mget else ""
-    signed = _value(buf, mget[DATA_ELEMENTS_SIGNED]) if DATA_ELEMENTS_SIGNED in mget else b""
+    rec.mac_ts = _text(buf, mget.get(MAC_TS_UID))
+    signed = _value(buf, mget.get(DATA_ELEMENTS_SIGNED))
     tags = []
     for i in range(0, len(signed) - 3, 4):
         g, e = struct.unpack_from("<HH", signed, i)
@@ -495,8 +495,7 @@ def plan_remove(f, signature_uid=None):
         anc_nodes = [n for seq, item, _i in path for n in (seq, item)]
         drop_sig = []
         for item in sigs.items:
-            uid_e = _find(item.elements, SIGNATURE_UID)
-            uid = _text(buf, uid_e) if uid_e is not None else ""
+            uid = _text(buf, _find(item.elements, SIGNATURE_UID))
             if signature_uid is None or uid == signature_uid:
                 drop_sig.append(item)
                 removed.append({"uid": uid, "location": location_text(path)})

@@ -165,6 +165,17 @@ class _Parser:
             return "OW"
         return "US" if "US" in vr else "UN"
 
+    def explicit_header(self, pos, what):
+        """(VR, length, length field offset and size, value offset) of the explicit VR element at
+        ``pos``; the length is None for a VR that is not one of DICOM's."""
+        vr = bytes(self.buf[pos + 4 : pos + 6]).decode("ascii", "replace")
+        if vr in LONG_VRS:
+            self.need(pos, 12, what)
+            return vr, _U32.unpack_from(self.buf, pos + 8)[0], pos + 8, 4, pos + 12
+        if vr in KNOWN_VRS:
+            return vr, _U16.unpack_from(self.buf, pos + 6)[0], pos + 6, 2, pos + 8
+        return vr, None, None, None, None
+
     def dataset(self, pos, end, implicit, in_item):
         """Elements from pos up to ``end`` (defined) or an item delimiter (end None).
         Returns (elements, content_end, end_after_delimiter)."""
@@ -184,15 +195,8 @@ class _Parser:
                 vr = self.implicit_vr(tag)
                 lfo, lfs, val = pos + 4, 4, pos + 8
             else:
-                vr = bytes(buf[pos + 4 : pos + 6]).decode("ascii", "replace")
-                if vr in LONG_VRS:
-                    self.need(pos, 12, "element header")
-                    length = _U32.unpack_from(buf, pos + 8)[0]
-                    lfo, lfs, val = pos + 8, 4, pos + 12
-                elif vr in KNOWN_VRS:
-                    length = _U16.unpack_from(buf, pos + 6)[0]
-                    lfo, lfs, val = pos + 6, 2, pos + 8
-                else:
+                vr, length, lfo, lfs, val = self.explicit_header(pos, "element header")
+                if length is None:
                     self.fail("invalid VR %r in %s" % (vr, tag_str(tag)), pos)
             if length == UNDEFINED:
                 elem = Element(tag, vr, pos, val, None, lfo, lfs)
@@ -267,13 +271,8 @@ def parse(buf, path: str = "") -> DicomFile:
     ts = None
     while pos + 8 <= size and _U16.unpack_from(buf, pos)[0] == 0x0002:
         # File meta elements are explicit VR LE; read one header at a time.
-        vr = bytes(buf[pos + 4 : pos + 6]).decode("ascii", "replace")
-        if vr in LONG_VRS:
-            meta.need(pos, 12, "file meta")
-            length, val = _U32.unpack_from(buf, pos + 8)[0], pos + 12
-        elif vr in KNOWN_VRS:
-            length, val = _U16.unpack_from(buf, pos + 6)[0], pos + 8
-        else:
+        _vr, length, _lfo, _lfs, val = meta.explicit_header(pos, "file meta")
+        if length is None:
             meta.fail("invalid VR in file meta information", pos)
         if length == UNDEFINED or val + length > size:
             meta.fail("file meta information", pos)
@@ -402,9 +401,8 @@ class Edits:
 
     def append_item(self, seq: Element, data: bytes, ancestors) -> None:
         """Append an encoded item to an existing sequence."""
-        pos = seq.end if seq.length is not None else seq.end - 8
-        self.splices.append((pos, 0, data, len(self.splices)))
-        self._grow([seq] + _length_nodes(ancestors), len(data))
+        self.insert(seq.end if seq.length is not None else seq.end - 8, data, ancestors)
+        self._grow([seq], len(data))
 
     def delete(self, start: int, end: int, enclosing) -> None:
         """Delete [start, end); ``enclosing`` the sequence (if the range is one of its items)

@@ -633,11 +633,7 @@ def _member_names(store: str, paths: list[str], current: str | None) -> list[str
     """The name of each file inside a generation: the one its link already uses, else its base name
     (made unique when another file of the group or of the current generation holds that name)."""
     taken = set(os.listdir(os.path.join(store, current))) if current else set()
-    names: list[str | None] = []
-    for path in paths:
-        member = store_member(path)
-        name = member[1] if member and member[0] == store else None
-        names.append(name)
+    names = [m[1] if m and m[0] == store else None for m in map(store_member, paths)]
     used = {n for n in names if n}
     for i, path in enumerate(paths):
         if names[i]:
@@ -678,19 +674,14 @@ def write_generation(store: str, files: list[tuple[str, bytes, int]]) -> None:
     #    when there is none yet); an absent file becomes a link that leads nowhere until step 3.
     plain = [(p, n) for p, n in zip(paths, names) if os.path.lexists(p) and not store_member(p)]
     if plain:
+        into = _new_gen(store) if current is None else os.path.join(store, current)
+        for path, name in plain:
+            if not os.path.lexists(os.path.join(into, name)):
+                _copy_in(path, os.path.join(into, name))
+        fsync_dir(into)
         if current is None:
-            first = _new_gen(store)
-            for path, name in plain:
-                _copy_in(path, os.path.join(first, name))
-            fsync_dir(first)
-            _swap_current(store, first)
-            current = os.path.basename(first)
-        else:
-            for path, name in plain:
-                dst = os.path.join(store, current, name)
-                if not os.path.lexists(dst):
-                    _copy_in(path, dst)
-            fsync_dir(os.path.join(store, current))
+            _swap_current(store, into)
+            current = os.path.basename(into)
     for path, name in zip(paths, names):
         member = store_member(path)
         if member and member == (store, name):

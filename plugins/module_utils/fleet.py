@@ -43,11 +43,7 @@ def revoked_nodes(revoked: list, appliances: bool = False) -> list[str]:
     """The node names of dicom_tls_revoked (entries given by serial or certificate_path name no node);
     with ``appliances``, the names of revoked appliances too."""
     keys = ("node", "appliance") if appliances else ("node",)
-    out = []
-    for r in revoked or []:
-        if isinstance(r, dict):
-            out += [r[k] for k in keys if r.get(k)]
-    return out
+    return [r[k] for r in revoked or [] if isinstance(r, dict) for k in keys if r.get(k)]
 
 
 def revoked_entries(revoked: list, issued_paths: list, issued_dir: str) -> list[dict]:
@@ -127,21 +123,12 @@ def appliance_endpoints(appliances: list, caller: str | None = None, nodes: list
     (name, address, port, ae_title) that node ``caller`` checks: those whose ``verify_from`` names it,
     or every appliance without ``verify_from`` when ``caller`` is one of ``nodes``. Without ``caller``,
     every appliance. Appliances check no CRLs that the fleet can rely on (checks_crl false)."""
-    out = []
-    for a in appliances or []:
-        if caller is not None and caller not in a.get("verify_from", nodes or []):
-            continue
-        out.append(
-            {
-                "name": a["name"],
-                "kind": "appliance",
-                "host": a["address"],
-                "port": int(a["port"]),
-                "ae_title": a["ae_title"],
-                "checks_crl": False,
-            }
-        )
-    return out
+    return [
+        {"name": a["name"], "kind": "appliance", "host": a["address"], "port": int(a["port"])}
+        | {"ae_title": a["ae_title"], "checks_crl": False}
+        for a in appliances or []
+        if caller is None or caller in a.get("verify_from", nodes or [])
+    ]
 
 
 def _address(host, port) -> str:

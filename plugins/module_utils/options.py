@@ -353,14 +353,9 @@ def guard(module, ranges: dict | None = None, outputs: tuple = (), inputs: tuple
         check_params(module.argument_spec, module.params)
         check_file_options(module.argument_spec, module.params)
         for option, bounds in (ranges or {}).items():
-            low, high, unit = bounds[:3]
-            is_float = len(bounds) > 3 and bounds[3] == "float"
-            low_open = len(bounds) > 4 and bounds[4]
+            check = check_number if bounds[3:4] == ("float",) else check_int
             for name, value in _values_of(module.params, option):
-                if is_float:
-                    check_number(name, value, low, high, unit, low_open)
-                else:
-                    check_int(name, value, low, high, unit)
+                check(name, value, *bounds[:3], *bounds[4:5])  # low, high, unit[, low_open]
         check_distinct(module.params, outputs, inputs)
     except DicomTlsError as exc:
         module.fail_json(msg=str(exc), path=exc.path)

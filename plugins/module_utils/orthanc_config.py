@@ -89,22 +89,13 @@ class _Scanner:
             return self.string_end(pos)
         if c in "{[":
             depth = 0
-            i = pos
-            while i < len(text):
-                i = self.skip(i)
-                if i >= len(text):
-                    break
-                c = text[i]
-                if c == '"':
-                    i = self.string_end(i)
-                    continue
-                if c in "{[":
+            for kind, i, j in self.tokens(pos, len(text)):
+                if not kind and text[i] in "{[":
                     depth += 1
-                elif c in "}]":
+                elif not kind and text[i] in "}]":
                     depth -= 1
                     if depth == 0:
-                        return i + 1
-                i += 1
+                        return j
             self.fail(pos, "unbalanced brackets")
         i = pos
         while i < len(text) and text[i] not in ",}]" + _WS and not text.startswith(("//", "/*"), i):
@@ -117,22 +108,23 @@ class _Scanner:
         """The JSON of text[start:end] without comments, and without a comma before a closing
         bracket (jsoncpp, Orthanc's reader, allows one)."""
         out = []
-        i = start
-        while i < end:
-            j = self.skip(i)
-            if j > i:
-                out.append(" ")
-                i = j
-                continue
-            if self.text[i] == '"':
-                j = self.string_end(i)
-                out.append(self.text[i:j])
-                i = j
-                continue
-            if self.text[i] != "," or self.skip(i + 1) >= end or self.text[self.skip(i + 1)] not in "}]":
+        for kind, i, j in self.tokens(start, end):
+            if kind:
+                out.append(" " if kind == " " else self.text[i:j])
+            elif self.text[i] != "," or self.skip(j) >= end or self.text[self.skip(j)] not in "}]":
                 out.append(self.text[i])
-            i += 1
         return "".join(out)
+
+    def tokens(self, pos: int, end: int):
+        """(kind, start, end) of each token from ``pos`` to ``end``: a run of whitespace and comments
+        (kind " "), a string ('"'), or one other character (kind "")."""
+        while pos < end:
+            nxt = self.skip(pos)
+            kind = " " if nxt > pos else '"' if self.text[pos] == '"' else ""
+            if kind != " ":
+                nxt = self.string_end(pos) if kind else pos + 1
+            yield kind, pos, nxt
+            pos = nxt
 
 
 @dataclass

@@ -104,8 +104,7 @@ def as_expected(status: str, expect: str = "success") -> bool:
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    line = "+".join("-" * (w + 2) for w in widths)
-    out = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip(), line.replace("+", "-")]
+    out = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip(), "-".join("-" * (w + 2) for w in widths)]
     for row in rows:
         out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     return "\n".join(out)
@@ -123,8 +122,6 @@ def echo_matrix(results: list[dict] | dict) -> str:
         results = results["results"]
     if not isinstance(results, list):
         raise TypeError("expected a list of results, got %s" % type(results).__name__)
-    clients: list[str] = []
-    servers: list[str] = []
     cells: dict[tuple[str, str], str] = {}
     problems: list[str] = []
     for number, res in enumerate(results, 1):
@@ -147,10 +144,6 @@ def echo_matrix(results: list[dict] | dict) -> str:
             raise ValueError("result %d has no %s" % (number, ", ".join(missing)))
         client, server, status = str(client), str(server), str(res["status"])
         expect = res.get("expect", "success")
-        if client not in clients:
-            clients.append(client)
-        if server not in servers:
-            servers.append(server)
         ok = as_expected(status, expect)
         if status == "success":
             cell = "ok"
@@ -162,6 +155,7 @@ def echo_matrix(results: list[dict] | dict) -> str:
             cell = "FAIL " + cell
             problems.append("%s -> %s: %s (expected %s)" % (client, server, res.get("reason") or status, expect))
         cells[(client, server)] = cell
+    clients, servers = list(dict.fromkeys(c for c, _s in cells)), list(dict.fromkeys(s for _c, s in cells))
     header = ["SCU \\ SCP"] + servers
     rows = [[c] + [cells.get((c, s), "-") for s in servers] for c in clients]
     text = _table(header, rows)

@@ -389,15 +389,20 @@ class Plan:
 
 
 def _fp_of(data: bytes | None) -> str | None:
-    """Fingerprint of the first object in an existing entry (for diffs), None if unreadable."""
-    if not data:
-        return None
-    m = PEM_RE.search(data)
-    try:
-        der = base64.b64decode(b"".join(m.group(2).split())) if m else data
-    except (binascii.Error, ValueError):
-        return None
-    return fingerprint_der(der)
+    """Fingerprint of the first object in an existing entry (PEM or DER; for diffs), None if unreadable."""
+    fingerprints = _pem_fingerprints(data)
+    return fingerprints[0] if fingerprints else fingerprint_der(data) if data else None
+
+
+def _pem_fingerprints(data: bytes | None) -> list[str | None]:
+    """The SHA-256 fingerprint of each PEM block of ``data`` (None for a block with bad base64)."""
+    out = []
+    for m in PEM_RE.finditer(data or b""):
+        try:
+            out.append(fingerprint_der(base64.b64decode(b"".join(m.group(2).split()))))
+        except (binascii.Error, ValueError):
+            out.append(None)
+    return out
 
 
 def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> Plan:
@@ -426,23 +431,17 @@ def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> 
         m = 0
         while m in have:
             m += 1
-        for i in sorted((i for i in have if i > m), reverse=True):
-            steps.append(("unlink", nm(i), None))
+        steps += [("unlink", nm(i), None) for i in sorted((i for i in have if i > m), reverse=True)]
         # 1. appends, growing the sequence from its end
-        for j in range(m, n):
-            steps.append(("write", nm(j), want[nm(j)]))
+        steps += [("write", nm(j), want[nm(j)]) for j in range(m, n)]
         # 2. replacements: each new content first visible at a tail copy, then put in place
         replace = [j for j in range(min(m, n)) if differs_entry(current, nm(j), want[nm(j)])]
         tail = max(m, n)
-        for k, j in enumerate(replace):
-            steps.append(("write", nm(tail + k), want[nm(j)]))
-        for j in replace:
-            steps.append(("write", nm(j), want[nm(j)]))
+        steps += [("write", nm(tail + k), want[nm(j)]) for k, j in enumerate(replace)]
+        steps += [("write", nm(j), want[nm(j)]) for j in replace]
         # 3. shrink from the end: surplus old positions and the tail copies
-        for i in range(tail + len(replace) - 1, n - 1, -1):
-            if i < m or i >= tail:
-                steps.append(("unlink", nm(i), None))
-    added, removed, renumbered, rewritten, reattributed = [], [], [], [], []
+        steps += [("unlink", nm(i), None) for i in range(tail + len(replace) - 1, n - 1, -1) if i < m or i >= tail]
+    added, renumbered, rewritten, reattributed = [], [], [], []
     old_by_fp = {}
     for name in sorted(current.entries, key=_sort_key):
         if old_fp[name]:
@@ -457,12 +456,10 @@ def plan_hashed_dir(path: str, objects: list[TrustObject], current: Current) -> 
         elif differs_entry(current, name, want[name]):
             same_bytes = current.entries[name][0] == want[name]
             (reattributed if same_bytes and name in current.meta_only else rewritten).append(name)
-    for name in sorted(current.entries, key=_sort_key):
-        fp = old_fp[name]
-        if fp is None or fp not in new_fps:
-            removed.append(name)
-        elif old_by_fp.get(fp) != name:  # a duplicate of an object kept elsewhere
-            removed.append(name)
+    # unreadable, no longer wanted, or a duplicate of an object kept elsewhere
+    removed = [
+        n for n in sorted(current.entries, key=_sort_key) if old_fp[n] not in new_fps or old_by_fp[old_fp[n]] != n
+    ]
     before = [
         "%s %s" % (name, old_fp[name] or "(unreadable or not a regular file)")
         for name in sorted(current.entries, key=_sort_key)
@@ -647,16 +644,6 @@ def plan_actions(plan) -> list[reports.Action]:
     return out
 
 
-def bundle_fingerprints(data: bytes | None) -> list[str]:
-    if not data:
-        return []
-    out = []
-    for m in PEM_RE.finditer(data):
-        with contextlib.suppress(binascii.Error, ValueError):
-            out.append(fingerprint_der(base64.b64decode(b"".join(m.group(2).split()))))
-    return out
-
-
 def plan_bundle(path: str, objects: list[TrustObject], meta: FileMeta) -> BundlePlan:
     certs = [o for o in objects if o.kind == "cert"]
     data = b"".join(o.pem() for o in certs)
@@ -668,7 +655,7 @@ def plan_bundle(path: str, objects: list[TrustObject], meta: FileMeta) -> Bundle
         st = os.lstat(path)
         meta_ok = stat.S_ISREG(st.st_mode) and _meta_ok(st, meta)
         current = files.read_optional(path)
-    old = bundle_fingerprints(current)
+    old = [fp for fp in _pem_fingerprints(current) if fp]
     new = [o.fingerprint_sha256 for o in certs]
     base = os.path.basename(path)
     entries = [o.describe("%s#%d" % (base, i)) for i, o in enumerate(certs)]
