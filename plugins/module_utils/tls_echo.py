@@ -453,9 +453,8 @@ class _AttemptContext:
 
 def describe_certificate(der: bytes | None, now: datetime.datetime | None = None) -> dict | None:
     """The collection's certificate description (crypto.describe_certificate) of DER bytes, or None."""
-    return (
-        crypto.describe_certificate(crypto.load_der_certificate(der, "the server's certificate"), now) if der else None
-    )
+    cert = der and crypto.load_der_certificate(der, "the server's certificate")
+    return crypto.describe_certificate(cert, now) if cert else None
 
 
 def _fetch_unverified_certificate(target: dict, timeout: float) -> bytes | None:
@@ -570,8 +569,7 @@ def _attempt(target: dict, ctx: ssl.SSLContext) -> dict:
         info, reason = None, "%s; %s" % (reason, exc)
     if info and status == "server_certificate_rejected" and " (depth " not in reason:  # name the one refused
         reason = "%s (server certificate %s, issued by %s)" % (reason, info["subject"], info["issuer"])
-    result["status"] = status
-    result["reason"] = reason
+    result.update(status=status, reason=reason)
     return result
 
 
