@@ -185,13 +185,23 @@ def load_certificates(data: bytes, path: str) -> list[x509.Certificate]:
     return certs
 
 
+# The PEM labels OpenSSL reads each kind by (PEM_read_bio_X509: CERTIFICATE and X509 CERTIFICATE).
+PEM_LABELS = {b"CERTIFICATE": (b"CERTIFICATE", b"X509 CERTIFICATE"), b"X509 CRL": (b"X509 CRL",)}
+TRUSTED_REFUSED = (
+    "'TRUSTED CERTIFICATE' PEM (openssl x509 -trustout) carries OpenSSL trust settings that change, per purpose, "
+    "what dcmtk trusts it for: not supported, give the plain certificate (openssl x509 -in FILE)"
+)
+
+
 def _pem_blocks(data: bytes, path: str, label: bytes) -> list[bytes]:
-    """The DER of each PEM block ``label`` in ``data``."""
+    """The DER of each PEM block of kind ``label`` in ``data``, under every label OpenSSL reads it by
+    (PEM_LABELS); a TRUSTED CERTIFICATE block is refused (TRUSTED_REFUSED)."""
+    found = _PEM_RE.findall(data)
+    if label == b"CERTIFICATE" and any(lab == b"TRUSTED CERTIFICATE" for lab, _body in found):
+        raise DicomTlsError(TRUSTED_REFUSED, path)
     try:
         return [
-            base64.b64decode(b"".join(body.split()), validate=True)
-            for lab, body in _PEM_RE.findall(data)
-            if lab == label
+            base64.b64decode(b"".join(body.split()), validate=True) for lab, body in found if lab in PEM_LABELS[label]
         ]
     except ValueError:
         what = "CRL" if b"CRL" in label else "X.509 certificate"

@@ -51,8 +51,6 @@ from ansible_collections.medimg.dicom_tls.plugins.module_utils.files import fsyn
 
 ENTRY_RE = re.compile(r"^([0-9a-f]{8})\.(r?)([0-9]+)$")
 PEM_RE = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.S)
-CERT_LABELS = (b"CERTIFICATE", b"X509 CERTIFICATE")
-CRL_LABELS = (b"X509 CRL",)
 LOCK_NAME = ".dicom_truststore.lock"
 TMP_PREFIX = ".dicom_truststore."
 
@@ -109,7 +107,7 @@ def to_pem(der: bytes, label: str) -> bytes:
 
 def _split_blobs(data: bytes, source: str, kind: str, input_format: str) -> list[bytes]:
     """The DER objects of ``kind`` in ``data`` (PEM with one or more blocks, or one DER object)."""
-    labels = CERT_LABELS if kind == "cert" else CRL_LABELS
+    labels = crypto.PEM_LABELS[b"CERTIFICATE" if kind == "cert" else b"X509 CRL"]
     what = "certificate" if kind == "cert" else "CRL"
     is_pem = b"-----BEGIN " in data
     if is_pem and input_format == "der":
@@ -127,11 +125,7 @@ def _split_blobs(data: bytes, source: str, kind: str, input_format: str) -> list
         label = match.group(1)
         if label not in labels:
             if label == b"TRUSTED CERTIFICATE":
-                raise DicomTlsError(
-                    "'TRUSTED CERTIFICATE' (OpenSSL auxiliary trust format) is not supported; "
-                    "give plain 'CERTIFICATE' PEM",
-                    source,
-                )
+                raise DicomTlsError(crypto.TRUSTED_REFUSED, source)
             if b"PRIVATE KEY" in label:
                 raise DicomTlsError("holds a private key, not a %s: refusing to copy it" % what, source)
             raise DicomTlsError("PEM block '%s' is not a %s" % (label.decode(), what), source)

@@ -208,3 +208,62 @@ def test_tls_echo_on_a_server_certificate_openssl_marks_invalid(tmp_path):
             assert not failed, (verification, res.get("msg"))
             assert res["status"] == ("success" if verification == "ignore" else "server_certificate_rejected")
             assert "nsCertType extension" in res["reason"], res["reason"]
+
+
+# ---------------------------------------------------------------------------------------------
+# PEM labels: OpenSSL reads a certificate under "CERTIFICATE" and the older "X509 CERTIFICATE"
+# (PEM_read_bio_X509), so dcmtk's +cf/+cd do too; "TRUSTED CERTIFICATE" (openssl x509 -trustout)
+# it reads with trust settings that change per purpose what it trusts: refused here, saying so.
+
+
+def _relabel(src: str, dest: str, label: str) -> str:
+    text = open(src, encoding="ascii").read().replace("BEGIN CERTIFICATE", "BEGIN " + label)
+    open(dest, "w", encoding="ascii").write(text.replace("END CERTIFICATE", "END " + label))
+    return dest
+
+
+def test_pem_labels_openssl_reads(tmp_path):
+    from support.pki import TestPKI
+
+    pki = TestPKI(str(tmp_path / "pki"), key_type="ecdsa", prefix="Label")
+    node = pki.node("label node")
+    old = _relabel(pki.root.cert, str(tmp_path / "old-label.pem"), "X509 CERTIFICATE")
+    old_dir = tmp_path / "old-dir"
+    old_dir.mkdir()
+    hashed = subprocess.run(["openssl", "x509", "-noout", "-subject_hash", "-in", pki.root.cert],
+                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    _relabel(pki.root.cert, str(old_dir / (hashed + ".0")), "X509 CERTIFICATE")
+    trusted = str(tmp_path / "trusted.pem")
+    subprocess.run(["openssl", "x509", "-in", pki.root.cert, "-addtrust", "serverAuth", "-addtrust", "clientAuth",
+                    "-trustout", "-out", trusted], check=True)  # fmt: skip
+    # OpenSSL reads both; the TRUSTED form is trusted for the purposes it names only (none given: rejected)
+    for ca, purpose, ok in ((old, [], True), (trusted, ["-purpose", "sslserver"], True), (trusted, [], False)):
+        proc = subprocess.run(["openssl", "verify", *purpose, "-CAfile", ca, "-untrusted", pki.inter.cert, node.cert],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert (proc.returncode == 0) == ok, (ca, purpose, proc.stdout + proc.stderr)
+
+    with StoreSCP(["+tls", node.key, node.chain, "-ic"], str(tmp_path)) as scp:
+        base = {"host": "127.0.0.1", "port": scp.port, "called_ae_title": scp.aet, "timeout": 5,
+                "certificate_path": node.chain, "privatekey_path": node.key}  # fmt: skip
+        for option, flag, trust in (("ca_file", "+cf", old), ("ca_path", "+cd", str(old_dir))):
+            argv = [dcmtk("echoscu"), "+tls", node.key, node.chain, flag, trust, "-aec", scp.aet]
+            proc = subprocess.run(argv + ["127.0.0.1", str(scp.port)], capture_output=True, text=True, check=False)
+            assert proc.returncode == 0, (option, proc.stdout + proc.stderr)  # dcmtk reads the old label
+            failed, res = module_run.run("dicom_tls_echo", dict(base, **{option: trust}))
+            assert not failed and res["status"] == "success", (option, res)
+        failed, res = module_run.run("dicom_tls_echo", dict(base, ca_file=trusted))
+        assert failed and res["msg"].startswith(trusted) and "TRUSTED CERTIFICATE" in res["msg"], res
+
+    # dicom_cert issues under a root read from the old label; the trust store takes it, refuses TRUSTED
+    issued = str(tmp_path / "issued.pem")
+    args = {"path": issued, "privatekey_path": str(tmp_path / "issued.key"), "subject": {"CN": "issued"},
+            "issuer_cert_path": old, "issuer_privatekey_path": pki.root.key}  # fmt: skip
+    failed, res = module_run.run("dicom_cert", args)
+    assert not failed and res["changed"], res
+    proc = subprocess.run(["openssl", "verify", "-CAfile", pki.root.cert, issued], capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    failed, res = module_run.run("dicom_truststore", {"path": str(tmp_path / "store"), "certificates": [old]})
+    assert not failed and res["changed"], res
+    failed, res = module_run.run("dicom_truststore", {"path": str(tmp_path / "store2"), "certificates": [trusted]})
+    assert failed and "TRUSTED CERTIFICATE" in res["msg"] and not os.path.exists(tmp_path / "store2"), res
