@@ -15,9 +15,10 @@ options:
   ca_file:
     description:
       - PEM file of trusted CA certificates, as dcmtk's C(+cf) and OpenSSL's C(-CAfile). It may also hold CRLs.
-      - Certificates are read under the PEM labels OpenSSL reads them by, C(CERTIFICATE) and C(X509 CERTIFICATE).
+      - >-
+        Certificates are read under the PEM labels OpenSSL reads them by, C(CERTIFICATE) and C(X509 CERTIFICATE).
         A C(TRUSTED CERTIFICATE) block (C(openssl x509 -trustout)) is refused, in O(ca_path) too (left out with a
-        warning): its trust settings change, per purpose, what OpenSSL trusts it for.
+        warning), because its trust settings change, per purpose, what OpenSSL trusts it for.
     type: path
   ca_path:
     description:
