@@ -224,7 +224,8 @@ def test_expiry_entries_of_nodes_and_of_what_appliances_served():
     ]
 
 
-CERT, CHAIN = "-----BEGIN CERTIFICATE-----\nA\n", "-----BEGIN CERTIFICATE-----\nA\nB\n"
+CERT = "-----BEGIN CERTIFICATE-----\nA\n"
+CHAIN = "-----BEGIN CERTIFICATE-----\nA\nB\n"
 
 
 def _sha(text):
