@@ -44,7 +44,7 @@ MODULES = [
     "dicom_daemon",
     "dicom_tls_echo",
 ]
-FILTERS = ["json_query", "echo_matrix", "expiry_table"]
+FILTERS = ["json_query", "echo_matrix", "expiry_table", "uses_systemd", "certificate_due"]
 LAST = ["dicom_sign"]
 # Examples of a fleet: run on the demo fleet (playbooks/inventory/demo.yml) after its rollout, the nodes'
 # examples in one play over dicom_nodes, then the CA host's.
@@ -173,6 +173,12 @@ def test_every_example_runs_as_written(tmp_path):
     ]["msg"]
     assert expiry[2].split()[0] == "dcmtk-a" and expiry[2].split()[-1] == "ok"
     assert os.path.exists(os.path.join(srv, "report-signed.dcm"))
+    systemd = results[
+        "uses_systemd | Resolve a service_manager setting against a host's facts (here [true, false, false])"
+    ]
+    assert systemd["msg"] == [True, False, False], systemd["msg"]
+    due = results["certificate_due | Whether a node has certificate work left (here [false, true, true])"]
+    assert due["msg"] == [False, True, True], due["msg"]
 
 
 # The demo fleet's ports, moved so that this test and the one above may run side by side.
