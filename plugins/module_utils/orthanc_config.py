@@ -357,15 +357,7 @@ def plan(config_dir: str, settings: dict, dropin: str = "dicom-tls.json", seed_d
 
 def _has_comments(text: str, path: str) -> bool:
     """Does the JSON text hold // or /* */ comments (outside strings)? A trailing comma is not one."""
-    scanner, i = _Scanner(text, path), 0
-    while i < len(text):
-        if text[i] == '"':
-            i = scanner.string_end(i)
-        elif text.startswith(("//", "/*"), i):
-            return True
-        else:
-            i += 1
-    return False
+    return any(kind == " " and "/" in text[s:e] for kind, s, e in _Scanner(text, path).tokens(0, len(text)))
 
 
 def apply(p: Plan, mode: int = 0o644, backup: bool = False) -> list[str]:
